@@ -1,0 +1,80 @@
+"""Run the whole stack in the foreground: embedded Postgres and Redis (unless external URLs
+are set), a Celery worker (queues ingest and llm, with the beat scheduler for the job
+sweeper) and uvicorn. Ctrl-C stops everything this command started."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from apps import stack
+
+
+class Command(BaseCommand):
+    help = "Serve Scriptorium: web server, Celery worker and the embedded services."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument("--concurrency", type=int,
+                            default=int(os.environ.get("WORKER_CONCURRENCY", "2")))
+        parser.add_argument("--no-worker", action="store_true")
+
+    def handle(self, *args, **opts):
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("demo_data")
+        env = {**os.environ, "DATABASE_URL": settings.DATABASE_URL,
+               "REDIS_URL": settings.REDIS_URL, "PYTHONUNBUFFERED": "1"}
+        children: list[subprocess.Popen] = []
+        if not opts["no_worker"]:
+            children.append(subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "workers.celery", "worker",
+                 "-Q", "ingest,llm", "--pool", "threads", "-c", str(opts["concurrency"]),
+                 "-B", "-s", str(stack.var_dir() / "celerybeat-schedule"),
+                 "--loglevel", "INFO", "-n", "worker@%h"],
+                env=env, cwd=stack.BASE_DIR,
+            ))
+        children.append(subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "apps.asgi:application",
+             "--host", opts["host"], "--port", str(opts["port"]), "--no-access-log"],
+            env=env, cwd=stack.BASE_DIR,
+        ))
+        self.stdout.write(self.style.SUCCESS(
+            f"Scriptorium is at http://{opts['host']}:{opts['port']}/  (Ctrl-C stops it)"
+        ))
+        stopping = False
+
+        def stop(signum, frame):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        try:
+            while not stopping and all(child.poll() is None for child in children):
+                time.sleep(0.5)
+        finally:
+            self._shutdown(children)
+
+    def _shutdown(self, children: list[subprocess.Popen]) -> None:
+        self.stdout.write("Stopping…")
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for child in children:
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+        stopped = stack.stop_all(only=set(stack.started_here))
+        if stopped:
+            self.stdout.write(f"Stopped the embedded {' and '.join(stopped)}.")
+        self.stdout.write("Stopped.")

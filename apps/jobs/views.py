@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseStopPolling
+
+from apps.jobs import services
+from apps.jobs.forms import WordStatsForm
+from apps.teams.access import team_view
+from apps.teams.models import Role
+
+
+def _jobs_page(request, form, status=200):
+    page = Paginator(request.team.jobs.all(), 25).get_page(request.GET.get("page"))
+    return render(request, "jobs/list.html", {"form": form, "page": page}, status=status)
+
+
+@team_view(write_minimum=Role.MEMBER)
+def job_list(request):
+    if request.method == "POST":
+        form = WordStatsForm(request.POST)
+        if not form.is_valid():
+            return _jobs_page(request, form, status=400)
+        text = form.cleaned_data["text"]
+        job = services.create_job(
+            request.team, "word_stats", {"text": text}, user=request.user,
+            title=f"Word statistics: {text[:60]}",
+        )
+        messages.success(request, f"Job #{job.pk} queued.")
+        return redirect("jobs:list", team_slug=request.team.slug)
+    return _jobs_page(request, WordStatsForm())
+
+
+@team_view()
+def job_detail(request, pk: int):
+    job = get_object_or_404(request.team.jobs, pk=pk)
+    return render(request, "jobs/detail.html", {"job": job})
+
+
+@team_view()
+def job_progress(request, pk: int):
+    """The polled partial: one job's row. HTTP 286 tells htmx to stop polling."""
+    job = get_object_or_404(request.team.jobs, pk=pk)
+    template = "jobs/detail.html#job-status" if request.GET.get("view") == "detail" else \
+        "jobs/list.html#job-row"
+    response = render(request, template, {"job": job})
+    if job.is_finished:
+        stop = HttpResponseStopPolling(response.content)
+        return stop
+    return response
+
+
+@team_view(Role.MEMBER)
+@require_POST
+def job_cancel(request, pk: int):
+    job = services.cancel(get_object_or_404(request.team.jobs, pk=pk))
+    if request.htmx:
+        return job_progress(request, team_slug=request.team.slug, pk=job.pk)
+    messages.info(request, f"Job #{job.pk}: {job.message or job.status}.")
+    return redirect("jobs:detail", team_slug=request.team.slug, pk=job.pk)
+
+
+@team_view(Role.MEMBER)
+@require_POST
+def job_retry(request, pk: int):
+    job = services.retry(get_object_or_404(request.team.jobs, pk=pk))
+    messages.info(request, f"Job #{job.pk} queued again.")
+    return redirect("jobs:detail", team_slug=request.team.slug, pk=job.pk)

@@ -1,0 +1,30 @@
+"""Settings for the test suite: a separate Redis database so that a running `make run`
+worker never takes the tests' messages, fast password hashing, a temporary MEDIA_ROOT."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from apps.settings import *  # noqa: F403
+from apps.settings import REDIS_URL
+
+TEST_REDIS_DB = 15
+
+
+def _with_db(url: str, db: int) -> str:
+    if url.startswith("redis+socket://"):
+        return url.split("?", 1)[0] + f"?virtual_host={db}"
+    base = url.rstrip("/").rsplit("/", 1)
+    return f"{base[0]}/{db}" if base[-1].isdigit() else f"{url.rstrip('/')}/{db}"
+
+
+REDIS_URL = _with_db(REDIS_URL, TEST_REDIS_DB)
+CELERY_BROKER_URL = REDIS_URL
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# A worker process started by the tests gets the test process's MEDIA_ROOT in its environment.
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT") or tempfile.mkdtemp(prefix="scriptorium-media-"))
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+DEMO_JOB_STEP_DELAY = 0.0
+ACCOUNT_RATE_LIMITS = False

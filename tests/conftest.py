@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import pytest
+
+from apps.teams.models import Role
+from tests.factories import MembershipFactory, TeamFactory
+
+
+@pytest.fixture
+def team(db):
+    return TeamFactory()
+
+
+def _member(team, role):
+    return MembershipFactory(team=team, role=role).user
+
+
+@pytest.fixture
+def owner(team):
+    return _member(team, Role.OWNER)
+
+
+@pytest.fixture
+def admin(team):
+    return _member(team, Role.ADMIN)
+
+
+@pytest.fixture
+def member(team):
+    return _member(team, Role.MEMBER)
+
+
+@pytest.fixture
+def viewer(team):
+    return _member(team, Role.VIEWER)
+
+
+@pytest.fixture
+def outsider(db):
+    """A signed-up user with a team of their own, but not in `team`."""
+    return MembershipFactory(role=Role.OWNER).user
+
+
+@pytest.fixture
+def client_for(client):
+    def login(user):
+        client.force_login(user)
+        return client
+
+    return login

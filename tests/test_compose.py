@@ -1,0 +1,56 @@
+"""compose.yaml: no Docker engine runs here, so check its structure and wiring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+COMPOSE = yaml.safe_load((Path(__file__).resolve().parent.parent / "compose.yaml").read_text())
+SERVICES = COMPOSE["services"]
+
+
+def test_services_and_images():
+    assert {"postgres", "redis", "web", "worker-ingest", "worker-llm", "vllm", "beat"} <= \
+        set(SERVICES)
+    assert SERVICES["postgres"]["image"].startswith("pgvector/pgvector:")
+    assert SERVICES["redis"]["image"].startswith("redis:")
+    assert SERVICES["vllm"]["image"].startswith("vllm/vllm-openai")
+    for name in ("web", "worker-ingest", "worker-llm", "beat"):
+        assert SERVICES[name]["build"] == "."
+
+
+def test_every_service_has_a_healthcheck():
+    for name, service in SERVICES.items():
+        assert service.get("healthcheck", {}).get("test"), name
+
+
+def test_app_services_are_wired_to_postgres_redis_and_vllm():
+    for name in ("web", "worker-ingest", "worker-llm", "beat"):
+        env = SERVICES[name]["environment"]
+        assert "@postgres:5432/" in env["DATABASE_URL"]
+        assert env["REDIS_URL"].startswith("redis://redis:6379")
+        assert env["LLM_BACKEND"] == "vllm" and env["LLM_BASE_URL"] == "http://vllm:8000/v1"
+        assert "postgres" in SERVICES[name]["depends_on"]
+    assert "vllm" in SERVICES["worker-llm"]["depends_on"]
+
+
+def test_queues_and_gpu_reservations():
+    ingest = " ".join(SERVICES["worker-ingest"]["command"])
+    llm = " ".join(SERVICES["worker-llm"]["command"])
+    assert "-Q ingest" in ingest and "-Q llm" in llm
+    for name in ("worker-llm", "vllm"):
+        devices = SERVICES[name]["deploy"]["resources"]["reservations"]["devices"]
+        assert devices[0]["capabilities"] == ["gpu"]
+
+
+def test_vllm_flags_the_backend_relies_on():
+    flags = " ".join(SERVICES["vllm"]["command"])
+    for flag in ("--enable-prefix-caching", "--enable-chunked-prefill", "--served-model-name",
+                 "--max-model-len"):
+        assert flag in flags
+
+
+def test_named_volumes():
+    assert {"pgdata", "redisdata", "media"} <= set(COMPOSE["volumes"])
+    assert "pgdata:/var/lib/postgresql/data" in SERVICES["postgres"]["volumes"]

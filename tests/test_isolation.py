@@ -1,0 +1,104 @@
+"""Team isolation: an outsider gets 404 on every team URL, with every method.
+
+The URL list is read from the URLconf, so a new team URL is covered (or this test fails
+until it says how to fill the URL's ids).
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from apps.teams.models import Role
+from apps.teams.services import create_invitation
+from tests.factories import JobFactory, MembershipFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def team_url_names() -> list[tuple[str, list[str]]]:
+    """(namespaced name, its parameters) for every URL under t/<team_slug>/."""
+    found = []
+
+    def walk(patterns, prefix_has_team, namespace):
+        for p in patterns:
+            route = str(p.pattern)
+            has_team = prefix_has_team or "<slug:team_slug>" in route
+            if isinstance(p, URLResolver):
+                ns = ":".join(filter(None, [namespace, p.namespace]))
+                walk(p.url_patterns, has_team, ns)
+            elif isinstance(p, URLPattern) and has_team and p.name:
+                params = [k for k in p.pattern.regex.groupindex if k != "team_slug"]
+                found.append((f"{namespace}:{p.name}" if namespace else p.name, params))
+
+    walk(get_resolver().url_patterns, False, "")
+    return found
+
+
+@pytest.fixture
+def victim(db):
+    membership = MembershipFactory(role=Role.OWNER)
+    team = membership.team
+    other = MembershipFactory(team=team, role=Role.MEMBER)
+    invitation, _ = create_invitation(team, membership.user, Role.MEMBER)
+    return {
+        "team": team,
+        "ids": {
+            "jobs": {"pk": JobFactory(team=team).pk},
+            "teams:revoke_invitation": {"pk": invitation.pk},
+            "teams:change_role": {"pk": other.pk},
+            "teams:remove_member": {"pk": other.pk},
+        },
+    }
+
+
+def _kwargs(name: str, params: list[str], victim) -> dict:
+    kwargs = {"team_slug": victim["team"].slug}
+    if params:
+        ids = victim["ids"].get(name) or victim["ids"].get(name.split(":")[0])
+        assert ids, f"tell this test which object fills {params} of {name}"
+        kwargs.update(ids)
+    return kwargs
+
+
+def test_there_are_team_urls_to_check():
+    names = {name for name, _ in team_url_names()}
+    assert {"teams:dashboard", "teams:settings", "jobs:list", "jobs:detail"} <= names
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_outsider_gets_404_on_every_team_url(client, victim, method):
+    outsider = MembershipFactory(role=Role.OWNER).user  # has a team of their own
+    client.force_login(outsider)
+    for name, params in team_url_names():
+        url = reverse(name, kwargs=_kwargs(name, params, victim))
+        response = getattr(client, method)(url)
+        assert response.status_code == 404, f"{method.upper()} {url}: {response.status_code}"
+    # Nothing changed in the victim team.
+    assert victim["team"].memberships.count() == 2
+
+
+def test_member_of_other_team_cannot_reach_objects_through_own_team(client, victim):
+    """A job id of team B under team A's URL is 404 (scoped from the team, not looked up)."""
+    own = MembershipFactory(role=Role.OWNER)
+    client.force_login(own.user)
+    job_pk = victim["ids"]["jobs"]["pk"]
+    for name in ("jobs:detail", "jobs:progress", "jobs:cancel", "jobs:retry"):
+        url = reverse(name, kwargs={"team_slug": own.team.slug, "pk": job_pk})
+        method = client.get if name in ("jobs:detail", "jobs:progress") else client.post
+        assert method(url).status_code == 404, url
+
+
+def test_anonymous_is_sent_to_login(client, victim):
+    for name, params in team_url_names():
+        url = reverse(name, kwargs=_kwargs(name, params, victim))
+        response = client.get(url)
+        assert response.status_code == 302, url
+        assert response["Location"].startswith(reverse("account_login"))
+
+
+def test_unknown_ids_are_404(client, team, owner):
+    client.force_login(owner)
+    assert client.get(reverse("jobs:detail", kwargs={"team_slug": team.slug, "pk": 999999})) \
+        .status_code == 404
+    assert client.get("/t/no-such-team/").status_code == 404

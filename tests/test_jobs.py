@@ -1,0 +1,118 @@
+"""The jobs service and pages, without a worker process: claim, progress, cancel, sweep."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.jobs import services
+from apps.jobs.models import Job, Status
+from workers.progress import Cancelled
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def job(team, owner, django_capture_on_commit_callbacks):
+    # on_commit callbacks are not run here: no message is sent, the row is what we test.
+    return services.create_job(team, "word_stats", {"text": "a b c\n\nd e"}, user=owner)
+
+
+def test_create_job_queues_with_task_id(job):
+    assert job.status == Status.QUEUED and job.celery_task_id and job.enqueued_at
+    assert job.queue == "ingest"
+
+
+def test_stale_message_is_skipped_and_current_one_runs(job):
+    assert services.run(job.pk, "some-old-task-id").startswith("skipped")
+    assert services.run(job.pk, job.celery_task_id) == "succeeded"
+    job.refresh_from_db()
+    assert job.status == Status.SUCCEEDED and job.result["words"] == 5
+    # Delivered again after success: nothing happens.
+    assert services.run(job.pk, job.celery_task_id).startswith("skipped")
+    job.refresh_from_db()
+    assert job.attempts == 1
+
+
+def test_progress_raises_cancelled_once_cancel_is_requested(job):
+    claimed = services.claim(job.pk, job.celery_task_id)
+    progress = services.JobProgress(claimed)
+    progress(1, 4, "step one")
+    claimed.refresh_from_db()
+    assert (claimed.progress_current, claimed.progress_total, claimed.message) == (1, 4, "step one")
+    services.cancel(claimed)
+    with pytest.raises(Cancelled):
+        progress(2, 4)
+
+
+def test_cancel_queued_job_is_immediate(job):
+    services.cancel(job)
+    job.refresh_from_db()
+    assert job.status == Status.CANCELLED and job.finished_at
+    assert services.run(job.pk, job.celery_task_id).startswith("skipped")
+
+
+def test_failure_is_recorded_and_retry_requeues(team, owner, django_capture_on_commit_callbacks):
+    job = services.create_job(team, "word_stats", {"text": ""}, user=owner)
+    assert services.run(job.pk, job.celery_task_id) == "failed"
+    job.refresh_from_db()
+    assert job.status == Status.FAILED and "The text is empty" in job.error
+    old = job.celery_task_id
+    services.retry(job)
+    job.refresh_from_db()
+    assert job.status == Status.QUEUED and job.celery_task_id != old and not job.error
+
+
+def test_sweeper_requeues_lost_queued_job_and_leaves_held_ones(job, settings):
+    settings.JOB_LOST_AFTER = timezone.timedelta(seconds=0)
+    Job.objects.filter(pk=job.pk).update(enqueued_at=timezone.now() - timezone.timedelta(1))
+    held = services.sweep_lost_jobs(held={job.celery_task_id})
+    assert held.requeued_queued == []
+    lost = services.sweep_lost_jobs(held=set())
+    assert lost.requeued_queued == [job.pk]
+    assert Job.objects.get(pk=job.pk).celery_task_id != job.celery_task_id
+
+
+def test_sweeper_requeues_running_job_without_heartbeat(job, settings):
+    settings.JOB_LOST_AFTER = timezone.timedelta(seconds=30)
+    services.claim(job.pk, job.celery_task_id)
+    assert services.sweep_lost_jobs(held=set()).requeued_running == []  # fresh heartbeat
+    Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timezone.timedelta(1))
+    assert services.sweep_lost_jobs(held=set()).requeued_running == [job.pk]
+    job.refresh_from_db()
+    assert job.status == Status.QUEUED
+
+
+def test_progress_partial_polls_until_finished(client, team, owner, job):
+    client.force_login(owner)
+    url = reverse("jobs:progress", kwargs={"team_slug": team.slug, "pk": job.pk})
+    running = client.get(url, headers={"HX-Request": "true"})
+    assert running.status_code == 200
+    assert 'hx-trigger="every 2s"' in running.content.decode()
+    services.run(job.pk, job.celery_task_id)
+    done = client.get(url, headers={"HX-Request": "true"})
+    assert done.status_code == 286  # htmx stops polling
+    body = done.content.decode()
+    assert "hx-trigger" not in body and "100%" in body
+
+
+def test_job_form_errors_inline(client, team, owner):
+    client.force_login(owner)
+    url = reverse("jobs:list", kwargs={"team_slug": team.slug})
+    for text, error in [("", "Paste some text to count."),
+                        ("1234 5678", "The text has no words to count."),
+                        ("a\x00b", "Null characters are not allowed.")]:
+        response = client.post(url, {"text": text})
+        assert response.status_code == 400
+        assert error in response.content.decode()
+    assert not Job.objects.exists()
+
+
+def test_job_text_is_escaped_in_pages(client, team, owner, django_capture_on_commit_callbacks):
+    client.force_login(owner)
+    evil = "<script>alert(1)</script> words here"
+    client.post(reverse("jobs:list", kwargs={"team_slug": team.slug}), {"text": evil})
+    page = client.get(reverse("jobs:list", kwargs={"team_slug": team.slug})).content.decode()
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;" in page
