@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import os
 import socket
 import subprocess
@@ -40,8 +41,14 @@ def _pg_dir() -> Path:
     return var_dir() / "pg"
 
 
+def _quiet_import(module: str):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns about an unset XDG_RUNTIME_DIR
+        return importlib.import_module(module)
+
+
 def postgres_running() -> bool:
-    from pgserver.utils import PostmasterInfo
+    PostmasterInfo = _quiet_import("pgserver.utils").PostmasterInfo  # noqa: N806
 
     info = PostmasterInfo.read_from_pgdata(_pg_dir())
     return info is not None and info.is_running() and info.status == "ready"
@@ -49,9 +56,7 @@ def postgres_running() -> bool:
 
 def ensure_postgres() -> str:
     """Start the embedded Postgres if it is not running; return the project's database URL."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
-        import pgserver
+    pgserver = _quiet_import("pgserver")
 
     if not postgres_running():
         started_here.add("postgres")
@@ -76,17 +81,14 @@ def _ensure_database(server) -> None:
 
 
 def _psql() -> str:
-    from pgserver._commands import POSTGRES_BIN_PATH
-
-    return str(POSTGRES_BIN_PATH / "psql")
+    return str(_quiet_import("pgserver._commands").POSTGRES_BIN_PATH / "psql")
 
 
 def stop_postgres() -> bool:
     """Stop the embedded Postgres cleanly (pg_ctl stop, fast mode). True if it was running."""
     if not postgres_running():
         return False
-    from pgserver._commands import pg_ctl
-
+    pg_ctl = _quiet_import("pgserver._commands").pg_ctl
     user = "pgserver" if os.geteuid() == 0 else None
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=_pg_dir(), user=user)
     return True
