@@ -6,6 +6,7 @@ started on first use and shared by every process of the project.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import environ
@@ -49,6 +50,8 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.teams",
     "apps.jobs",
+    "apps.documents",
+    "django.contrib.postgres",
 ]
 
 MIDDLEWARE = [
@@ -117,6 +120,18 @@ CELERY_BEAT_SCHEDULE = {
 # -- Jobs ------------------------------------------------------------------------------------
 JOB_LOST_AFTER = timedelta(seconds=env.int("JOB_LOST_AFTER_SECONDS", default=60))
 DEMO_JOB_STEP_DELAY = env.float("DEMO_JOB_STEP_DELAY", default=0.15)
+
+# -- LLM backend (workers/llm reads the LLM_* variables itself) ------------------------------
+# The embedded model's converted weights live under var/, whatever the working directory.
+os.environ.setdefault("LLM_MODELS_DIR", str(stack.var_dir() / "models"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# -- Documents -------------------------------------------------------------------------------
+DOCUMENT_MAX_BYTES = env.int("DOCUMENT_MAX_BYTES", default=100 * 1024 * 1024)
+DOCUMENT_MAX_PAGES = env.int("DOCUMENT_MAX_PAGES", default=5_000)
+DOCUMENT_MAX_FILES_PER_UPLOAD = env.int("DOCUMENT_MAX_FILES_PER_UPLOAD", default=50)
+EMBEDDING_MODEL = env.str("EMBEDDING_MODEL", default="")  # empty: the packaged all-MiniLM-L6-v2
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024  # larger uploads spool to a temporary file
 
 # -- Accounts --------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

@@ -26,5 +26,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # A worker process started by the tests gets the test process's MEDIA_ROOT in its environment.
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT") or tempfile.mkdtemp(prefix="scriptorium-media-"))
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-DEMO_JOB_STEP_DELAY = 0.0
+DEMO_JOB_STEP_DELAY = float(os.environ.get("DEMO_JOB_STEP_DELAY", "0"))  # workers set it
 ACCOUNT_RATE_LIMITS = False

@@ -7,6 +7,7 @@ from apps.teams import views as team_views
 team_patterns = [
     path("", include("apps.teams.urls")),
     path("jobs/", include("apps.jobs.urls")),
+    path("documents/", include("apps.documents.urls")),
 ]
 
 urlpatterns = [

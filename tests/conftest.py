@@ -48,3 +48,17 @@ def client_for(client):
         return client
 
     return login
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path):
+    """Each test stores uploads in its own folder."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Stop the embedded Postgres and Redis if this test run started them."""
+    from apps import stack
+
+    stack.stop_all(only=set(stack.started_here))

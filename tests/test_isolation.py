@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from apps.documents.models import Document
 from apps.teams.models import Role
 from apps.teams.services import create_invitation
 from tests.factories import JobFactory, MembershipFactory
@@ -45,6 +46,9 @@ def victim(db):
         "team": team,
         "ids": {
             "jobs": {"pk": JobFactory(team=team).pk},
+            "documents": {"pk": Document.objects.create(
+                team=team, title="Secret", original_name="s.txt", sha256="0" * 64,
+                file="teams/s.txt").pk},
             "teams:revoke_invitation": {"pk": invitation.pk},
             "teams:change_role": {"pk": other.pk},
             "teams:remove_member": {"pk": other.pk},
@@ -63,7 +67,8 @@ def _kwargs(name: str, params: list[str], victim) -> dict:
 
 def test_there_are_team_urls_to_check():
     names = {name for name, _ in team_url_names()}
-    assert {"teams:dashboard", "teams:settings", "jobs:list", "jobs:detail"} <= names
+    assert {"teams:dashboard", "teams:settings", "jobs:list", "jobs:detail",
+            "documents:library", "documents:upload", "documents:detail"} <= names
 
 
 @pytest.mark.parametrize("method", ["get", "post"])
@@ -76,6 +81,7 @@ def test_outsider_gets_404_on_every_team_url(client, victim, method):
         assert response.status_code == 404, f"{method.upper()} {url}: {response.status_code}"
     # Nothing changed in the victim team.
     assert victim["team"].memberships.count() == 2
+    assert victim["team"].documents.count() == 1
 
 
 def test_member_of_other_team_cannot_reach_objects_through_own_team(client, victim):

@@ -14,8 +14,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def job(team, owner, django_capture_on_commit_callbacks):
-    # on_commit callbacks are not run here: no message is sent, the row is what we test.
+def job(team, owner):
+    # The test's transaction never commits, so no message is sent: the row is what we test.
     return services.create_job(team, "word_stats", {"text": "a b c\n\nd e"}, user=owner)
 
 
@@ -53,7 +53,7 @@ def test_cancel_queued_job_is_immediate(job):
     assert services.run(job.pk, job.celery_task_id).startswith("skipped")
 
 
-def test_failure_is_recorded_and_retry_requeues(team, owner, django_capture_on_commit_callbacks):
+def test_failure_is_recorded_and_retry_requeues(team, owner):
     job = services.create_job(team, "word_stats", {"text": ""}, user=owner)
     assert services.run(job.pk, job.celery_task_id) == "failed"
     job.refresh_from_db()
@@ -109,7 +109,7 @@ def test_job_form_errors_inline(client, team, owner):
     assert not Job.objects.exists()
 
 
-def test_job_text_is_escaped_in_pages(client, team, owner, django_capture_on_commit_callbacks):
+def test_job_text_is_escaped_in_pages(client, team, owner):
     client.force_login(owner)
     evil = "<script>alert(1)</script> words here"
     client.post(reverse("jobs:list", kwargs={"team_slug": team.slug}), {"text": evil})

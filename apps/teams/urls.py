@@ -1,5 +1,6 @@
 from django.urls import path
 
+from apps.core.status import model_status
 from apps.teams import views
 
 app_name = "teams"
@@ -7,6 +8,7 @@ app_name = "teams"
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("settings/", views.team_settings, name="settings"),
+    path("settings/model/", model_status, name="model_status"),
     path("invitations/", views.create_invitation, name="invite"),
     path("invitations/<int:pk>/revoke/", views.revoke_invitation, name="revoke_invitation"),
     path("members/<int:pk>/role/", views.change_role, name="change_role"),

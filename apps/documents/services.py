@@ -1,0 +1,178 @@
+"""Document verbs: upload (validate, deduplicate, store, enqueue), ingest, delete, re-ingest."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import PurePath
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.documents.models import Chunk, DocStatus, Document
+from apps.jobs.services import create_job
+from workers.documents import DocumentError, Limits, safe_filename, sniff
+
+log = logging.getLogger(__name__)
+
+
+class UploadRefused(Exception):
+    """The upload is refused before anything is stored; the message says why."""
+
+    def __init__(self, message: str, code: str = "refused", status: int = 400):
+        super().__init__(message)
+        self.message, self.code, self.status = message, code, status
+
+
+def limits() -> Limits:
+    return Limits(max_bytes=settings.DOCUMENT_MAX_BYTES, max_pages=settings.DOCUMENT_MAX_PAGES)
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1024 / 1024:.0f} MB"
+
+
+def check_size(size: int | None) -> None:
+    if size is not None and size > settings.DOCUMENT_MAX_BYTES:
+        raise UploadRefused(
+            f"The file is {_mb(size)}; the limit is {_mb(settings.DOCUMENT_MAX_BYTES)}.",
+            "too_large", 413,
+        )
+
+
+@dataclass
+class UploadOutcome:
+    document: Document
+    created: bool
+
+
+def upload(team, user, uploaded) -> UploadOutcome:
+    """Validate an uploaded file (size, then type by content), store it under the team's
+    folder and queue its ingestion. The same content twice in a team gives the existing row."""
+    check_size(uploaded.size)
+    data = uploaded.read()
+    check_size(len(data))
+    if not data:
+        raise UploadRefused("The file is empty (0 bytes).", "empty")
+    try:
+        kind = sniff(data, limits())
+    except DocumentError as err:
+        raise UploadRefused(err.message, err.code) from err
+    sha = hashlib.sha256(data).hexdigest()
+    existing = team.documents.filter(sha256=sha).first()
+    if existing:
+        return UploadOutcome(existing, False)
+    name = safe_filename(uploaded.name or "document")
+    title = PurePath(name).stem[:300] or "Untitled"
+    try:
+        with transaction.atomic():
+            document = Document(team=team, created_by=user, title=title, original_name=name,
+                                sha256=sha, kind=kind, size_bytes=len(data))
+            document.file.save(name, ContentFile(data), save=False)
+            document.save()
+            _queue_ingest(document, user)
+    except IntegrityError:  # the same file uploaded twice at once
+        return UploadOutcome(team.documents.get(sha256=sha), False)
+    return UploadOutcome(document, True)
+
+
+def _queue_ingest(document: Document, user) -> None:
+    job = create_job(document.team, "ingest_document", {"document_id": document.pk}, user=user,
+                     title=f"Ingest “{document.title}”"[:200])
+    document.job = job
+    document.status = DocStatus.QUEUED
+    document.error = document.error_code = ""
+    document.save(update_fields=["job", "status", "error", "error_code"])
+
+
+def reingest(document: Document, user) -> Document:
+    with transaction.atomic():
+        _queue_ingest(document, user)
+    return document
+
+
+def delete(document: Document) -> None:
+    """The row, its chunks and vectors (cascade) and the stored file go together."""
+    storage, name = document.file.storage, document.file.name
+    with transaction.atomic():
+        document.delete()
+        transaction.on_commit(lambda: storage.delete(name) if name else None)
+
+
+def _mark_failed(document: Document, err: DocumentError) -> None:
+    Document.objects.filter(pk=document.pk).update(
+        status=DocStatus.FAILED, error=err.message, error_code=err.code
+    )
+
+
+def ingest(document: Document, progress) -> dict:
+    """Extract, chunk, embed and index one document; replaces earlier chunks."""
+    from workers.documents import extract_document
+    from workers.documents.embeddings import get_embedder
+    from workers.documents.pipeline import chunk_document
+
+    Document.objects.filter(pk=document.pk).update(status=DocStatus.PROCESSING, error="",
+                                                   error_code="")
+    progress(0, 100, "Reading the file")
+    with document.file.open("rb") as handle:
+        data = handle.read()
+    try:
+        extracted = extract_document(data, limits())
+    except DocumentError as err:
+        _mark_failed(document, err)
+        raise
+    except Exception as err:  # a bug or a library crash on a hostile file: say so, keep going
+        _mark_failed(document, DocumentError(f"The file could not be read ({type(err).__name__})."))
+        raise
+    stats = extracted.stats
+    progress(10, 100, f"Extracted {stats.pages} pages, {stats.words:,} words")
+    embedder = get_embedder(settings.EMBEDDING_MODEL or None)
+    prefix, suffix = embedder.special_tokens
+    size = embedder.max_seq_length - len(prefix) - len(suffix)
+    chunks = chunk_document(extracted, embedder.count_tokens, size)
+    progress(20, 100, f"Embedding {len(chunks):,} chunks")
+    vectors = []
+    batch = 64
+    for start in range(0, len(chunks), batch):
+        part = chunks[start:start + batch]
+        vectors.extend(embedder.embed([c.text for c in part]))
+        done = min(start + batch, len(chunks))
+        progress(20 + int(70 * done / max(len(chunks), 1)), 100,
+                 f"Embedded {done:,} of {len(chunks):,} chunks")
+    tokens = count_model_tokens(extracted.text)
+    with transaction.atomic():
+        Chunk.objects.filter(document=document).delete()
+        Chunk.objects.bulk_create(
+            [Chunk(team_id=document.team_id, document=document, index=c.index, start=c.start,
+                   end=c.end, text=c.text, tokens=c.tokens, pages=c.pages,
+                   heading=c.heading[:300], embedding=vector)
+             for c, vector in zip(chunks, vectors, strict=True)],
+            batch_size=500,
+        )
+        Document.objects.filter(pk=document.pk).update(
+            status=DocStatus.READY, text=extracted.text, kind=extracted.kind,
+            title=(extracted.title or document.title)[:300],
+            page_starts=[start for start, _ in extracted.page_map],
+            headings=[{"level": h.level, "text": h.text, "start": h.start}
+                      for h in extracted.headings],
+            synthetic_pages=extracted.synthetic_pages, pages=stats.pages, words=stats.words,
+            tokens=tokens, chunk_count=len(chunks), ingested_at=timezone.now(),
+        )
+    progress(100, 100, "Ready")
+    return {"document_id": document.pk, "pages": stats.pages, "words": stats.words,
+            "tokens": tokens, "chunks": len(chunks)}
+
+
+def count_model_tokens(text: str) -> int:
+    """Tokens of the active LLM's tokenizer; 0 when the backend cannot be reached (the
+    count is informative, and ingest must not fail because the model server is down)."""
+    from workers.llm import LLMError, get_backend
+
+    try:
+        return get_backend().count_tokens(text)
+    except LLMError as err:
+        log.warning("could not count tokens with the LLM backend: %s", err)
+        return 0

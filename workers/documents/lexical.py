@@ -1,0 +1,47 @@
+"""Lexical search and rank fusion without a database.
+
+The app uses Postgres full text; this in-memory BM25 (bm25s) serves the benchmark's lexical
+arm and any caller without a database. ``rrf`` fuses any rankings (dense, lexical, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Sequence
+
+import bm25s
+
+
+class BM25Index:
+    """BM25 over a fixed list of texts; ``search`` returns (index, score), best first."""
+
+    def __init__(self, texts: Sequence[str], stopwords: str | None = "en") -> None:
+        self._stopwords = stopwords
+        self._size = len(texts)
+        self._retriever = bm25s.BM25()
+        tokens = bm25s.tokenize(list(texts), stopwords=stopwords, show_progress=False)
+        self._retriever.index(tokens, show_progress=False)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def search(self, query: str, k: int = 10) -> list[tuple[int, float]]:
+        k = min(k, self._size)
+        if k == 0:
+            return []
+        tokens = bm25s.tokenize([query], stopwords=self._stopwords, show_progress=False)
+        if not tokens.ids[0]:
+            return []  # nothing searchable in the query (only stopwords)
+        ids, scores = self._retriever.retrieve(tokens, k=k, show_progress=False)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if s > 0]
+
+
+def rrf(rankings: Iterable[Sequence[Hashable]], k: int = 60) -> list[tuple[Hashable, float]]:
+    """Reciprocal-rank fusion: score(d) = Σ 1/(k + rank), rank starting at 1; best first.
+
+    Ties keep the order in which items were first seen, so fusion is deterministic.
+    """
+    scores: dict[Hashable, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda kv: -kv[1])
