@@ -131,6 +131,10 @@ DOCUMENT_MAX_BYTES = env.int("DOCUMENT_MAX_BYTES", default=100 * 1024 * 1024)
 DOCUMENT_MAX_PAGES = env.int("DOCUMENT_MAX_PAGES", default=5_000)
 DOCUMENT_MAX_FILES_PER_UPLOAD = env.int("DOCUMENT_MAX_FILES_PER_UPLOAD", default=50)
 EMBEDDING_MODEL = env.str("EMBEDDING_MODEL", default="")  # empty: the packaged all-MiniLM-L6-v2
+# Retrieval chunks longer than the embedder's window are embedded with a LongEmbed strategy
+# (truncate | pcw | pi | ntk); pcw won the benchmark in docs/documents.md.
+EMBEDDING_CHUNK_TOKENS = env.int("EMBEDDING_CHUNK_TOKENS", default=0)  # 0: the model's window
+EMBEDDING_STRATEGY = env.str("EMBEDDING_STRATEGY", default="pcw")
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024  # larger uploads spool to a temporary file
 
 # -- Accounts --------------------------------------------------------------------------------

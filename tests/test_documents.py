@@ -215,3 +215,21 @@ def test_status_endpoint_reports_progress_as_json(writer, team):
     status = json.loads(writer.get(result["status_url"], headers={"Accept": "application/json"})
                         .content)
     assert status["state"] == "queued" and status["percent"] == 0
+
+
+def test_long_chunks_use_the_longembed_strategy(writer, team, settings):
+    """Chunks of 1,024 tokens (4× MiniLM's window) are embedded with parallel context
+    windows: the vector of a chunk reflects text past the first 256 tokens."""
+    from workers.documents.embeddings import get_embedder
+    from workers.documents.longembed import embed_long
+
+    settings.EMBEDDING_CHUNK_TOKENS = 1024
+    settings.EMBEDDING_STRATEGY = "pcw"
+    text = " ".join(f"Sentence {i} talks about gardening and soil." for i in range(150))
+    text += " The secret vault code is 4417 and only the auditor knows it."
+    doc = _ingest(Document.objects.get(pk=_upload(writer, team, "long.txt", text.encode())
+                                       .json()["results"][0]["id"]))
+    chunk = doc.chunks.order_by("index").first()
+    assert chunk.tokens > 300  # longer than the model's own window
+    expected = embed_long(get_embedder(), [chunk.text], "pcw")[0]
+    assert abs(float((chunk.embedding * expected).sum()) - 1.0) < 1e-3

@@ -112,6 +112,7 @@ def ingest(document: Document, progress) -> dict:
     """Extract, chunk, embed and index one document; replaces earlier chunks."""
     from workers.documents import extract_document
     from workers.documents.embeddings import get_embedder
+    from workers.documents.longembed import embed_long
     from workers.documents.pipeline import chunk_document
 
     Document.objects.filter(pk=document.pk).update(status=DocStatus.PROCESSING, error="",
@@ -131,14 +132,18 @@ def ingest(document: Document, progress) -> dict:
     progress(10, 100, f"Extracted {stats.pages} pages, {stats.words:,} words")
     embedder = get_embedder(settings.EMBEDDING_MODEL or None)
     prefix, suffix = embedder.special_tokens
-    size = embedder.max_seq_length - len(prefix) - len(suffix)
+    window = embedder.max_seq_length - len(prefix) - len(suffix)
+    size = settings.EMBEDDING_CHUNK_TOKENS or window
     chunks = chunk_document(extracted, embedder.count_tokens, size)
     progress(20, 100, f"Embedding {len(chunks):,} chunks")
     vectors = []
     batch = 64
     for start in range(0, len(chunks), batch):
-        part = chunks[start:start + batch]
-        vectors.extend(embedder.embed([c.text for c in part]))
+        texts = [c.text for c in chunks[start:start + batch]]
+        if size > window:  # longer than the model's window: LongEmbed extension
+            vectors.extend(embed_long(embedder, texts, settings.EMBEDDING_STRATEGY))
+        else:
+            vectors.extend(embedder.embed(texts))
         done = min(start + batch, len(chunks))
         progress(20 + int(70 * done / max(len(chunks), 1)), 100,
                  f"Embedded {done:,} of {len(chunks):,} chunks")

@@ -84,6 +84,23 @@ def load_model(folder: Path, threads: int | None = None) -> tuple[Any, Any]:
         return model, tokenizer
 
 
+_TOKENIZERS: dict[Path, Any] = {}
+
+
+def load_tokenizer(folder: Path) -> Any:
+    """The tokenizer alone (milliseconds, a few MB), for counting without the weights:
+    an ingest worker counts a document's tokens without loading the model."""
+    with _LOAD_LOCK:
+        if folder in _LOADED:
+            return _LOADED[folder][1]
+        if folder not in _TOKENIZERS:
+            offline()
+            from transformers import AutoTokenizer
+
+            _TOKENIZERS[folder] = AutoTokenizer.from_pretrained(str(folder))
+        return _TOKENIZERS[folder]
+
+
 class _StopTrimmer:
     """Withholds streamed text that could be the start of a stop string; cuts at a match.
 
@@ -176,8 +193,11 @@ class EmbeddedBackend(LLMBackend):
 
     # -- helpers -------------------------------------------------------------------------
 
+    def _tokenizer(self) -> Any:
+        return load_tokenizer(ensure_model(self.models_dir))
+
     def _chat_ids(self, messages: PromptLike) -> list[int]:
-        _, tokenizer = self._loaded()
+        tokenizer = self._tokenizer()
         ids = tokenizer.apply_chat_template(
             as_messages(messages), add_generation_prompt=True, tokenize=True, return_dict=True
         )
@@ -318,8 +338,7 @@ class EmbeddedBackend(LLMBackend):
 
     def count_tokens(self, text_or_messages: PromptLike) -> int:
         if isinstance(text_or_messages, str):
-            _, tokenizer = self._loaded()
-            return len(tokenizer(text_or_messages)["input_ids"])
+            return len(self._tokenizer()(text_or_messages)["input_ids"])
         return len(self._chat_ids(text_or_messages))
 
     def continuation_logprobs(

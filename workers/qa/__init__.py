@@ -1,0 +1,48 @@
+"""Question answering over long documents: full, rag, Chain-of-Agents, XL3M, auto.
+
+from workers.qa import answer, SourceDocument
+result = answer("What is the pass key?", [SourceDocument(1, "Notes", text)], strategy="auto")
+result.text, result.citations, result.trace, result.usage, result.strategy, result.reason
+
+Plain Python, no Django; the LLM is reached only through ``workers.llm``.
+"""
+
+from __future__ import annotations
+
+from .api import STRATEGIES, answer
+from .auto import Decision, choose
+from .haystack import Haystack, build_haystack
+from .prompts import SYSTEM_PROMPT, UNTRUSTED_RULE
+from .retrieval import InMemoryRetriever
+from .types import (
+    Answer,
+    Citation,
+    DocumentsTooLong,
+    Passage,
+    QuestionTooLong,
+    Retriever,
+    SourceDocument,
+    TraceStep,
+    UnknownStrategy,
+)
+
+__all__ = [
+    "STRATEGIES",
+    "SYSTEM_PROMPT",
+    "UNTRUSTED_RULE",
+    "Answer",
+    "Citation",
+    "Decision",
+    "DocumentsTooLong",
+    "Haystack",
+    "InMemoryRetriever",
+    "Passage",
+    "QuestionTooLong",
+    "Retriever",
+    "SourceDocument",
+    "TraceStep",
+    "UnknownStrategy",
+    "answer",
+    "build_haystack",
+    "choose",
+]

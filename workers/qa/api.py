@@ -1,0 +1,102 @@
+"""``answer()``: the one entry point the app calls (a Celery task adapter or a view)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from workers.llm.base import LLMBackend
+from workers.progress import Progress
+
+from .auto import choose
+from .budget import DEFAULT_ANSWER_TOKENS, check_question, content_budget, fit_history
+from .citations import is_valid
+from .coa import answer_coa
+from .full import answer_full
+from .rag import answer_rag
+from .retrieval import InMemoryRetriever
+from .run import Run
+from .types import Answer, Retriever, SourceDocument, TokenCallback, UnknownStrategy
+from .xl3m import answer_xl3m
+
+STRATEGIES = ("auto", "full", "rag", "coa", "xl3m")
+
+
+def _documents(documents: Sequence[SourceDocument | Mapping[str, Any]]) -> list[SourceDocument]:
+    out = []
+    for d in documents:
+        if isinstance(d, Mapping):
+            d = SourceDocument(d["id"], str(d.get("title", "")), str(d["text"]))
+        if not isinstance(d, SourceDocument):
+            raise TypeError(f"expected SourceDocument, got {type(d).__name__}")
+        out.append(d)
+    if not out:
+        raise ValueError("no documents to answer from")
+    if len({d.id for d in out}) != len(out):
+        raise ValueError("document ids must be unique (citations refer to them)")
+    return out
+
+
+def answer(
+    question: str,
+    documents: Sequence[SourceDocument | Mapping[str, Any]],
+    strategy: str = "auto",
+    *,
+    backend: LLMBackend | None = None,
+    retrieve: Retriever | None = None,
+    progress: Progress | None = None,
+    on_token: TokenCallback | None = None,
+    history: Sequence[Mapping[str, str]] | None = None,
+    answer_tokens: int = DEFAULT_ANSWER_TOKENS,
+    options: Mapping[str, Any] | None = None,
+) -> Answer:
+    """Answer ``question`` from ``documents`` with citations and a trace.
+
+    ``strategy``: auto | full | rag | coa | xl3m. ``options``: keyword arguments of the
+    strategy function (e.g. ``{"chunk_tokens": 2000}`` for coa, ``{"segment_tokens": 512}``
+    for xl3m, ``{"dense": True}`` for rag's in-memory retriever). Raises ``ValueError`` for
+    an empty question, ``QuestionTooLong`` / ``DocumentsTooLong`` (both ``ContextOverflow``)
+    when it cannot fit, ``Cancelled`` when ``progress`` raises it.
+    """
+    question = check_question(question)
+    if strategy not in STRATEGIES:
+        raise UnknownStrategy(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
+    docs = _documents(documents)
+    if backend is None:
+        from workers.llm import get_backend
+
+        backend = get_backend()
+    opts = dict(options or {})
+    run = Run(backend, progress, on_token)
+    turns = fit_history(backend, history)
+    with run.step("prepare", question_chars=len(question), documents=len(docs)) as step:
+        content_budget(backend, question, turns, answer_tokens)  # early QuestionTooLong
+        step.notes["history_turns"] = {"given": len(history or []), "kept": len(turns)}
+    reason = f"strategy {strategy!r} requested"
+    if strategy == "auto":
+        with run.step("choose") as step:
+            decision = choose(
+                question,
+                docs,
+                backend,
+                history=turns,
+                answer_tokens=answer_tokens,
+                has_retriever=retrieve is not None,
+            )
+            strategy, reason = decision.strategy, decision.reason
+            step.notes.update({"strategy": strategy, "reason": reason, **decision.facts})
+    common: dict[str, Any] = {"history": turns, "answer_tokens": answer_tokens}
+    if strategy == "full":
+        text, citations = answer_full(run, question, docs, **common, **opts)
+    elif strategy == "rag":
+        if retrieve is None:
+            retrieve = InMemoryRetriever(docs, dense=bool(opts.pop("dense", False)))
+        text, citations = answer_rag(run, question, docs, retrieve, **common, **opts)
+    elif strategy == "coa":
+        text, citations = answer_coa(run, question, docs, **common, **opts)
+    else:
+        text, citations = answer_xl3m(run, question, docs, **common, **opts)
+    # Never hand out a citation that is not an exact span of a given document.
+    citations = [c for c in citations if is_valid(c, docs)]
+    run.check(1, 1, "done")
+    return Answer(text, citations, run.steps, run.usage, strategy, reason)

@@ -1,0 +1,92 @@
+"""``auto``: pick a strategy from the total length vs the window, the kind of question and
+the cost; the decision and its reason go into the trace."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from workers.llm.base import LLMBackend
+
+from .budget import content_budget
+from .questions import wants_whole_document
+from .types import SourceDocument
+from .xl3m import DEFAULT_SEGMENT_TOKENS, FAST_PATH_SEGMENTS
+
+# Measured on the embedded model, 2 cores (DESIGN.md): ~1.3 s per 1k-token segment.
+SECONDS_PER_SEGMENT = 1.3
+
+
+@dataclass(frozen=True)
+class Decision:
+    strategy: str
+    reason: str
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+def choose(
+    question: str,
+    documents: Sequence[SourceDocument],
+    backend: LLMBackend,
+    *,
+    history: Sequence[Mapping[str, str]] | None = None,
+    answer_tokens: int = 128,
+    has_retriever: bool = False,
+    total_tokens: int | None = None,
+) -> Decision:
+    total = (
+        total_tokens
+        if total_tokens is not None
+        else sum(backend.count_tokens(d.text) for d in documents)
+    )
+    budget = content_budget(backend, question, history, answer_tokens, blocks=len(documents))
+    facts: dict[str, Any] = {"document_tokens": total, "budget": budget}
+    if total <= budget:
+        return Decision(
+            "full",
+            f"the documents ({total} tokens) fit the window's budget ({budget} tokens): "
+            "read them whole in one prompt",
+            facts,
+        )
+    if wants_whole_document(question):
+        return Decision(
+            "coa",
+            f"a whole-document question (summary/overview) over {total} tokens, more than "
+            f"the {budget}-token budget: Chain-of-Agents reads every part in "
+            f"~{math.ceil(total / budget)} chunks",
+            facts,
+        )
+    if not backend.capabilities.prompt_logprobs:
+        strategy = "rag" if has_retriever else "coa"
+        return Decision(
+            strategy,
+            f"a fact question over {total} tokens; the backend gives no prompt "
+            f"log-probabilities (XL3M impossible): {strategy}",
+            facts,
+        )
+    n_segments = math.ceil(total / DEFAULT_SEGMENT_TOKENS)
+    scan = n_segments * SECONDS_PER_SEGMENT
+    facts.update({"segments": n_segments, "estimated_scan_seconds": round(scan, 1)})
+    if n_segments <= FAST_PATH_SEGMENTS:
+        return Decision(
+            "xl3m",
+            f"a fact question over {total} tokens (> the {budget}-token budget): XL3M scores "
+            f"all {n_segments} segments (~{scan:.0f} s on the embedded model) and answers from "
+            "the best sentences",
+            facts,
+        )
+    if has_retriever:
+        return Decision(
+            "rag",
+            f"a fact question over {total} tokens: a full XL3M scan of {n_segments} segments "
+            f"would take ~{scan:.0f} s; the search index answers at a fraction of that",
+            facts,
+        )
+    return Decision(
+        "xl3m",
+        f"a fact question over {total} tokens and no search index: XL3M fast path "
+        f"(BM25 + dense pre-filter of {n_segments} segments, then scoring of the candidates)",
+        facts,
+    )

@@ -1,0 +1,172 @@
+"""``coa`` (Chain-of-Agents): workers read window-sized chunks in order, each passing a
+communication unit (CU) to the next; a manager answers from the last CU.
+
+The CU is the worker's notes plus an evidence list the engine maintains: in each chunk the
+sentences are pre-filtered (BM25 + dense) and scored by the question's likelihood (XL3M's
+score, at sentence level); the best few so far are carried verbatim. A 135M worker often
+loses or garbles a key, so the evidence list is what makes the chain reliable; quotes the
+workers write are verified against their chunk and cited only if found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from workers.documents.chunking import segments
+
+from .answering import final_answer
+from .budget import content_budget
+from .citations import dedupe, locate, make_citation, quoted, sentence_units
+from .prompts import MANAGER_INSTRUCTIONS, document_block, notes_block, worker_messages
+from .questions import wants_whole_document
+from .run import Run
+from .scoring import ScoredSpan, Span, prefilter, rank_spans
+from .types import Citation, QuestionTooLong, SourceDocument
+
+DEFAULT_CU_TOKENS = 128
+EVIDENCE_KEEP = 3  # evidence sentences carried in the CU
+EVIDENCE_CANDIDATES = 8  # sentences per chunk scored by the model after the pre-filter
+EVIDENCE_ROOM = 96 * EVIDENCE_KEEP  # tokens reserved in the worker prompt for them
+
+
+@dataclass
+class _Chunk:
+    document: SourceDocument
+    start: int
+    end: int
+    tokens: int
+
+
+def _chunks(
+    run: Run, question: str, documents: Sequence[SourceDocument], cu_tokens: int, cap: int | None
+) -> tuple[list[_Chunk], int]:
+    empty = worker_messages(question, "x", document_block("x", "", ""))
+    overhead = run.count(empty)
+    window = run.backend.context_window
+    # window − instructions/question − the incoming CU (notes + evidence) − the new CU
+    budget = window - overhead - cu_tokens - EVIDENCE_ROOM - cu_tokens
+    if budget < 128:
+        raise QuestionTooLong(
+            overhead,
+            window,
+            cu_tokens,
+            message=f"the question leaves {max(budget, 0)} tokens "
+            f"of the {window}-token window for a chunk: shorten it",
+        )
+    if cap:
+        budget = min(budget, cap)
+    out = [
+        _Chunk(doc, c.start, c.end, c.tokens)
+        for doc in documents
+        for c in segments(doc.text, budget, run.count)
+    ]
+    return out, budget
+
+
+def _cu_text(notes: str, evidence: Sequence[ScoredSpan]) -> str:
+    lines = [notes.strip() or "(no notes)"]
+    if evidence:
+        lines.append("Evidence (verbatim):")
+        lines += [f'- "{e.span.text}"' for e in sorted(evidence, key=lambda e: e.position)]
+    return "\n".join(lines)
+
+
+def answer_coa(
+    run: Run,
+    question: str,
+    documents: Sequence[SourceDocument],
+    *,
+    history: Sequence[Mapping[str, str]] | None = None,
+    answer_tokens: int = 128,
+    cu_tokens: int = DEFAULT_CU_TOKENS,
+    chunk_tokens: int | None = None,
+    evidence: bool | None = None,
+    dense: bool = True,
+) -> tuple[str, list[Citation]]:
+    content_budget(run.backend, question, history, answer_tokens)  # refuses an over-long question
+    summary = wants_whole_document(question)
+    use_evidence = (not summary) if evidence is None else evidence
+    run.check(0, 1, "coa: chunking")
+    with run.step("chunk", cap=chunk_tokens) as step:
+        chunks, budget = _chunks(run, question, documents, cu_tokens, chunk_tokens)
+        step.notes.update(
+            {"chunks": len(chunks), "chunk_budget": budget, "task": "summary" if summary else "qa"}
+        )
+
+    notes = ""
+    pool: list[ScoredSpan] = []  # best evidence so far, by score
+    counter = 0  # positions of evidence in reading order
+    quoted_citations: list[Citation] = []
+    total = len(chunks) + 1
+    for i, chunk in enumerate(chunks):
+        run.check(i, total, f"coa: worker {i + 1} of {len(chunks)}")
+        with run.step(
+            "worker",
+            chunk=i,
+            document_id=chunk.document.id,
+            start=chunk.start,
+            end=chunk.end,
+            tokens=chunk.tokens,
+        ) as step:
+            if use_evidence:
+                units = [
+                    Span(chunk.document, s, e)
+                    for s, e in sentence_units(chunk.document.text, chunk.start, chunk.end)
+                ]
+                keep, info = prefilter(
+                    question, [u.text for u in units], EVIDENCE_CANDIDATES, dense=dense
+                )
+                scored = rank_spans(run, question, [units[k] for k in keep])
+                for s in scored:
+                    pool.append(ScoredSpan(s.span, s.score, counter + s.position))
+                counter += len(scored)
+                pool = sorted(pool, key=lambda e: (e.score, e.position))[:EVIDENCE_KEEP]
+                step.notes["evidence_scores"] = [
+                    {"start": s.span.start, "end": s.span.end, "mean_nll": round(s.score, 4)}
+                    for s in scored
+                ]
+                step.notes["prefilter"] = info.get("method")
+            text = chunk.document.text[chunk.start : chunk.end]
+            block = document_block(
+                chunk.document.id, chunk.document.title, text, part=f"{i + 1} of {len(chunks)}"
+            )
+            incoming = _cu_text(notes, pool if use_evidence else [])
+            notes = run.chat(worker_messages(question, incoming, block, summary), cu_tokens)
+            verified, unverified = [], []
+            for q in quoted(notes):
+                span = locate(q, chunk.document.text, chunk.start, chunk.end)
+                if span:
+                    verified.append(make_citation(chunk.document, *span))
+                else:
+                    unverified.append(q)
+            quoted_citations += verified
+            step.notes.update(
+                {
+                    "cu": notes,
+                    "quotes_verified": len(verified),
+                    "quotes_unverified": unverified,
+                    "evidence_kept": [{"start": e.span.start, "end": e.span.end} for e in pool],
+                }
+            )
+
+    run.check(len(chunks), total, "coa: manager")
+    cu = _cu_text(notes, pool)
+    with run.step("manager", cu_chars=len(cu)) as step:
+        evidence_spans = [e.span for e in pool] + [
+            Span(next(d for d in documents if d.id == c.document_id), c.start, c.end)
+            for c in dedupe(quoted_citations)
+        ]
+        final = final_answer(
+            run,
+            question,
+            [notes_block(cu)],
+            documents,
+            history=history,
+            max_tokens=answer_tokens,
+            evidence=evidence_spans or None,
+            instructions=MANAGER_INSTRUCTIONS,
+        )
+        step.notes.update(final.notes)
+        step.notes["last_cu"] = cu
+    return final.text, final.citations

@@ -1,0 +1,71 @@
+"""Answer-span extraction: do not rely on a small model to copy a key out of a context.
+
+For questions whose answer is a token (a pass key, number, code, PIN), the answer is
+picked from the best-ranked evidence sentence instead; the model's draft only breaks ties
+between the candidates of that sentence. Other questions keep the model's answer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+_CODE_QUESTION = re.compile(
+    r"\b(pass\s?keys?|passcodes?|passwords?|pins?|codes?|numbers?|digits?|combinations?|"
+    r"serials?|keys? to)\b",
+    re.IGNORECASE,
+)
+# Numbers of two or more digits (with inner separators: 1,024 / 7-3-9 / 3.25), and
+# letter-digit codes such as X7K-29Q.
+_CANDIDATE = re.compile(
+    r"(?<![\w.,-])(?:\d[\d,.\-]*\d|(?=[A-Za-z0-9-]*\d)(?=[A-Za-z0-9-]*[A-Za-z])[A-Za-z0-9]"
+    r"[A-Za-z0-9-]{2,}[A-Za-z0-9])(?![\w])"
+)
+
+
+def wants_token(question: str) -> bool:
+    """Is the answer a key/number/code that can be picked out of a sentence verbatim?"""
+    return bool(_CODE_QUESTION.search(question))
+
+
+def candidates(text: str) -> list[str]:
+    """Candidate answer tokens in ``text``, in order, without repeats."""
+    seen: dict[str, None] = {}
+    for m in _CANDIDATE.finditer(text):
+        seen.setdefault(m.group(0).strip(".,-"), None)
+    return [c for c in seen if c]
+
+
+@dataclass(frozen=True)
+class Extraction:
+    value: str
+    sentence_rank: int  # 0 = the best-ranked sentence
+    agreed_with_model: bool
+
+
+def extract_token(
+    question: str, ranked_sentences: Sequence[str], draft: str, depth: int = 3
+) -> Extraction | None:
+    """The candidate of the best-ranked sentence (among the first ``depth``) that has one;
+    the draft decides between several candidates of that sentence. Tokens that occur in
+    the question are not answers."""
+    in_question = set(candidates(question))
+    for rank, sentence in enumerate(ranked_sentences[:depth]):
+        options = [c for c in candidates(sentence) if c not in in_question]
+        if not options:
+            continue
+        for option in options:
+            if re.search(rf"(?<![\w]){re.escape(option)}(?![\w])", draft):
+                return Extraction(option, rank, True)
+        return Extraction(options[0], rank, False)
+    return None
+
+
+def final_text(draft: str, extraction: Extraction | None) -> str:
+    """The model's draft when it states the extracted value, else the value itself."""
+    if extraction is None:
+        return draft
+    if extraction.agreed_with_model:
+        return draft
+    return extraction.value

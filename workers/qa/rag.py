@@ -1,0 +1,103 @@
+"""``rag``: the best retrieved passages that fit the budget, in document order, cited."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from .answering import final_answer
+from .budget import content_budget
+from .citations import locate, make_citation
+from .extract import wants_token
+from .prompts import document_block
+from .run import Run
+from .scoring import Span, lexical_sentences
+from .types import Citation, Passage, Retriever, SourceDocument
+
+DEFAULT_TOP_K = 20
+# A small model answers better from a short context; the window is the hard limit.
+DEFAULT_CONTEXT_TOKENS = 2048
+
+
+def _as_span(passage: Passage, docs: Mapping[object, SourceDocument]) -> Span | None:
+    """The passage as an exact span of its document (re-located if its offsets are stale)."""
+    doc = docs.get(passage.document_id)
+    if doc is None:
+        return None
+    if doc.text[passage.start : passage.end] == passage.text and passage.end > passage.start:
+        return Span(doc, passage.start, passage.end)
+    found = locate(passage.text, doc.text)
+    return Span(doc, *found) if found else None
+
+
+def answer_rag(
+    run: Run,
+    question: str,
+    documents: Sequence[SourceDocument],
+    retrieve: Retriever,
+    *,
+    history: Sequence[Mapping[str, str]] | None = None,
+    answer_tokens: int = 128,
+    top_k: int = DEFAULT_TOP_K,
+    context_tokens: int = DEFAULT_CONTEXT_TOKENS,
+) -> tuple[str, list[Citation]]:
+    docs = {doc.id: doc for doc in documents}
+    run.check(0, 2, "rag: retrieving")
+    with run.step("retrieve", top_k=top_k) as step:
+        budget = min(
+            context_tokens, content_budget(run.backend, question, history, answer_tokens, blocks=4)
+        )
+        passages = retrieve(question, top_k)
+        ranked: list[tuple[Span, float]] = []
+        dropped = 0
+        for p in sorted(passages, key=lambda p: -p.score):
+            span = _as_span(p, docs)
+            if span is None:
+                dropped += 1  # not a span of a document we were given: never cite it
+                continue
+            ranked.append((span, p.score))
+        used: list[tuple[Span, float]] = []
+        total = 0
+        for span, score in ranked:
+            cost = run.count(span.text) + 16  # + its tags
+            if total + cost > budget:
+                continue
+            used.append((span, score))
+            total += cost
+        step.notes.update(
+            {
+                "retrieved": len(passages),
+                "dropped_not_in_documents": dropped,
+                "used": [
+                    {"document_id": s.document.id, "start": s.start, "end": s.end, "score": sc}
+                    for s, sc in used
+                ],
+                "context_tokens": total,
+                "budget": budget,
+            }
+        )
+    run.check(1, 2, "rag: answering")
+    order = {doc.id: i for i, doc in enumerate(documents)}
+    in_doc_order = sorted(used, key=lambda x: (order[x[0].document.id], x[0].start))
+    blocks = [
+        document_block(s.document.id, s.document.title, s.text, part=f"{s.start}-{s.end}")
+        for s, _ in in_doc_order
+    ]
+    with run.step("answer", passages=len(used)) as step:
+        final = final_answer(
+            run,
+            question,
+            blocks,
+            documents,
+            history=history,
+            max_tokens=answer_tokens,
+            # Sentences of the passages, BM25-ranked: what a key is extracted from.
+            evidence=lexical_sentences(question, [s for s, _ in used])
+            if wants_token(question)
+            else [s for s, _ in used],
+        )
+        step.notes.update(final.notes)
+    citations = final.citations
+    if not citations:
+        # Nothing matched the answer: cite the passages the answer was written from.
+        citations = [make_citation(s.document, s.start, s.end) for s, _ in used[:3]]
+    return final.text, citations

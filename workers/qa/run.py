@@ -1,0 +1,99 @@
+"""One strategy run: the backend calls it makes, their usage, the trace and progress.
+
+Strategies call the model only through ``Run`` so that every call is counted in the
+trace and the usage totals, and so that progress/cancellation is checked between steps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from workers.llm.base import ContinuationLogprobs, LLMBackend, Usage
+from workers.progress import Progress, no_progress
+
+from .types import TokenCallback, TraceStep
+
+
+class Run:
+    def __init__(
+        self,
+        backend: LLMBackend,
+        progress: Progress | None = None,
+        on_token: TokenCallback | None = None,
+    ) -> None:
+        self.backend = backend
+        self.progress: Progress = progress or no_progress
+        self.on_token = on_token
+        self.steps: list[TraceStep] = []
+        self.usage = Usage()
+        self._current: TraceStep | None = None
+
+    # -- trace ---------------------------------------------------------------------------
+
+    @contextmanager
+    def step(self, name: str, **inputs: Any) -> Iterator[TraceStep]:
+        record = TraceStep(name=name, inputs=inputs)
+        outer, self._current = self._current, record
+        began = time.perf_counter()
+        try:
+            yield record
+        finally:
+            record.seconds = round(time.perf_counter() - began, 3)
+            self._current = outer
+            self.steps.append(record)
+
+    def _count(self, usage: Usage) -> None:
+        self.usage = self.usage + usage
+        if self._current is not None:
+            self._current.tokens_in += usage.prompt_tokens
+            self._current.tokens_out += usage.completion_tokens
+
+    def check(self, current: int, total: int, message: str) -> None:
+        """A step boundary: report progress; the callable may raise ``Cancelled``."""
+        self.progress(current, total, message)
+
+    # -- model calls ---------------------------------------------------------------------
+
+    def chat(self, messages: Sequence[dict[str, str]], max_tokens: int) -> str:
+        result = self.backend.chat(list(messages), max_tokens=max_tokens, temperature=0)
+        self._count(result.usage)
+        return result.text.strip()
+
+    def chat_streamed(self, messages: Sequence[dict[str, str]], max_tokens: int) -> str:
+        """The final answer: streamed to ``on_token`` when the caller wants deltas."""
+        if self.on_token is None:
+            return self.chat(messages, max_tokens)
+        parts: list[str] = []
+        for event in self.backend.stream(list(messages), max_tokens=max_tokens, temperature=0):
+            if event.delta:
+                # Leading whitespace is dropped so that the deltas add up to the answer text.
+                delta = event.delta if parts else event.delta.lstrip()
+                if delta:
+                    parts.append(delta)
+                    self.on_token(delta)
+            if event.usage is not None:
+                self._count(event.usage)
+        return "".join(parts).rstrip()
+
+    def emit(self, text: str) -> None:
+        """Send a whole answer at once (answers rewritten by extraction are not streamed)."""
+        if self.on_token is not None and text:
+            self.on_token(text)
+
+    def score(
+        self, pairs: Sequence[tuple[str, str]], batch_size: int = 8
+    ) -> list[ContinuationLogprobs]:
+        """Batched continuation log-probabilities (XL3M's scan)."""
+        out: list[ContinuationLogprobs] = []
+        for i in range(0, len(pairs), batch_size):
+            results = self.backend.continuation_logprobs_batch(list(pairs[i : i + batch_size]))
+            for r in results:
+                self._count(r.usage)
+            out.extend(results)
+        return out
+
+    def count(self, text_or_messages: Any) -> int:
+        return self.backend.count_tokens(text_or_messages)

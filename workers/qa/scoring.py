@@ -1,0 +1,111 @@
+"""Relevance scores shared by the strategies.
+
+- ``question_nll``: XL3M's score, the mean negative log-likelihood of the question tokens
+  given a piece of text (lower = the text makes the question more expected = relevant).
+  Measured here: it ranks a needle segment first where the mean entropy does not.
+- ``prefilter``: cheap lexical (BM25) + dense (the embedder) ranking fused by RRF, used to
+  cut the candidates before the model scores them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from workers.documents.lexical import BM25Index, rrf
+
+from .prompts import scoring_continuation
+from .run import Run
+from .types import SourceDocument
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Span:
+    document: SourceDocument
+    start: int
+    end: int
+
+    @property
+    def text(self) -> str:
+        return self.document.text[self.start : self.end]
+
+
+@dataclass(frozen=True)
+class ScoredSpan:
+    span: Span
+    score: float  # mean NLL of the question tokens; lower is more relevant
+    position: int  # order in the input
+
+
+def question_nll(run: Run, question: str, texts: Sequence[str], batch_size: int = 8) -> list[float]:
+    continuation = scoring_continuation(question)
+    pairs = [(text if text.strip() else ".", continuation) for text in texts]
+    return [r.mean_nll for r in run.score(pairs, batch_size=batch_size)]
+
+
+def rank_spans(run: Run, question: str, spans: Sequence[Span]) -> list[ScoredSpan]:
+    """Spans scored with ``question_nll``, best (lowest) first; ties keep input order."""
+    scores = question_nll(run, question, [s.text for s in spans])
+    scored = [
+        ScoredSpan(s, score, i) for i, (s, score) in enumerate(zip(spans, scores, strict=True))
+    ]
+    return sorted(scored, key=lambda x: (x.score, x.position))
+
+
+def dense_ranking(question: str, texts: Sequence[str]) -> list[int] | None:
+    """Indices by cosine similarity with the embedder (LongEmbed for long texts), or None
+    when no embedder can be loaded (the lexical ranking alone is used then)."""
+    try:
+        from workers.documents.embeddings import get_embedder
+        from workers.documents.longembed import embed_long
+
+        embedder = get_embedder()
+        query = embedder.embed([question])[0]
+        vectors = embed_long(embedder, list(texts))
+    except Exception as exc:  # an optional arm: never fail the answer for it
+        log.warning("dense pre-filter unavailable: %s", exc)
+        return None
+    sims = vectors @ query
+    return sorted(range(len(texts)), key=lambda i: -float(sims[i]))
+
+
+def prefilter(
+    question: str, texts: Sequence[str], top_n: int, dense: bool = True
+) -> tuple[list[int], dict[str, object]]:
+    """The ``top_n`` most promising texts (indices, input order) and what ranked them."""
+    if len(texts) <= top_n:
+        return list(range(len(texts))), {"method": "none (all candidates kept)"}
+    lexical = [i for i, _ in BM25Index(list(texts)).search(question, k=len(texts))]
+    rankings: list[list[int]] = [lexical]
+    method = "bm25"
+    if dense:
+        dense_order = dense_ranking(question, texts)
+        if dense_order is not None:
+            rankings.append(dense_order)
+            method = "bm25+dense (rrf)"
+    fused = [int(i) for i, _ in rrf(rankings)]  # type: ignore[call-overload]
+    # BM25 only ranks texts sharing a word with the question: fill up in input order.
+    fused += [i for i in range(len(texts)) if i not in set(fused)]
+    kept = sorted(fused[:top_n])
+    return kept, {"method": method, "bm25_top": lexical[:top_n], "kept": kept}
+
+
+def sentences_in(regions: Sequence[Span]) -> list[Span]:
+    from .citations import sentence_units
+
+    return [
+        Span(r.document, s, e)
+        for r in regions
+        for s, e in sentence_units(r.document.text, r.start, r.end)
+    ]
+
+
+def lexical_sentences(question: str, regions: Sequence[Span], k: int = 5) -> list[Span]:
+    """Sentences of ``regions`` ranked by BM25 against the question, best first (cheap)."""
+    spans = sentences_in(regions)
+    if not spans:
+        return []
+    return [spans[i] for i, _ in BM25Index([s.text for s in spans]).search(question, k=k)]

@@ -1,0 +1,92 @@
+"""Data types of question answering: inputs, the answer, its citations and its trace."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from workers.llm.base import Usage
+from workers.llm.errors import ContextOverflow
+
+DocumentId = str | int
+
+
+@dataclass(frozen=True)
+class SourceDocument:
+    id: DocumentId
+    title: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A character span of a source document: ``document.text[start:end] == quote``."""
+
+    document_id: DocumentId
+    start: int
+    end: int
+    quote: str
+
+
+@dataclass(frozen=True)
+class Passage:
+    """What a retriever returns: a span of a document and its relevance score."""
+
+    document_id: DocumentId
+    start: int
+    end: int
+    text: str
+    score: float
+
+
+Retriever = Callable[[str, int], list[Passage]]
+TokenCallback = Callable[[str], None]
+
+
+@dataclass
+class TraceStep:
+    """One step of a strategy: what went in, what came out, what the agents noted."""
+
+    name: str
+    inputs: dict[str, Any] = field(default_factory=dict)
+    tokens_in: int = 0
+    tokens_out: int = 0
+    notes: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class Answer:
+    text: str
+    citations: list[Citation]
+    trace: list[TraceStep]
+    usage: Usage
+    strategy: str
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (the job row stores it)."""
+        return {
+            "text": self.text,
+            "citations": [asdict(c) for c in self.citations],
+            "trace": [asdict(s) for s in self.trace],
+            "usage": {
+                "prompt_tokens": self.usage.prompt_tokens,
+                "completion_tokens": self.usage.completion_tokens,
+            },
+            "strategy": self.strategy,
+            "reason": self.reason,
+        }
+
+
+class QuestionTooLong(ContextOverflow):
+    """The question (with instructions, history and room for the answer) fills the window."""
+
+
+class DocumentsTooLong(ContextOverflow):
+    """``full`` was asked for documents that do not fit the window with room for the answer."""
+
+
+class UnknownStrategy(ValueError):
+    pass
