@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "apps.teams",
     "apps.jobs",
     "apps.documents",
+    "apps.chat",
     "django.contrib.postgres",
 ]
 

@@ -8,6 +8,7 @@ team_patterns = [
     path("", include("apps.teams.urls")),
     path("jobs/", include("apps.jobs.urls")),
     path("documents/", include("apps.documents.urls")),
+    path("chat/", include("apps.chat.urls")),
 ]
 
 urlpatterns = [

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from apps.chat.models import Conversation, Message
 from apps.documents.models import Document
 from apps.teams.models import Role
 from apps.teams.services import create_invitation
@@ -42,13 +43,19 @@ def victim(db):
     team = membership.team
     other = MembershipFactory(team=team, role=Role.MEMBER)
     invitation, _ = create_invitation(team, membership.user, Role.MEMBER)
+    document = Document.objects.create(team=team, title="Secret", original_name="s.txt",
+                                       sha256="0" * 64, file="teams/s.txt")
+    conversation = Conversation.objects.create(team=team, title="Secret talk")
+    reply = Message.objects.create(conversation=conversation, role="assistant", status="failed")
     return {
         "team": team,
         "ids": {
             "jobs": {"pk": JobFactory(team=team).pk},
-            "documents": {"pk": Document.objects.create(
-                team=team, title="Secret", original_name="s.txt", sha256="0" * 64,
-                file="teams/s.txt").pk},
+            "documents": {"pk": document.pk},
+            "chat": {"pk": conversation.pk},
+            "chat:message": {"pk": conversation.pk, "message_pk": reply.pk},
+            "chat:retry": {"pk": conversation.pk, "message_pk": reply.pk},
+            "chat:stream": {"pk": conversation.pk, "message_pk": reply.pk},
             "teams:revoke_invitation": {"pk": invitation.pk},
             "teams:change_role": {"pk": other.pk},
             "teams:remove_member": {"pk": other.pk},
@@ -68,7 +75,8 @@ def _kwargs(name: str, params: list[str], victim) -> dict:
 def test_there_are_team_urls_to_check():
     names = {name for name, _ in team_url_names()}
     assert {"teams:dashboard", "teams:settings", "jobs:list", "jobs:detail",
-            "documents:library", "documents:upload", "documents:detail"} <= names
+            "documents:library", "documents:upload", "documents:detail",
+            "chat:list", "chat:detail", "chat:stream"} <= names
 
 
 @pytest.mark.parametrize("method", ["get", "post"])
@@ -82,6 +90,7 @@ def test_outsider_gets_404_on_every_team_url(client, victim, method):
     # Nothing changed in the victim team.
     assert victim["team"].memberships.count() == 2
     assert victim["team"].documents.count() == 1
+    assert victim["team"].conversations.count() == 1
 
 
 def test_member_of_other_team_cannot_reach_objects_through_own_team(client, victim):

@@ -110,7 +110,8 @@ def test_haystack_needle_span_and_depth(kind, paraphrase):
 
 def test_paraphrased_needles_share_no_content_word_with_the_question():
     for template in PASSKEY_PARAPHRASES:
-        assert not content_words(template) & content_words(PASSKEY_QUESTION), template
+        needle = template.format(key="48213")
+        assert not content_words(needle) & content_words(PASSKEY_QUESTION), needle
     for _answer, _direct, para, question in NEEDLES:
         assert not content_words(para) & content_words(question), para
 

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+STRATEGIES = [
+    ("auto", "Automatic"),
+    ("rag", "Retrieval (RAG)"),
+    ("coa", "Chain-of-Agents"),
+    ("xl3m", "XL3M segment scoring"),
+    ("full", "Full context"),
+]
+
+
+class Conversation(models.Model):
+    team = models.ForeignKey("teams.Team", on_delete=models.CASCADE, related_name="conversations")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                                   null=True, blank=True, related_name="+")
+    title = models.CharField(max_length=200, default="New conversation")
+    documents = models.ManyToManyField("documents.Document", related_name="conversations",
+                                       blank=True)
+    strategy = models.CharField(max_length=10, choices=STRATEGIES, default="auto")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class MessageStatus(models.TextChoices):
+    PENDING = "pending", "Waiting"
+    STREAMING = "streaming", "Answering"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class Message(models.Model):
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE,
+                                     related_name="messages")
+    role = models.CharField(max_length=10, choices=[("user", "User"), ("assistant", "Assistant")])
+    content = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=MessageStatus.choices,
+                              default=MessageStatus.DONE)
+    strategy = models.CharField(max_length=10, blank=True)  # asked for, then the one used
+    reason = models.CharField(max_length=500, blank=True)
+    citations = models.JSONField(default=list, blank=True)
+    trace = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    tokens_in = models.PositiveIntegerField(default=0)
+    tokens_out = models.PositiveIntegerField(default=0)
+    job = models.ForeignKey("jobs.Job", on_delete=models.SET_NULL, null=True, blank=True,
+                            related_name="+")
+    reply_to = models.ForeignKey("self", on_delete=models.CASCADE, null=True, blank=True,
+                                 related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.content[:40]}"
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in (MessageStatus.PENDING, MessageStatus.STREAMING)

@@ -1,0 +1,146 @@
+"""Chat verbs: start a conversation, ask (queue an answer job), answer (the job), retry."""
+
+from __future__ import annotations
+
+import threading
+import time
+from bisect import bisect_right
+
+from django.conf import settings
+from django.db import transaction
+
+from apps.chat.models import STRATEGIES, Conversation, Message, MessageStatus
+from apps.documents.models import DocStatus
+from apps.jobs import services as jobs
+from workers import events
+
+MAX_QUESTION_CHARS = 20_000
+STRATEGY_NAMES = [name for name, _ in STRATEGIES]
+
+
+class ChatError(Exception):
+    """Shown to the user as it is."""
+
+
+def start_conversation(team, user, documents, title: str = "") -> Conversation:
+    conversation = Conversation.objects.create(
+        team=team, created_by=user, title=(title.strip() or "New conversation")[:200])
+    conversation.documents.set(documents)
+    return conversation
+
+
+def ask(conversation: Conversation, user, question: str, strategy: str = "auto") -> Message:
+    question = question.strip()
+    if not question:
+        raise ChatError("Write a question first.")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise ChatError(f"The question is too long ({len(question):,} characters; at most "
+                        f"{MAX_QUESTION_CHARS:,}). Put long material in a document instead.")
+    if strategy not in STRATEGY_NAMES:
+        raise ChatError(f"Unknown strategy “{strategy}”.")
+    with transaction.atomic():
+        asked = Message.objects.create(conversation=conversation, role="user", content=question)
+        reply = Message.objects.create(conversation=conversation, role="assistant",
+                                       status=MessageStatus.PENDING, strategy=strategy,
+                                       reply_to=asked)
+        if conversation.title == "New conversation":
+            conversation.title = question[:80]
+        conversation.save()  # bumps updated_at
+        reply.job = jobs.create_job(conversation.team, "qa_answer", {"message_id": reply.pk},
+                                    user=user, title=f"Answer: {question[:80]}")
+        reply.save(update_fields=["job"])
+    return reply
+
+
+def retry(reply: Message) -> Message:
+    with transaction.atomic():
+        Message.objects.filter(pk=reply.pk).update(status=MessageStatus.PENDING, error="",
+                                                   content="", citations=[], trace=[])
+        jobs.retry(reply.job)
+    reply.refresh_from_db()
+    return reply
+
+
+def _publish(reply: Message, event: dict) -> None:
+    events.publish(events.channel("message", reply.pk), event, settings.REDIS_URL)
+
+
+class _Streamer:
+    """Publishes each token and saves the partial answer now and then, so that a page
+    reloaded mid-answer shows what is written so far."""
+
+    def __init__(self, reply: Message, save_every: float = 1.0):
+        self.reply, self.save_every = reply, save_every
+        self.text, self.saved_at = "", time.monotonic()
+        self.lock = threading.Lock()
+
+    def __call__(self, delta: str) -> None:
+        with self.lock:
+            self.text += delta
+            _publish(self.reply, {"type": "token", "text": delta})
+            if time.monotonic() - self.saved_at > self.save_every:
+                Message.objects.filter(pk=self.reply.pk).update(
+                    content=self.text, status=MessageStatus.STREAMING)
+                self.saved_at = time.monotonic()
+
+
+def _history(reply: Message) -> list[dict]:
+    earlier = reply.conversation.messages.filter(created_at__lt=reply.reply_to.created_at,
+                                                 status=MessageStatus.DONE)
+    return [{"role": m.role, "content": m.content} for m in earlier if m.content]
+
+
+def _page(document, offset: int) -> int:
+    return max(1, bisect_right(document.page_starts, offset)) if document.page_starts else 1
+
+
+def answer(reply: Message, progress) -> dict:
+    """The qa_answer job: answer the question of `reply` from the conversation's documents."""
+    from apps.documents.search import search
+    from workers.qa.api import answer as qa_answer
+    from workers.qa.types import Passage, SourceDocument
+
+    conversation = reply.conversation
+    question = reply.reply_to.content
+    documents = list(conversation.documents.all())
+    try:
+        if not documents:
+            raise ChatError("This conversation has no documents. Add documents to ask about.")
+        waiting = [d.title for d in documents if d.status != DocStatus.READY]
+        if waiting:
+            raise ChatError("Still being ingested (or failed): " + ", ".join(waiting)
+                            + ". Ask again when they are ready.")
+        by_id = {d.pk: d for d in documents}
+
+        def retrieve(query: str, k: int) -> list[Passage]:
+            hits = search(conversation.team, query, document_ids=list(by_id), limit=k)
+            return [Passage(h.chunk.document_id, h.chunk.start, h.chunk.end, h.chunk.text,
+                            h.score) for h in hits]
+
+        Message.objects.filter(pk=reply.pk).update(status=MessageStatus.STREAMING)
+        streamer = _Streamer(reply)
+        result = qa_answer(
+            question, [SourceDocument(d.pk, d.title, d.text) for d in documents],
+            reply.strategy or "auto", retrieve=retrieve, progress=progress, on_token=streamer,
+            history=_history(reply),
+        )
+    except Exception as exc:
+        message = str(exc) if isinstance(exc, ChatError | ValueError) else \
+            f"The answer failed: {type(exc).__name__}: {exc}"
+        Message.objects.filter(pk=reply.pk).update(status=MessageStatus.FAILED, error=message)
+        _publish(reply, {"type": "error", "error": message})
+        raise
+    citations = []
+    for n, c in enumerate(result.citations, start=1):
+        document = by_id.get(c.document_id)
+        citations.append({"n": n, "document_id": c.document_id, "start": c.start, "end": c.end,
+                          "quote": c.quote[:500], "title": document.title if document else "",
+                          "page": _page(document, c.start) if document else None})
+    data = result.to_dict()
+    Message.objects.filter(pk=reply.pk).update(
+        content=result.text, status=MessageStatus.DONE, strategy=result.strategy,
+        reason=result.reason[:500], citations=citations, trace=data["trace"],
+        tokens_in=result.usage.prompt_tokens, tokens_out=result.usage.completion_tokens)
+    progress.add_tokens(result.usage.prompt_tokens, result.usage.completion_tokens)
+    _publish(reply, {"type": "done"})
+    return {"message_id": reply.pk, "strategy": result.strategy, "citations": len(citations)}

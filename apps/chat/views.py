@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+import json
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib import messages
+from django.http import Http404, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from apps.chat import services
+from apps.chat.models import STRATEGIES, Message
+from apps.documents.models import DocStatus
+from apps.teams.access import resolve_team, team_view
+from apps.teams.models import Role
+from workers import events
+
+
+@team_view(write_minimum=Role.MEMBER)
+def conversation_list(request):
+    ready = request.team.documents.filter(status=DocStatus.READY).order_by("title")
+    if request.method == "POST":
+        chosen = list(ready.filter(pk__in=request.POST.getlist("documents")))
+        if not chosen:
+            messages.error(request, "Choose at least one ready document to talk about.")
+        else:
+            conversation = services.start_conversation(request.team, request.user, chosen,
+                                                       request.POST.get("title", ""))
+            return redirect("chat:detail", team_slug=request.team.slug, pk=conversation.pk)
+    conversations = request.team.conversations.prefetch_related("documents")[:100]
+    return render(request, "chat/list.html", {"conversations": conversations, "ready": ready})
+
+
+def _conversation(request, pk):
+    return get_object_or_404(request.team.conversations.prefetch_related("documents"), pk=pk)
+
+
+@team_view()
+def detail(request, pk: int):
+    conversation = _conversation(request, pk)
+    return render(request, "chat/detail.html", {
+        "conversation": conversation, "strategies": STRATEGIES,
+        "chat_messages": conversation.messages.select_related("job"),
+        "documents": conversation.documents.all(),
+    })
+
+
+@team_view(Role.MEMBER)
+@require_POST
+def ask(request, pk: int):
+    conversation = _conversation(request, pk)
+    try:
+        services.ask(conversation, request.user, request.POST.get("question", ""),
+                     request.POST.get("strategy", "auto"))
+    except services.ChatError as err:
+        messages.error(request, str(err))
+    return redirect("chat:detail", team_slug=request.team.slug, pk=conversation.pk)
+
+
+@team_view()
+def message(request, pk: int, message_pk: int):
+    """One rendered message (the page swaps it in when its stream ends)."""
+    conversation = _conversation(request, pk)
+    msg = get_object_or_404(conversation.messages, pk=message_pk)
+    return render(request, "chat/detail.html#message", {"m": msg, "conversation": conversation})
+
+
+@team_view(Role.MEMBER)
+@require_POST
+def retry(request, pk: int, message_pk: int):
+    conversation = _conversation(request, pk)
+    reply = get_object_or_404(conversation.messages, pk=message_pk, role="assistant")
+    if reply.status == "failed" and reply.job:
+        services.retry(reply)
+    return redirect("chat:detail", team_slug=request.team.slug, pk=conversation.pk)
+
+
+@team_view(Role.MEMBER)
+@require_POST
+def rename(request, pk: int):
+    conversation = _conversation(request, pk)
+    title = request.POST.get("title", "").strip()[:200]
+    if title:
+        conversation.title = title
+        conversation.save(update_fields=["title", "updated_at"])
+    return redirect("chat:detail", team_slug=request.team.slug, pk=conversation.pk)
+
+
+@team_view(Role.MEMBER)
+@require_POST
+def delete(request, pk: int):
+    _conversation(request, pk).delete()
+    messages.info(request, "Conversation deleted.")
+    return redirect("chat:list", team_slug=request.team.slug)
+
+
+@team_view(write_minimum=Role.MEMBER)
+def needle(request):
+    """The needle self-test: a haystack of the chosen length with a hidden passkey."""
+    from apps.chat.runners import NEEDLE_LENGTHS
+    from apps.jobs.services import create_job
+
+    error = ""
+    if request.method == "POST":
+        try:
+            tokens = int(request.POST.get("tokens", ""))
+        except ValueError:
+            tokens = 0
+        strategy = request.POST.get("strategy", "auto")
+        kind = request.POST.get("kind", "passkey")
+        if tokens not in NEEDLE_LENGTHS:
+            error = "Choose one of the listed lengths."
+        elif strategy not in services.STRATEGY_NAMES:
+            error = "Choose one of the listed strategies."
+        elif kind not in ("passkey", "needle"):
+            error = "Choose passkey or needle."
+        else:
+            job = create_job(request.team, "needle_test", {
+                "tokens": tokens, "strategy": strategy, "kind": kind,
+                "paraphrase": request.POST.get("paraphrase") == "on",
+            }, user=request.user, title=f"Needle test: {tokens:,} tokens, {strategy}")
+            return redirect("jobs:detail", team_slug=request.team.slug, pk=job.pk)
+    recent = request.team.jobs.filter(kind="needle_test")[:20]
+    return render(request, "chat/needle.html", {
+        "lengths": NEEDLE_LENGTHS, "strategies": STRATEGIES, "recent": recent, "error": error,
+    }, status=400 if error else 200)
+
+
+def _sse(event: str, data: dict) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+async def stream(request, team_slug: str, pk: int, message_pk: int):
+    """Server-sent events for one answer: the text so far, then each token, then done."""
+    user = await request.auser()
+    if not user.is_authenticated:
+        from django.contrib.auth.views import redirect_to_login
+
+        return redirect_to_login(request.get_full_path())
+    membership = await sync_to_async(resolve_team)(user, team_slug)
+    query = Message.objects.filter(pk=message_pk, conversation_id=pk,
+                                   conversation__team=membership.team)
+    if not await query.aexists():
+        raise Http404
+
+    async def event_stream():
+        async with events.Subscription(events.channel("message", message_pk),
+                                       settings.REDIS_URL) as live:
+            current = await query.afirst()  # after subscribing: nothing falls in between
+            yield _sse("snapshot", {"text": current.content, "status": current.status})
+            if not current.is_live:
+                yield _sse("done", {"status": current.status})
+                return
+            async for event in live:
+                kind = event.get("type")
+                if kind == "token":
+                    yield _sse("token", {"text": event["text"]})
+                elif kind in ("done", "error"):
+                    yield _sse("done", event)
+                    return
+                else:
+                    yield ": ping\n\n"
+
+    response = StreamingHttpResponse(event_stream(), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response

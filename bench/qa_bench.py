@@ -1,0 +1,359 @@
+"""Question-answering benchmark: passkey and needle QA per strategy and length, on this CPU.
+
+    python -m bench.qa_bench --out DIR [--lengths 8000 32000] [--data /work/shared/data]
+        [--kinds passkey passkey-para needle needle-para] [--strategies full rag xl3m coa]
+        [--trials 1] [--coa-kinds passkey passkey-para] [--loogle 2] [--seed 0]
+
+For each length and kind, a haystack (Paul Graham essays from DATA/pg_essays, else generated
+prose) with one needle at a random depth; each strategy answers; accuracy = the expected
+answer is in the answer text; citations are checked (exact spans inside the document) and
+whether one covers the needle. ``full`` is also swept across lengths to show where it breaks.
+The XL3M scan time per segment is measured and 128k / 1M figures are *extrapolated* from it.
+With DATA/loogle present, a few LooGLE short-dependency QA samples per strategy: every
+citation must be valid; "evidence hit" = a citation overlaps LooGLE's evidence sentence.
+Writes results.json (after every run), results.md and qa_bench.png into --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from workers.llm import get_backend  # noqa: E402
+from workers.llm.errors import ContextOverflow  # noqa: E402
+from workers.qa import SourceDocument, answer, build_haystack, choose  # noqa: E402
+from workers.qa.citations import is_valid, locate  # noqa: E402
+from workers.qa.xl3m import DEFAULT_SEGMENT_TOKENS  # noqa: E402
+
+DEFAULT_DATA = Path("/work/shared/data")
+KINDS = {
+    "passkey": ("passkey", False),
+    "passkey-para": ("passkey", True),
+    "needle": ("needle", False),
+    "needle-para": ("needle", True),
+}
+STRATEGIES = ["full", "rag", "xl3m", "coa"]
+COA_OPTIONS = {"cu_tokens": 96}
+RAG_OPTIONS = {"dense": True}
+
+
+def _run(question: str, docs: list[SourceDocument], strategy: str, llm: Any) -> dict[str, Any]:
+    options = {"coa": COA_OPTIONS, "rag": RAG_OPTIONS}.get(strategy, {})
+    began = time.perf_counter()
+    try:
+        result = answer(question, docs, strategy, backend=llm, answer_tokens=64, options=options)
+    except ContextOverflow as exc:
+        return {"refused": str(exc), "seconds": round(time.perf_counter() - began, 2)}
+    seconds = time.perf_counter() - began
+    return {
+        "answer": result.text[:300],
+        "strategy_used": result.strategy,
+        "seconds": round(seconds, 2),
+        "citations": [(c.document_id, c.start, c.end) for c in result.citations],
+        "citations_valid": all(is_valid(c, docs) for c in result.citations),
+        "prompt_tokens": result.usage.prompt_tokens,
+        "completion_tokens": result.usage.completion_tokens,
+        "trace": {s.name: s.seconds for s in result.trace},
+        "_result": result,
+    }
+
+
+def _xl3m_segment_stats(result: Any) -> dict[str, Any]:
+    step = next(s for s in result.trace if s.name == "score_segments")
+    n = len(step.notes["scores"])
+    return {"segments": n, "scan_seconds": step.seconds, "per_segment": step.seconds / max(n, 1)}
+
+
+def _save(out: Path, results: dict[str, Any]) -> None:
+    (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+
+
+def haystack_runs(args: argparse.Namespace, llm: Any, results: dict[str, Any], out: Path) -> None:
+    essays = args.data / "pg_essays"
+    rng = random.Random(args.seed)
+    for length in args.lengths:
+        for kind_name in args.kinds:
+            kind, para = KINDS[kind_name]
+            for trial in range(args.trials):
+                h = build_haystack(
+                    length,
+                    kind=kind,
+                    paraphrase=para,
+                    seed=rng.randrange(1 << 30),
+                    essays_dir=essays,
+                    count_tokens=llm.count_tokens,
+                )
+                doc = SourceDocument("hay", "haystack", h.text)
+                auto = choose(h.question, [doc], llm, total_tokens=h.tokens)
+                for strategy in args.strategies:
+                    if strategy == "coa" and kind_name not in args.coa_kinds:
+                        continue
+                    row = _run(h.question, [doc], strategy, llm)
+                    res = row.pop("_result", None)
+                    row.update(
+                        {
+                            "length": length,
+                            "tokens": h.tokens,
+                            "kind": kind_name,
+                            "strategy": strategy,
+                            "trial": trial,
+                            "depth": round(h.depth, 3),
+                            "auto_choice": auto.strategy,
+                            "expected": h.answer,
+                        }
+                    )
+                    if res is not None:
+                        row["correct"] = h.is_correct(res.text)
+                        row["needle_cited"] = any(
+                            c.start < h.needle_end and c.end > h.needle_start for c in res.citations
+                        )
+                        if strategy == "xl3m":
+                            row.update(_xl3m_segment_stats(res))
+                            step = next(s for s in res.trace if s.name == "score_segments")
+                            best = step.notes["scores"][step.notes["ranking"][0]]
+                            row["needle_segment_first"] = (
+                                best["start"] <= h.needle_start < best["end"]
+                            )
+                    results["haystack"].append(row)
+                    print(
+                        json.dumps(
+                            {
+                                k: row.get(k)
+                                for k in (
+                                    "length",
+                                    "kind",
+                                    "trial",
+                                    "depth",
+                                    "correct",
+                                    "seconds",
+                                    "refused",
+                                    "needle_segment_first",
+                                )
+                            },
+                            default=str,
+                        )[:300],
+                        flush=True,
+                    )
+                    _save(out, results)
+
+
+def full_sweep(args: argparse.Namespace, llm: Any, results: dict[str, Any], out: Path) -> None:
+    for length in args.full_sweep:
+        h = build_haystack(
+            length, seed=length, essays_dir=args.data / "pg_essays", count_tokens=llm.count_tokens
+        )
+        doc = SourceDocument("hay", "haystack", h.text)
+        row = _run(h.question, [doc], "full", llm)
+        res = row.pop("_result", None)
+        row.update({"length": length, "tokens": h.tokens})
+        if res is not None:
+            row["correct"] = h.is_correct(res.text)
+        results["full_sweep"].append(row)
+        print("full", length, row.get("correct"), row.get("refused", "")[:80], flush=True)
+        _save(out, results)
+
+
+def _loogle_samples(folder: Path, n: int) -> list[tuple[SourceDocument, str, str, str]]:
+    path = folder / "shortdep_qa.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows.sort(key=lambda r: len(r["input"]))  # the shortest documents: cheaper on 2 cores
+    out = []
+    for i, row in enumerate(rows[:n]):
+        qa = row["qa_pairs"]
+        qa = ast.literal_eval(qa) if isinstance(qa, str) else qa
+        first = qa[0]
+        doc = SourceDocument(f"loogle-{i}", row["title"], row["input"])
+        out.append((doc, first["Q"], str(first["A"]), str(first.get("S", ""))))
+    return out
+
+
+def loogle_runs(args: argparse.Namespace, llm: Any, results: dict[str, Any], out: Path) -> None:
+    folder = args.data / "loogle"
+    if not folder.exists() or args.loogle < 1:
+        return
+    for i, (doc, question, gold, evidence) in enumerate(_loogle_samples(folder, args.loogle)):
+        span = locate(evidence[:300], doc.text) if evidence else None
+        for strategy in ["auto", *args.strategies]:
+            if strategy == "coa" and i >= args.loogle_coa:
+                continue
+            row = _run(question, [doc], strategy, llm)
+            res = row.pop("_result", None)
+            row.update(
+                {
+                    "sample": i,
+                    "title": doc.title,
+                    "question": question,
+                    "gold": gold,
+                    "tokens": llm.count_tokens(doc.text),
+                    "strategy": strategy,
+                }
+            )
+            if res is not None and span is not None:
+                row["evidence_hit"] = any(
+                    c.start < span[1] and c.end > span[0] for c in res.citations
+                )
+            results["loogle"].append(row)
+            print(
+                "loogle",
+                i,
+                strategy,
+                row.get("citations_valid"),
+                row.get("evidence_hit"),
+                row.get("seconds"),
+                flush=True,
+            )
+            _save(out, results)
+
+
+def _table(results: dict[str, Any]) -> str:
+    lines = [
+        "| length | kind | strategy | correct | needle cited | seconds | note |",
+        "|---:|---|---|---:|---:|---:|---|",
+    ]
+    groups: dict[tuple[int, str, str], list[dict[str, Any]]] = {}
+    for row in results["haystack"]:
+        groups.setdefault((row["length"], row["kind"], row.get("strategy", "")), []).append(row)
+    for (length, kind, strategy), rows in sorted(groups.items()):
+        ok = [r for r in rows if "refused" not in r]
+        note = "refused (over the window)" if not ok else ""
+        if strategy == "xl3m" and ok:
+            first = sum(bool(r.get("needle_segment_first")) for r in ok)
+            note = f"needle segment ranked 1st {first}/{len(ok)}"
+        acc = f"{sum(bool(r.get('correct')) for r in ok)}/{len(ok)}" if ok else "—"
+        cited = f"{sum(bool(r.get('needle_cited')) for r in ok)}/{len(ok)}" if ok else "—"
+        secs = f"{sum(r['seconds'] for r in ok) / len(ok):.1f}" if ok else "—"
+        lines.append(f"| {length} | {kind} | {strategy} | {acc} | {cited} | {secs} | {note} |")
+    return "\n".join(lines)
+
+
+def _report(out: Path, results: dict[str, Any]) -> None:
+    md = [
+        "# QA benchmark",
+        "",
+        f"Command: `{results['command']}`",
+        "",
+        "## Haystack QA (accuracy = expected answer in the answer text)",
+        "",
+        _table(results),
+        "",
+    ]
+    if results["full_sweep"]:
+        md += ["## full across lengths", "", "| tokens | result | seconds |", "|---:|---|---:|"]
+        for r in results["full_sweep"]:
+            res = "refused" if "refused" in r else ("correct" if r.get("correct") else "wrong")
+            md.append(f"| {r['tokens']} | {res} | {r['seconds']} |")
+        md.append("")
+    scan = [r for r in results["haystack"] if r.get("strategy") == "xl3m" and "per_segment" in r]
+    if scan:
+        per = sum(r["per_segment"] for r in scan) / len(scan)
+        results["xl3m_per_segment_seconds"] = per
+        md += [
+            "## XL3M scan cost (measured per segment; longer lengths EXTRAPOLATED)",
+            "",
+            f"Measured: {per:.2f} s per {DEFAULT_SEGMENT_TOKENS}-token segment "
+            f"(mean over {len(scan)} runs).",
+            "",
+            "| tokens | segments | full scan (extrapolated) |",
+            "|---:|---:|---:|",
+        ]
+        for tokens in (128_000, 1_000_000):
+            n = tokens // DEFAULT_SEGMENT_TOKENS
+            md.append(f"| {tokens} | {n} | ~{n * per / 60:.0f} min |")
+        md.append("")
+    if results["loogle"]:
+        md += [
+            "## LooGLE (shortdep_qa, shortest documents)",
+            "",
+            "| sample | tokens | strategy | used | citations valid | evidence hit | seconds |",
+            "|---:|---:|---|---|---|---|---:|",
+        ]
+        for r in results["loogle"]:
+            used = r.get("strategy_used", "refused" if "refused" in r else "")
+            md.append(
+                f"| {r['sample']} | {r['tokens']} | {r['strategy']} | {used} | "
+                f"{r.get('citations_valid', '—')} | {r.get('evidence_hit', '—')} | "
+                f"{r['seconds']} |"
+            )
+        md.append("")
+    (out / "results.md").write_text("\n".join(md))
+    _save(out, results)
+    _plot(out, results)
+
+
+def _plot(out: Path, results: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in results["haystack"] if "refused" not in r]
+    if not rows:
+        return
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    kinds = sorted({r["kind"] for r in rows})
+    strategies = [s for s in STRATEGIES if any(r.get("strategy") == s for r in rows)]
+    width = 0.8 / max(1, len(strategies))
+    lengths = sorted({r["length"] for r in rows})
+    for j, strategy in enumerate(strategies):
+        accs, secs = [], []
+        for length in lengths:
+            sel = [r for r in rows if r["strategy"] == strategy and r["length"] == length]
+            accs.append(sum(bool(r.get("correct")) for r in sel) / len(sel) if sel else 0)
+            secs.append(sum(r["seconds"] for r in sel) / len(sel) if sel else 0)
+        xs = [i + j * width for i in range(len(lengths))]
+        ax1.bar(xs, accs, width, label=strategy)
+        ax2.bar(xs, secs, width, label=strategy)
+    for ax, title in ((ax1, f"accuracy over kinds {kinds}"), (ax2, "seconds per question")):
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(lengths))])
+        ax.set_xticklabels([f"{n // 1000}k" for n in lengths])
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "qa_bench.png", dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--lengths", nargs="+", type=int, default=[8000, 32000])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS))
+    parser.add_argument("--strategies", nargs="+", default=STRATEGIES, choices=STRATEGIES)
+    parser.add_argument("--coa-kinds", nargs="+", default=list(KINDS), choices=list(KINDS))
+    parser.add_argument("--trials", type=int, default=1)
+    parser.add_argument("--full-sweep", nargs="*", type=int, default=[4000, 7500, 8000])
+    parser.add_argument("--loogle", type=int, default=2, help="LooGLE samples (0: none)")
+    parser.add_argument("--loogle-coa", type=int, default=1, help="of which CoA runs on")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    llm = get_backend()
+    llm.count_tokens("warm up")
+    results: dict[str, Any] = {
+        "command": " ".join(sys.argv),
+        "haystack": [],
+        "full_sweep": [],
+        "loogle": [],
+    }
+    began = time.perf_counter()
+    full_sweep(args, llm, results, args.out)
+    haystack_runs(args, llm, results, args.out)
+    loogle_runs(args, llm, results, args.out)
+    results["total_seconds"] = round(time.perf_counter() - began, 1)
+    _report(args.out, results)
+    print((args.out / "results.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""Chat: asking, answering with the real embedded model, citations, rendering, streaming."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.urls import reverse
+
+from apps.chat import services
+from apps.chat.models import Conversation, Message, MessageStatus
+from apps.documents.models import DocStatus, Document
+from apps.jobs import services as jobs
+from workers import events
+from workers.qa.haystack import build_haystack
+
+pytestmark = pytest.mark.django_db
+
+
+def _ready_document(team, text: str, title: str = "Memo") -> Document:
+    """A ready document without the ingest job (search is not needed by xl3m/coa/full)."""
+    return Document.objects.create(
+        team=team, title=title, original_name=f"{title}.txt", sha256=str(hash(text)),
+        file="teams/x.txt", kind="text", status=DocStatus.READY, text=text,
+        page_starts=list(range(0, len(text), 3000)), pages=len(range(0, len(text), 3000)))
+
+
+@pytest.fixture
+def haystack():
+    return build_haystack(1500, kind="passkey", seed=7, depth=0.6)
+
+
+@pytest.fixture
+def conversation(team, member, haystack):
+    doc = _ready_document(team, haystack.text)
+    return services.start_conversation(team, member, [doc])
+
+
+def test_ask_queues_an_answer_job_on_the_llm_queue(conversation, member):
+    reply = services.ask(conversation, member, "  What is the pass key?  ", "xl3m")
+    assert reply.status == MessageStatus.PENDING and reply.reply_to.content == \
+        "What is the pass key?"
+    assert reply.job.kind == "qa_answer" and reply.job.queue == "llm"
+    conversation.refresh_from_db()
+    assert conversation.title == "What is the pass key?"
+
+
+@pytest.mark.parametrize("question, strategy, error", [
+    ("   ", "auto", "Write a question first."),
+    ("x" * 30_000, "auto", "too long"),
+    ("Why?", "telepathy", "Unknown strategy"),
+])
+def test_bad_questions_are_refused_before_anything_runs(conversation, member, question,
+                                                        strategy, error):
+    with pytest.raises(services.ChatError, match=error):
+        services.ask(conversation, member, question, strategy)
+    assert not Message.objects.exists()
+
+
+def test_xl3m_answer_finds_the_passkey_with_exact_citations(conversation, member, haystack,
+                                                            client):
+    reply = services.ask(conversation, member, haystack.question, "xl3m")
+    assert jobs.run(reply.job.pk, reply.job.celery_task_id) == "succeeded", reply.job.error
+    reply.refresh_from_db()
+    assert reply.status == MessageStatus.DONE and haystack.is_correct(reply.content)
+    doc = conversation.documents.get()
+    assert reply.citations
+    for c in reply.citations:
+        assert 0 <= c["start"] < c["end"] <= len(doc.text)
+        assert doc.text[c["start"]:c["end"]].startswith(c["quote"][:100])
+    assert any(step["name"] for step in reply.trace) and reply.strategy == "xl3m"
+    client.force_login(member)
+    page = client.get(reverse("chat:detail", kwargs={"team_slug": conversation.team.slug,
+                                                     "pk": conversation.pk})).content.decode()
+    c = reply.citations[0]
+    assert f"?start={c['start']}&end={c['end']}#highlight" in page
+    assert "How this was answered" in page
+
+
+def test_documents_still_ingesting_fail_clearly_then_retry_works(team, member, haystack):
+    doc = _ready_document(team, haystack.text)
+    Document.objects.filter(pk=doc.pk).update(status=DocStatus.PROCESSING)
+    conversation = services.start_conversation(team, member, [doc])
+    reply = services.ask(conversation, member, haystack.question, "rag")
+    assert jobs.run(reply.job.pk, reply.job.celery_task_id) == "failed"
+    reply.refresh_from_db()
+    assert reply.status == MessageStatus.FAILED and "Still being ingested" in reply.error
+    Document.objects.filter(pk=doc.pk).update(status=DocStatus.READY)
+    services.retry(reply)
+    reply.refresh_from_db()
+    assert reply.status == MessageStatus.PENDING and reply.job.status == "queued"
+
+
+def test_model_and_document_text_are_rendered_inert(client, team, member):
+    conversation = Conversation.objects.create(team=team, title="<b>t</b>")
+    Message.objects.create(conversation=conversation, role="user",
+                           content="<img src=x onerror=alert(1)>")
+    Message.objects.create(
+        conversation=conversation, role="assistant", status=MessageStatus.DONE,
+        content="**Bold** <script>alert(1)</script> [x](javascript:alert(1))",
+        citations=[{"n": 1, "document_id": 1, "start": 0, "end": 5, "title": "<i>doc</i>",
+                    "quote": "<script>q</script>", "page": 1}])
+    client.force_login(member)
+    page = client.get(reverse("chat:detail", kwargs={"team_slug": team.slug,
+                                                     "pk": conversation.pk})).content.decode()
+    assert "<strong>Bold</strong>" in page
+    for raw in ("<script>alert(1)</script>", "<img src=x", 'href="javascript:', "<i>doc</i>",
+                "<script>q</script>", "<b>t</b>"):
+        assert raw not in page, raw
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stream_sends_snapshot_tokens_and_done(client, team, member, settings):
+    conversation = Conversation.objects.create(team=team, title="Live")
+    reply = Message.objects.create(conversation=conversation, role="assistant",
+                                   status=MessageStatus.STREAMING, content="Hel")
+    client.force_login(member)
+    url = reverse("chat:stream", kwargs={"team_slug": team.slug, "pk": conversation.pk,
+                                         "message_pk": reply.pk})
+
+    def speak():
+        time.sleep(1.0)  # after the view has subscribed
+        name = events.channel("message", reply.pk)
+        for delta in ("lo", " world"):
+            events.publish(name, {"type": "token", "text": delta}, settings.REDIS_URL)
+        events.publish(name, {"type": "done"}, settings.REDIS_URL)
+
+    async def read(response) -> str:
+        return b"".join([chunk async for chunk in response.streaming_content]).decode()
+
+    threading.Thread(target=speak).start()
+    response = client.get(url)
+    assert response["Content-Type"] == "text/event-stream"
+    body = async_to_sync(read)(response)
+    assert body.index('"Hel"') < body.index('"lo"') < body.index('" world"') < \
+        body.index("event: done")
+
+    Message.objects.filter(pk=reply.pk).update(status=MessageStatus.DONE)
+    body = async_to_sync(read)(client.get(url))
+    assert "event: snapshot" in body and "event: done" in body  # finished: no waiting
+
+
+def test_needle_self_test_finds_the_passkey(client, team, member):
+    from apps.jobs.models import Job
+
+    client.force_login(member)
+    url = reverse("chat:needle", kwargs={"team_slug": team.slug})
+    assert client.post(url, {"tokens": "123", "strategy": "xl3m"}).status_code == 400
+    response = client.post(url, {"tokens": "8000", "strategy": "xl3m", "kind": "passkey"})
+    job = Job.objects.get(kind="needle_test")
+    assert response.status_code == 302 and job.queue == "llm"
+    assert jobs.run(job.pk, job.celery_task_id) == "succeeded", Job.objects.get(pk=job.pk).error
+    job.refresh_from_db()
+    assert job.result["found"] is True, job.result["answer"]
+    assert job.result["tokens"] > 7_000 and job.result["strategy"] == "xl3m"
+    page = client.get(reverse("jobs:detail", kwargs={"team_slug": team.slug, "pk": job.pk}))
+    assert "found" in page.content.decode()
