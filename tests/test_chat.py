@@ -157,3 +157,34 @@ def test_needle_self_test_finds_the_passkey(client, team, member):
     assert job.result["tokens"] > 7_000 and job.result["strategy"] == "xl3m"
     page = client.get(reverse("jobs:detail", kwargs={"team_slug": team.slug, "pk": job.pk}))
     assert "found" in page.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)  # the task opens and closes connections itself
+def test_backend_down_mid_chat_retries_then_fails_with_retry_button(client, team, member,
+                                                                    haystack, monkeypatch):
+    """A real unreachable server: the job retries with backoff, then the chat says why and
+    offers a retry."""
+    from workers.llm import reset_backend
+    from workers.tasks import run_job
+
+    doc = _ready_document(team, haystack.text)
+    conversation = services.start_conversation(team, member, [doc])
+    monkeypatch.setenv("LLM_BACKEND", "vllm")
+    monkeypatch.setenv("LLM_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("LLM_MAX_ATTEMPTS", "1")
+    reset_backend()
+    try:
+        reply = services.ask(conversation, member, haystack.question, "xl3m")
+        assert run_job.apply(args=[reply.job.pk], task_id=reply.job.celery_task_id).get() \
+            == "failed after retries"
+    finally:
+        reset_backend()
+    reply.refresh_from_db()
+    assert reply.job.status == "failed" and "BackendUnavailable" in reply.job.error
+    # The message is not left "answering" forever: the page shows the failure and a retry.
+    client.force_login(member)
+    page = client.get(reverse("chat:detail", kwargs={"team_slug": team.slug,
+                                                     "pk": conversation.pk})).content.decode()
+    assert reply.status == MessageStatus.FAILED
+    assert "The model could not be reached" in reply.error
+    assert 'data-testid="answer-error"' in page and ">Retry</button>" in page

@@ -7,7 +7,12 @@ from apps.chat.models import Message
 from apps.jobs.kinds import register
 
 
-@register("qa_answer", "Answer a question", queue="llm")
+def answer_failed(job, error: str) -> None:
+    reply = Message.objects.filter(pk=job.params["message_id"], conversation__team=job.team)
+    services.give_up(reply.first(), f"The model could not be reached. {error}")
+
+
+@register("qa_answer", "Answer a question", queue="llm", on_failure=answer_failed)
 def run_answer(job, progress) -> dict:
     reply = (Message.objects.select_related("conversation__team", "reply_to")
              .filter(pk=job.params["message_id"], conversation__team=job.team).first())

@@ -84,6 +84,13 @@ class _Streamer:
                 self.saved_at = time.monotonic()
 
 
+def give_up(reply: Message | None, error: str) -> None:
+    """The answer job ended failed (retries exhausted): the message says why."""
+    if reply is not None:
+        Message.objects.filter(pk=reply.pk).update(status=MessageStatus.FAILED, error=error)
+        _publish(reply, {"type": "error", "error": error})
+
+
 def _history(reply: Message) -> list[dict]:
     earlier = reply.conversation.messages.filter(created_at__lt=reply.reply_to.created_at,
                                                  status=MessageStatus.DONE)
@@ -125,6 +132,10 @@ def answer(reply: Message, progress) -> dict:
             history=_history(reply),
         )
     except Exception as exc:
+        if getattr(exc, "transient", False):  # the job retries with backoff: say so, start over
+            Message.objects.filter(pk=reply.pk).update(status=MessageStatus.PENDING, content="")
+            _publish(reply, {"type": "retry", "error": str(exc)})
+            raise
         message = str(exc) if isinstance(exc, ChatError | ValueError) else \
             f"The answer failed: {type(exc).__name__}: {exc}"
         Message.objects.filter(pk=reply.pk).update(status=MessageStatus.FAILED, error=message)

@@ -156,6 +156,8 @@ async def stream(request, team_slug: str, pk: int, message_pk: int):
                 kind = event.get("type")
                 if kind == "token":
                     yield _sse("token", {"text": event["text"]})
+                elif kind == "retry":  # the backend failed; the job tries again shortly
+                    yield _sse("retry", {"error": event.get("error", "")})
                 elif kind in ("done", "error"):
                     yield _sse("done", event)
                     return

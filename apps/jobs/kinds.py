@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from workers.progress import Progress
 
 Runner = Callable[["object", Progress], dict]
+# Called when a job ends failed without its runner seeing it (retries exhausted), so the
+# rows that mirror the job (a chat message, a document) can say so too.
+OnFailure = Callable[["object", str], None]
 
 
 @dataclass(frozen=True)
@@ -20,14 +23,15 @@ class JobKind:
     label: str
     queue: str
     runner: Runner
+    on_failure: OnFailure | None = None
 
 
 _KINDS: dict[str, JobKind] = {}
 
 
-def register(name: str, label: str, queue: str):
+def register(name: str, label: str, queue: str, on_failure: OnFailure | None = None):
     def decorator(runner: Runner) -> Runner:
-        _KINDS[name] = JobKind(name, label, queue, runner)
+        _KINDS[name] = JobKind(name, label, queue, runner, on_failure)
         return runner
 
     return decorator

@@ -163,10 +163,15 @@ def run(job_id: int, task_id: str) -> str:
 
 
 def fail_after_retries(job_id: int, task_id: str, exc: BaseException) -> None:
-    Job.objects.filter(pk=job_id, celery_task_id=task_id).exclude(status__in=FINISHED).update(
-        status=Status.FAILED, finished_at=timezone.now(), message="Failed",
-        error=f"Gave up after retries. {type(exc).__name__}: {exc}",
-    )
+    error = f"Gave up after retries. {type(exc).__name__}: {exc}"
+    failed = Job.objects.filter(pk=job_id, celery_task_id=task_id).exclude(
+        status__in=FINISHED).update(status=Status.FAILED, finished_at=timezone.now(),
+                                    message="Failed", error=error)
+    if failed:
+        job = Job.objects.get(pk=job_id)
+        on_failure = get_kind(job.kind).on_failure
+        if on_failure:
+            on_failure(job, error)
 
 
 def cancel(job: Job) -> Job:

@@ -12,6 +12,10 @@
       answer.textContent += JSON.parse(e.data).text;
       if (status) status.textContent = "Answering…";
     });
+    source.addEventListener("retry", (e) => {
+      answer.textContent = "";
+      if (status) status.textContent = "The model failed (" + JSON.parse(e.data).error + "); trying again…";
+    });
     source.addEventListener("done", () => {
       source.close();
       fetch(el.dataset.render, { credentials: "same-origin" })
