@@ -15,6 +15,8 @@ BENCHES = {
     "stack": ["bench.stack_bench"],
     "llm": ["bench.llm_bench"],
     "retrieval": ["bench.retrieval_bench"],
+    "ingest": ["bench.ingest_bench"],
+    "qa": ["bench.qa_bench"],
 }
 
 
