@@ -298,24 +298,32 @@ def _plot(out: Path, results: dict[str, Any]) -> None:
     rows = [r for r in results["haystack"] if "refused" not in r]
     if not rows:
         return
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    kinds = sorted({r["kind"] for r in rows})
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     strategies = [s for s in STRATEGIES if any(r.get("strategy") == s for r in rows)]
     width = 0.8 / max(1, len(strategies))
     lengths = sorted({r["length"] for r in rows})
-    for j, strategy in enumerate(strategies):
-        accs, secs = [], []
-        for length in lengths:
-            sel = [r for r in rows if r["strategy"] == strategy and r["length"] == length]
-            accs.append(sum(bool(r.get("correct")) for r in sel) / len(sel) if sel else 0)
-            secs.append(sum(r["seconds"] for r in sel) / len(sel) if sel else 0)
-        xs = [i + j * width for i in range(len(lengths))]
-        ax1.bar(xs, accs, width, label=strategy)
-        ax2.bar(xs, secs, width, label=strategy)
-    for ax, title in ((ax1, f"accuracy over kinds {kinds}"), (ax2, "seconds per question")):
+    panels = (
+        ("accuracy, direct needles", lambda r: not r["kind"].endswith("-para"), "correct"),
+        ("accuracy, paraphrased needles", lambda r: r["kind"].endswith("-para"), "correct"),
+        ("seconds per question", lambda r: True, "seconds"),
+    )
+    for ax, (title, keep, field) in zip(axes, panels, strict=True):
+        for j, strategy in enumerate(strategies):
+            values = []
+            for length in lengths:
+                sel = [
+                    r
+                    for r in rows
+                    if r["strategy"] == strategy and r["length"] == length and keep(r)
+                ]
+                vals = [float(r.get(field) or 0) for r in sel]
+                values.append(sum(vals) / len(vals) if vals else 0.0)
+            ax.bar([i + j * width for i in range(len(lengths))], values, width, label=strategy)
+        if field == "correct":
+            ax.set_ylim(0, 1.05)
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(lengths))])
-        ax.set_xticklabels([f"{n // 1000}k" for n in lengths])
-        ax.set_title(title, fontsize=9)
+        ax.set_xticklabels([f"{n // 1000}k tokens" for n in lengths])
+        ax.set_title(title + " (full: refused at these lengths)", fontsize=9)
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "qa_bench.png", dpi=110)
@@ -336,8 +344,16 @@ def main() -> None:
     parser.add_argument("--loogle", type=int, default=2, help="LooGLE samples (0: none)")
     parser.add_argument("--loogle-coa", type=int, default=1, help="of which CoA runs on")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite results.md and the plot from OUT/results.json",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.report_only:
+        _report(args.out, json.loads((args.out / "results.json").read_text()))
+        return
     llm = get_backend()
     llm.count_tokens("warm up")
     results: dict[str, Any] = {
