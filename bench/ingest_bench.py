@@ -30,6 +30,7 @@ def main() -> None:
     from apps.accounts.models import User
     from apps.documents import services
     from apps.jobs import services as jobs
+    from apps.jobs.models import Job, Status
     from apps.teams.services import create_team
     from workers.documents.synth import filler_text, make_text_pdf
 
@@ -50,7 +51,7 @@ def main() -> None:
         job = document.job
         claimed = jobs.claim(job.pk, job.celery_task_id)
         result = services.ingest(document, progress)
-        jobs.Job.objects.filter(pk=claimed.pk).update(status="succeeded")
+        Job.objects.filter(pk=claimed.pk).update(status=Status.SUCCEEDED)
         done = time.perf_counter()
         extracted = next(t for m, t in marks if m.startswith("Extracted"))
         embedding = next(t for m, t in marks if m.startswith("Embedding"))
