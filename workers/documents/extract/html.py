@@ -13,6 +13,8 @@ from . import register
 from .htmltext import html_blocks, html_title, parse_html
 
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
+# trafilatura's Markdown escapes punctuation ("\<b>"); the text is stored, not rendered.
+_MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!<>|~])")
 
 
 @register("html")
@@ -32,7 +34,8 @@ def extract_html(data: bytes, limits: Limits) -> ExtractedDocument:
         blocks = []
         for para in markdown.split("\n\n"):
             m = _MD_HEADING.match(para.strip())
-            blocks.append((len(m.group(1)), m.group(2)) if m else (0, para))
+            level, text = (len(m.group(1)), m.group(2)) if m else (0, para)
+            blocks.append((level, _MD_ESCAPE.sub(r"\1", text)))
     else:
         # trafilatura gives up on very short or unusual pages; keep their text anyway.
         blocks = html_blocks(root)
