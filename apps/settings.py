@@ -52,7 +52,13 @@ INSTALLED_APPS = [
     "apps.jobs",
     "apps.documents",
     "apps.chat",
+    "apps.writing",
+    "apps.compress",
     "django.contrib.postgres",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "apps.api",
 ]
 
 MIDDLEWARE = [
@@ -131,12 +137,44 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 DOCUMENT_MAX_BYTES = env.int("DOCUMENT_MAX_BYTES", default=100 * 1024 * 1024)
 DOCUMENT_MAX_PAGES = env.int("DOCUMENT_MAX_PAGES", default=5_000)
 DOCUMENT_MAX_FILES_PER_UPLOAD = env.int("DOCUMENT_MAX_FILES_PER_UPLOAD", default=50)
+# Long writing: the largest target length a writing project may ask for (words).
+WRITING_MAX_WORDS = env.int("WRITING_MAX_WORDS", default=50_000)
 EMBEDDING_MODEL = env.str("EMBEDDING_MODEL", default="")  # empty: the packaged all-MiniLM-L6-v2
 # Retrieval chunks longer than the embedder's window are embedded with a LongEmbed strategy
 # (truncate | pcw | pi | ntk); pcw won the benchmark in docs/documents.md.
 EMBEDDING_CHUNK_TOKENS = env.int("EMBEDDING_CHUNK_TOKENS", default=0)  # 0: the model's window
 EMBEDDING_STRATEGY = env.str("EMBEDDING_STRATEGY", default="pcw")
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024  # larger uploads spool to a temporary file
+
+# -- REST API (apps/api) ---------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "apps.api.authentication.ApiKeyAuthentication",  # first: its 401 names Bearer
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["apps.api.authentication.HasPrincipal"],
+    "DEFAULT_THROTTLE_CLASSES": ["apps.api.authentication.ApiKeyRateThrottle"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Scriptorium API",
+    "DESCRIPTION": "Documents and batches of QA, compression and writing items. Authenticate "
+                   "with `Authorization: Bearer <team API key>` (team settings page).",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",  # served from our static files: no CDN
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+API_BATCH_MAX_ITEMS = env.int("API_BATCH_MAX_ITEMS", default=1000)
+API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="600/minute")  # per key; "" = off
+API_WEBHOOK_TIMEOUT = env.float("API_WEBHOOK_TIMEOUT", default=10.0)
+# Webhooks to loopback/private addresses are refused (SSRF) unless this is set.
+API_WEBHOOK_ALLOW_PRIVATE = env.bool("API_WEBHOOK_ALLOW_PRIVATE", default=False)
 
 # -- Accounts --------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

@@ -8,9 +8,14 @@ import tempfile
 from pathlib import Path
 
 from apps.settings import *  # noqa: F403
-from apps.settings import REDIS_URL
+from apps.settings import DATABASES, REDIS_URL
 
-TEST_REDIS_DB = 15
+# Parallel test runs on one machine (several checkouts or agents) each set their own
+# TEST_REDIS_DB and TEST_DB_SUFFIX so they never share a broker database or test database.
+TEST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "15"))
+DATABASES["default"]["TEST"] = {
+    "NAME": f"test_{DATABASES['default']['NAME']}{os.environ.get('TEST_DB_SUFFIX', '')}"
+}
 
 
 def _with_db(url: str, db: int) -> str:

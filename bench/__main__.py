@@ -17,6 +17,9 @@ BENCHES = {
     "retrieval": ["bench.retrieval_bench"],
     "ingest": ["bench.ingest_bench"],
     "qa": ["bench.qa_bench"],
+    "compress": ["bench.compress_bench"],
+    "write": ["bench.write_bench"],
+    "api": ["bench.api_bench"],
 }
 
 

@@ -188,3 +188,99 @@ def test_backend_down_mid_chat_retries_then_fails_with_retry_button(client, team
     assert reply.status == MessageStatus.FAILED
     assert "The model could not be reached" in reply.error
     assert 'data-testid="answer-error"' in page and ">Retry</button>" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_server_cut_mid_stream_fails_the_job_keeps_no_half_answer_and_retry_works(
+        client, team, member, haystack, monkeypatch):
+    """The backend hangs up mid-answer (a real HTTP server that cuts its stream: a live
+    server cannot be made to die at that instant on demand). The chat says so, the job is
+    failed, the half-written answer is not passed off as the answer, and Retry (on a
+    working backend) answers."""
+    from tests.llm.llm_fakes import ScriptedServer, sse_event
+    from workers.llm import reset_backend
+    from workers.llm.model_store import ensure_model
+    from workers.tasks import run_job
+
+    def cut_stream(handler, body):
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+        handler.send_raw(head + sse_event("The pass") + sse_event(" key"))  # then hangs up
+
+    server = ScriptedServer({"/v1/chat/completions": cut_stream})
+    doc = _ready_document(team, haystack.text)
+    conversation = services.start_conversation(team, member, [doc])
+    tokenizer = ensure_model()  # the served model's tokenizer, as a real deployment sets it
+    monkeypatch.setenv("LLM_BACKEND", "openai")
+    monkeypatch.setenv("LLM_BASE_URL", server.url)
+    monkeypatch.setenv("LLM_MODEL", "fake-model")
+    monkeypatch.setenv("LLM_CONTEXT_WINDOW", "8192")
+    monkeypatch.setenv("LLM_TOKENIZER", str(tokenizer))
+    monkeypatch.setenv("LLM_MAX_ATTEMPTS", "1")
+    reset_backend()
+    try:
+        reply = services.ask(conversation, member, haystack.question, "full")
+        assert run_job.apply(args=[reply.job.pk], task_id=reply.job.celery_task_id).get() \
+            == "failed after retries"
+    finally:
+        server.stop()
+        for name in ("LLM_BACKEND", "LLM_BASE_URL", "LLM_MODEL", "LLM_CONTEXT_WINDOW",
+                     "LLM_TOKENIZER"):
+            monkeypatch.delenv(name)
+        reset_backend()
+    assert "/v1/chat/completions" in server.paths()
+    reply.refresh_from_db()
+    assert reply.job.status == "failed" and "BadResponse" in reply.job.error
+    assert reply.status == MessageStatus.FAILED and reply.content == ""
+    client.force_login(member)
+    url = reverse("chat:detail", kwargs={"team_slug": team.slug, "pk": conversation.pk})
+    page = client.get(url).content.decode()
+    assert 'data-testid="answer-error"' in page and ">Retry</button>" in page
+
+    # Retry on the embedded model: the same message is answered.
+    client.post(reverse("chat:retry", kwargs={"team_slug": team.slug, "pk": conversation.pk,
+                                              "message_pk": reply.pk}))
+    reply.refresh_from_db()
+    assert reply.status == MessageStatus.PENDING and reply.job.status == "queued"
+    assert run_job.apply(args=[reply.job.pk], task_id=reply.job.celery_task_id).get() != \
+        "failed after retries"
+    reply.refresh_from_db()
+    assert reply.status == MessageStatus.DONE and haystack.is_correct(reply.content), reply.content
+
+
+def test_document_deleted_mid_chat(client, team, member, haystack):
+    """Earlier answers keep their quotes but no dead link; new questions use what is left;
+    with nothing left the answer says so."""
+    from apps.documents.services import delete
+
+    class Progress:
+        def __call__(self, current, total, message=""):
+            pass
+
+        def add_tokens(self, prompt, completion):
+            pass
+
+    doc = _ready_document(team, haystack.text)
+    conversation = services.start_conversation(team, member, [doc])
+    reply = services.ask(conversation, member, haystack.question, "full")
+    services.answer(Message.objects.get(pk=reply.pk), Progress())
+    reply.refresh_from_db()
+    assert reply.status == MessageStatus.DONE and reply.citations
+    delete(doc)
+    client.force_login(member)
+    url = reverse("chat:detail", kwargs={"team_slug": team.slug, "pk": conversation.pk})
+    page = client.get(url).content.decode()
+    assert page.count('data-testid="citation-deleted"') == len(reply.citations)
+    assert f"/documents/{doc.pk}/" not in page
+    again = services.ask(conversation, member, "And the pass key again?", "full")
+    with pytest.raises(services.ChatError, match="no documents"):
+        services.answer(Message.objects.get(pk=again.pk), Progress())
+    again.refresh_from_db()
+    assert again.status == MessageStatus.FAILED and "no documents" in again.error
+
+
+def test_compression_option_is_validated_and_kept_on_the_message(conversation, member):
+    with pytest.raises(services.ChatError, match="compression"):
+        services.ask(conversation, member, "What is the pass key?", "rag", "20")
+    assert not conversation.messages.exists()
+    reply = services.ask(conversation, member, "What is the pass key?", "rag", "3")
+    assert reply.compress == 3.0

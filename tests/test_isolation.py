@@ -9,10 +9,12 @@ from __future__ import annotations
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from apps.api.keys import create_key
 from apps.chat.models import Conversation, Message
 from apps.documents.models import Document
 from apps.teams.models import Role
 from apps.teams.services import create_invitation
+from apps.writing.models import Section, WritingProject
 from tests.factories import JobFactory, MembershipFactory
 
 pytestmark = pytest.mark.django_db
@@ -47,6 +49,11 @@ def victim(db):
                                        sha256="0" * 64, file="teams/s.txt")
     conversation = Conversation.objects.create(team=team, title="Secret talk")
     reply = Message.objects.create(conversation=conversation, role="assistant", status="failed")
+    api_key, _ = create_key(team, membership.user, "Secret key", ["read", "write"])
+    writing = WritingProject.objects.create(team=team, title="Secret text", instruction="x",
+                                            target_words=300)
+    section = Section.objects.create(project=writing, position=1, point="x", target_words=300)
+    section_ids = {"pk": writing.pk, "section_pk": section.pk}
     return {
         "team": team,
         "ids": {
@@ -56,6 +63,13 @@ def victim(db):
             "chat:message": {"pk": conversation.pk, "message_pk": reply.pk},
             "chat:retry": {"pk": conversation.pk, "message_pk": reply.pk},
             "chat:stream": {"pk": conversation.pk, "message_pk": reply.pk},
+            "writing": {"pk": writing.pk},
+            "compress": {"pk": JobFactory(team=team, kind="compress", params={"text": "x"}).pk},
+            "writing:section_edit": section_ids,
+            "writing:section_delete": section_ids,
+            "writing:section_move": section_ids,
+            "writing:regenerate": section_ids,
+            "api_keys:revoke": {"pk": api_key.pk},
             "teams:revoke_invitation": {"pk": invitation.pk},
             "teams:change_role": {"pk": other.pk},
             "teams:remove_member": {"pk": other.pk},

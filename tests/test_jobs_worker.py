@@ -138,7 +138,9 @@ def test_message_lost_in_redis_restart_is_sent_again(team, owner, tmp_path, sett
 
     paths = stack.redis_paths(tmp_path / "redis")
     stack.start_redis(paths, persistent=False)
-    url = stack.redis_url_for(paths.socket, db=15)  # the db the test settings use
+    from apps.settings_test import TEST_REDIS_DB
+
+    url = stack.redis_url_for(paths.socket, db=TEST_REDIS_DB)  # the db the test settings use
     settings.JOB_LOST_AFTER = timezone.timedelta(seconds=0)
 
     def use_broker(broker_url: str) -> None:

@@ -46,6 +46,8 @@ class Message(models.Model):
                               default=MessageStatus.DONE)
     strategy = models.CharField(max_length=10, blank=True)  # asked for, then the one used
     reason = models.CharField(max_length=500, blank=True)
+    # Asked-for context compression (SCOPE stage): read this many times more, compressed.
+    compress = models.FloatField(null=True, blank=True)
     citations = models.JSONField(default=list, blank=True)
     trace = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)

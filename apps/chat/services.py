@@ -13,6 +13,7 @@ from apps.chat.models import STRATEGIES, Conversation, Message, MessageStatus
 from apps.documents.models import DocStatus
 from apps.jobs import services as jobs
 from workers import events
+from workers.qa.compression import check_ratio
 
 MAX_QUESTION_CHARS = 20_000
 STRATEGY_NAMES = [name for name, _ in STRATEGIES]
@@ -29,7 +30,8 @@ def start_conversation(team, user, documents, title: str = "") -> Conversation:
     return conversation
 
 
-def ask(conversation: Conversation, user, question: str, strategy: str = "auto") -> Message:
+def ask(conversation: Conversation, user, question: str, strategy: str = "auto",
+        compress: str | float | None = None) -> Message:
     question = question.strip()
     if not question:
         raise ChatError("Write a question first.")
@@ -38,11 +40,15 @@ def ask(conversation: Conversation, user, question: str, strategy: str = "auto")
                         f"{MAX_QUESTION_CHARS:,}). Put long material in a document instead.")
     if strategy not in STRATEGY_NAMES:
         raise ChatError(f"Unknown strategy “{strategy}”.")
+    try:
+        ratio = check_ratio(compress)
+    except ValueError as err:
+        raise ChatError(f"Context compression: {err}.") from None
     with transaction.atomic():
         asked = Message.objects.create(conversation=conversation, role="user", content=question)
         reply = Message.objects.create(conversation=conversation, role="assistant",
                                        status=MessageStatus.PENDING, strategy=strategy,
-                                       reply_to=asked)
+                                       compress=ratio, reply_to=asked)
         if conversation.title == "New conversation":
             conversation.title = question[:80]
         conversation.save()  # bumps updated_at
@@ -130,6 +136,7 @@ def answer(reply: Message, progress) -> dict:
             question, [SourceDocument(d.pk, d.title, d.text) for d in documents],
             reply.strategy or "auto", retrieve=retrieve, progress=progress, on_token=streamer,
             history=_history(reply),
+            options={"compress": reply.compress} if reply.compress else None,
         )
     except Exception as exc:
         if getattr(exc, "transient", False):  # the job retries with backoff: say so, start over

@@ -1,18 +1,16 @@
 from __future__ import annotations
 
-import json
-
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from apps.chat import services
 from apps.chat.models import STRATEGIES, Message
+from apps.core.sse import event_stream_response, sse, stream_membership
 from apps.documents.models import DocStatus
-from apps.teams.access import resolve_team, team_view
+from apps.teams.access import team_view
 from apps.teams.models import Role
 from workers import events
 
@@ -43,6 +41,8 @@ def detail(request, pk: int):
         "conversation": conversation, "strategies": STRATEGIES,
         "chat_messages": conversation.messages.select_related("job"),
         "documents": conversation.documents.all(),
+        # Citations of a document deleted since keep their quote but lose the link.
+        "live_document_ids": {d.pk for d in conversation.documents.all()},
     })
 
 
@@ -52,7 +52,7 @@ def ask(request, pk: int):
     conversation = _conversation(request, pk)
     try:
         services.ask(conversation, request.user, request.POST.get("question", ""),
-                     request.POST.get("strategy", "auto"))
+                     request.POST.get("strategy", "auto"), request.POST.get("compress") or None)
     except services.ChatError as err:
         messages.error(request, str(err))
     return redirect("chat:detail", team_slug=request.team.slug, pk=conversation.pk)
@@ -63,7 +63,9 @@ def message(request, pk: int, message_pk: int):
     """One rendered message (the page swaps it in when its stream ends)."""
     conversation = _conversation(request, pk)
     msg = get_object_or_404(conversation.messages, pk=message_pk)
-    return render(request, "chat/detail.html#message", {"m": msg, "conversation": conversation})
+    return render(request, "chat/detail.html#message", {
+        "m": msg, "conversation": conversation,
+        "live_document_ids": {d.pk for d in conversation.documents.all()}})
 
 
 @team_view(Role.MEMBER)
@@ -127,18 +129,11 @@ def needle(request):
     }, status=400 if error else 200)
 
 
-def _sse(event: str, data: dict) -> str:
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
-
-
 async def stream(request, team_slug: str, pk: int, message_pk: int):
     """Server-sent events for one answer: the text so far, then each token, then done."""
-    user = await request.auser()
-    if not user.is_authenticated:
-        from django.contrib.auth.views import redirect_to_login
-
-        return redirect_to_login(request.get_full_path())
-    membership = await sync_to_async(resolve_team)(user, team_slug)
+    membership, login = await stream_membership(request, team_slug)
+    if login is not None:
+        return login
     query = Message.objects.filter(pk=message_pk, conversation_id=pk,
                                    conversation__team=membership.team)
     if not await query.aexists():
@@ -148,23 +143,20 @@ async def stream(request, team_slug: str, pk: int, message_pk: int):
         async with events.Subscription(events.channel("message", message_pk),
                                        settings.REDIS_URL) as live:
             current = await query.afirst()  # after subscribing: nothing falls in between
-            yield _sse("snapshot", {"text": current.content, "status": current.status})
+            yield sse("snapshot", {"text": current.content, "status": current.status})
             if not current.is_live:
-                yield _sse("done", {"status": current.status})
+                yield sse("done", {"status": current.status})
                 return
             async for event in live:
                 kind = event.get("type")
                 if kind == "token":
-                    yield _sse("token", {"text": event["text"]})
+                    yield sse("token", {"text": event["text"]})
                 elif kind == "retry":  # the backend failed; the job tries again shortly
-                    yield _sse("retry", {"error": event.get("error", "")})
+                    yield sse("retry", {"error": event.get("error", "")})
                 elif kind in ("done", "error"):
-                    yield _sse("done", event)
+                    yield sse("done", event)
                     return
                 else:
                     yield ": ping\n\n"
 
-    response = StreamingHttpResponse(event_stream(), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
-    return response
+    return event_stream_response(event_stream())

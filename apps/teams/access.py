@@ -56,3 +56,25 @@ def team_view(minimum: str = Role.VIEWER, *, write_minimum: str | None = None):
         return wrapper
 
     return decorator
+
+
+def resolve_team_for_api(principal, slug: str, write: bool = False):
+    """The team of an API request, for a signed-in user (session) or a team API key.
+
+    A user: member roles apply as in the UI (viewers read; members and up write). A key:
+    bound to one team (any other slug is 404, as if it did not exist) and its scopes apply
+    (a read key gets 403 on writes). Anything else is 404.
+    """
+    from apps.teams.models import Team
+
+    key_team_id = getattr(principal, "team_id", None)
+    if key_team_id is not None and hasattr(principal, "has_scope"):  # an API key
+        team = Team.objects.filter(pk=key_team_id, slug=slug).first()
+        if team is None:
+            raise Http404("No such team")
+        if write and not principal.has_scope("write"):
+            raise PermissionDenied("This API key has read scope only; this needs write.")
+        return team
+    if principal is None:
+        raise Http404("No such team")
+    return resolve_team(principal, slug, Role.MEMBER if write else Role.VIEWER).team

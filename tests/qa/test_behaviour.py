@@ -211,3 +211,46 @@ def test_without_logprobs_auto_avoids_xl3m_and_xl3m_fails_clearly(llm, long_doc)
     assert decision.strategy == "rag" and "log-probabilities" in decision.reason
     with pytest.raises(CapabilityMissing):
         answer("What is the pass key?", [long_doc], "xl3m", backend=backend)
+
+
+def test_an_answer_asked_for_in_n_words_is_written_to_that_length(llm):
+    """"In 120 words" goes through the count-continue-trim loop of long writing."""
+    from workers.writing.length import count_words, length_score
+
+    essay = build_haystack(900, seed=5, count_tokens=llm.count_tokens).text
+    deltas: list[str] = []
+    result = answer(
+        "In 120 words, what does the essay say?",
+        [SourceDocument("essay", "Essay", essay)],
+        "full",
+        backend=llm,
+        on_token=deltas.append,
+    )
+    final = next(s for s in result.trace if s.name == "answer")
+    assert final.notes["length"]["target_words"] == 120
+    assert length_score(120, count_words(result.text)) >= 80, (final.notes, result.text)
+    assert deltas  # streamed while written (repeats dropped later are not in the answer)
+    prepare = next(s for s in result.trace if s.name == "prepare")
+    assert prepare.notes["length_asked"] == 120
+
+
+def test_compression_stage_reads_more_and_fits_it_into_the_same_budget(llm, haystack, doc):
+    """rag with compress=2 retrieves twice its budget and SCOPE-compresses it back; the
+    citations stay exact spans of the original document."""
+    result = answer(
+        haystack.question, [doc], "rag", backend=llm,
+        options={"compress": 2, "context_tokens": 300, "dense": True},
+    )
+    retrieve = next(s for s in result.trace if s.name == "retrieve")
+    squeeze = next(s for s in result.trace if s.name == "compress")
+    assert retrieve.notes["budget"] == 600 and retrieve.notes["context_tokens"] > 300
+    block = squeeze.notes["blocks"][0]
+    assert block["tokens_before"] > 300 >= block["tokens_after"]
+    assert_citations_exact(result, [doc])
+
+
+@pytest.mark.parametrize("bad", ["x", 0.5, 11, -2])
+def test_bad_compression_ratio_is_refused(llm, bad):
+    with pytest.raises(ValueError, match="compress"):
+        answer("When does the office move?", [SHORT], "full", backend=llm,
+               options={"compress": bad})

@@ -80,9 +80,13 @@ def final_answer(
             citations = [make_citation(best.document, best.start, best.end)]
             return Final(text, citations, notes)
         return Final(text, cite_spans(text, question, evidence), notes)
-    text = run.chat_streamed(messages, max_tokens=max_tokens)
+    notes = {}
+    if run.target_words:
+        text, notes["length"] = run.chat_to_length(messages, run.target_words)
+    else:
+        text = run.chat_streamed(messages, max_tokens=max_tokens)
     if evidence:
         citations = cite_spans(text, question, evidence)
     else:
         citations = supporting_citations(text, question, documents)
-    return Final(text, citations, {"draft": text})
+    return Final(text, citations, {"draft": text, **notes})

@@ -7,11 +7,13 @@ from typing import Any
 
 from workers.llm.base import LLMBackend
 from workers.progress import Progress
+from workers.writing.length import requested_words
 
 from .auto import choose
 from .budget import DEFAULT_ANSWER_TOKENS, check_question, content_budget, fit_history
 from .citations import is_valid
 from .coa import answer_coa
+from .compression import check_ratio
 from .full import answer_full
 from .rag import answer_rag
 from .retrieval import InMemoryRetriever
@@ -54,9 +56,11 @@ def answer(
 
     ``strategy``: auto | full | rag | coa | xl3m. ``options``: keyword arguments of the
     strategy function (e.g. ``{"chunk_tokens": 2000}`` for coa, ``{"segment_tokens": 512}``
-    for xl3m, ``{"dense": True}`` for rag's in-memory retriever). Raises ``ValueError`` for
-    an empty question, ``QuestionTooLong`` / ``DocumentsTooLong`` (both ``ContextOverflow``)
-    when it cannot fit, ``Cancelled`` when ``progress`` raises it.
+    for xl3m, ``{"dense": True}`` for rag's in-memory retriever) and, for every strategy,
+    ``{"compress": 3}``: read 3× more text, SCOPE-compressed into the same budget. Raises
+    ``ValueError`` for an empty question or a bad option, ``QuestionTooLong`` /
+    ``DocumentsTooLong`` (both ``ContextOverflow``) when it cannot fit, ``Cancelled`` when
+    ``progress`` raises it.
     """
     question = check_question(question)
     if strategy not in STRATEGIES:
@@ -68,10 +72,14 @@ def answer(
         backend = get_backend()
     opts = dict(options or {})
     run = Run(backend, progress, on_token)
+    run.target_words = requested_words(question)
+    run.compress_ratio = check_ratio(opts.pop("compress", None))
     turns = fit_history(backend, history)
     with run.step("prepare", question_chars=len(question), documents=len(docs)) as step:
         content_budget(backend, question, turns, answer_tokens)  # early QuestionTooLong
         step.notes["history_turns"] = {"given": len(history or []), "kept": len(turns)}
+        if run.target_words:
+            step.notes["length_asked"] = run.target_words
     reason = f"strategy {strategy!r} requested"
     if strategy == "auto":
         with run.step("choose") as step:

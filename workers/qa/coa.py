@@ -18,16 +18,17 @@ from workers.documents.chunking import segments
 from .answering import final_answer
 from .budget import content_budget
 from .citations import dedupe, locate, make_citation, quoted, sentence_units
+from .compression import compressed_blocks
 from .prompts import MANAGER_INSTRUCTIONS, document_block, notes_block, worker_messages
 from .questions import wants_whole_document
 from .run import Run
-from .scoring import ScoredSpan, Span, prefilter, rank_spans
+from .scoring import ScoredSpan, Span, dense_scores, fuse_with_dense, prefilter, rank_spans
 from .types import Citation, QuestionTooLong, SourceDocument
 
 DEFAULT_CU_TOKENS = 128
 EVIDENCE_KEEP = 3  # evidence sentences carried in the CU
 EVIDENCE_CANDIDATES = 8  # sentences per chunk scored by the model after the pre-filter
-EVIDENCE_ROOM = 96 * EVIDENCE_KEEP  # tokens reserved in the worker prompt for them
+EVIDENCE_ROOM = 96 * (EVIDENCE_KEEP + 1)  # tokens reserved for them (+ the closest by embedder)
 
 
 @dataclass
@@ -56,6 +57,8 @@ def _chunks(
         )
     if cap:
         budget = min(budget, cap)
+    if run.compress_ratio:  # each worker reads ratio× more, compressed into its budget
+        budget = int(budget * run.compress_ratio)
     out = [
         _Chunk(doc, c.start, c.end, c.tokens)
         for doc in documents
@@ -98,6 +101,7 @@ def answer_coa(
     pool: list[ScoredSpan] = []  # best evidence so far, by score
     counter = 0  # positions of evidence in reading order
     quoted_citations: list[Citation] = []
+    closest: tuple[float, ScoredSpan] | None = None  # the embedder's best sentence so far
     total = len(chunks) + 1
     for i, chunk in enumerate(chunks):
         run.check(i, total, f"coa: worker {i + 1} of {len(chunks)}")
@@ -118,19 +122,33 @@ def answer_coa(
                     question, [u.text for u in units], EVIDENCE_CANDIDATES, dense=dense
                 )
                 scored = rank_spans(run, question, [units[k] for k in keep])
-                for s in scored:
-                    pool.append(ScoredSpan(s.span, s.score, counter + s.position))
+                sims = dense_scores(question, [s.span.text for s in scored]) if dense else None
+                for j, s in enumerate(scored):
+                    e = ScoredSpan(s.span, s.score, counter + s.position)
+                    pool.append(e)
+                    if sims is not None and (closest is None or sims[j] > closest[0]):
+                        closest = (sims[j], e)
                 counter += len(scored)
                 pool = sorted(pool, key=lambda e: (e.score, e.position))[:EVIDENCE_KEEP]
+                # The embedder's closest sentence so far rides along (paraphrases, which
+                # the likelihood misses; see xl3m.py).
+                if closest is not None and closest[1] not in pool:
+                    pool.append(closest[1])
                 step.notes["evidence_scores"] = [
                     {"start": s.span.start, "end": s.span.end, "mean_nll": round(s.score, 4)}
                     for s in scored
                 ]
                 step.notes["prefilter"] = info.get("method")
             text = chunk.document.text[chunk.start : chunk.end]
-            block = document_block(
-                chunk.document.id, chunk.document.title, text, part=f"{i + 1} of {len(chunks)}"
-            )
+            if run.compress_ratio:
+                squeeze = int(budget / run.compress_ratio)
+                block = compressed_blocks(
+                    run, question, [Span(chunk.document, chunk.start, chunk.end)], squeeze
+                )[0]
+            else:
+                block = document_block(
+                    chunk.document.id, chunk.document.title, text, part=f"{i + 1} of {len(chunks)}"
+                )
             incoming = _cu_text(notes, pool if use_evidence else [])
             notes = run.chat(worker_messages(question, incoming, block, summary), cu_tokens)
             verified, unverified = [], []
@@ -153,7 +171,8 @@ def answer_coa(
     run.check(len(chunks), total, "coa: manager")
     cu = _cu_text(notes, pool)
     with run.step("manager", cu_chars=len(cu)) as step:
-        evidence_spans = [e.span for e in pool] + [
+        ranked_pool = fuse_with_dense(question, pool) if dense else pool
+        evidence_spans = [e.span for e in ranked_pool] + [
             Span(next(d for d in documents if d.id == c.document_id), c.start, c.end)
             for c in dedupe(quoted_citations)
         ]

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from .answering import final_answer
 from .budget import content_budget
 from .citations import locate, make_citation
+from .compression import compressed_blocks
 from .extract import wants_token
 from .prompts import document_block
 from .run import Run
@@ -46,6 +47,10 @@ def answer_rag(
         budget = min(
             context_tokens, content_budget(run.backend, question, history, answer_tokens, blocks=4)
         )
+        squeeze = budget
+        if run.compress_ratio:  # read more, compress back into the budget
+            budget = int(budget * run.compress_ratio)
+            top_k = int(top_k * run.compress_ratio)
         passages = retrieve(question, top_k)
         ranked: list[tuple[Span, float]] = []
         dropped = 0
@@ -78,10 +83,13 @@ def answer_rag(
     run.check(1, 2, "rag: answering")
     order = {doc.id: i for i, doc in enumerate(documents)}
     in_doc_order = sorted(used, key=lambda x: (order[x[0].document.id], x[0].start))
-    blocks = [
-        document_block(s.document.id, s.document.title, s.text, part=f"{s.start}-{s.end}")
-        for s, _ in in_doc_order
-    ]
+    if run.compress_ratio and total > squeeze:
+        blocks = compressed_blocks(run, question, [s for s, _ in in_doc_order], squeeze)
+    else:
+        blocks = [
+            document_block(s.document.id, s.document.title, s.text, part=f"{s.start}-{s.end}")
+            for s, _ in in_doc_order
+        ]
     with run.step("answer", passages=len(used)) as step:
         final = final_answer(
             run,

@@ -30,6 +30,10 @@ class Run:
         self.steps: list[TraceStep] = []
         self.usage = Usage()
         self._current: TraceStep | None = None
+        # Words the user asked for ("in 300 words"): the final answer is written to length.
+        self.target_words: int | None = None
+        # SCOPE stage: read this many times more text, compressed into the same budget.
+        self.compress_ratio: float | None = None
 
     # -- trace ---------------------------------------------------------------------------
 
@@ -45,7 +49,7 @@ class Run:
             self._current = outer
             self.steps.append(record)
 
-    def _count(self, usage: Usage) -> None:
+    def add_usage(self, usage: Usage) -> None:
         self.usage = self.usage + usage
         if self._current is not None:
             self._current.tokens_in += usage.prompt_tokens
@@ -59,7 +63,7 @@ class Run:
 
     def chat(self, messages: Sequence[dict[str, str]], max_tokens: int) -> str:
         result = self.backend.chat(list(messages), max_tokens=max_tokens, temperature=0)
-        self._count(result.usage)
+        self.add_usage(result.usage)
         return result.text.strip()
 
     def chat_streamed(self, messages: Sequence[dict[str, str]], max_tokens: int) -> str:
@@ -75,8 +79,18 @@ class Run:
                     parts.append(delta)
                     self.on_token(delta)
             if event.usage is not None:
-                self._count(event.usage)
+                self.add_usage(event.usage)
         return "".join(parts).rstrip()
+
+    def chat_to_length(self, messages: Sequence[dict[str, str]], words: int) -> tuple[str, dict]:
+        """The final answer written to ``words`` words (count, continue, trim), streamed."""
+        from workers.writing.length import length_score, write_to_length
+
+        result = write_to_length(self.backend, list(messages), words, on_token=self.on_token)
+        self.add_usage(result.usage)
+        notes = {"target_words": words, "words": result.words, "rounds": result.rounds,
+                 "length_score": round(length_score(words, result.words), 1)}
+        return result.text, notes
 
     def emit(self, text: str) -> None:
         """Send a whole answer at once (answers rewritten by extraction are not streamed)."""
@@ -91,7 +105,7 @@ class Run:
         for i in range(0, len(pairs), batch_size):
             results = self.backend.continuation_logprobs_batch(list(pairs[i : i + batch_size]))
             for r in results:
-                self._count(r.usage)
+                self.add_usage(r.usage)
             out.extend(results)
         return out
 

@@ -4,11 +4,19 @@
 2. Score each (segment, question) pair with one forward pass: the mean NLL of the
    question tokens given the segment (batched; lower = more relevant).
 3. Keep the best segments within the budget, in their original order.
-4. Narrow: the same score per sentence inside the kept segments; the top sentences are
+4. Narrow: the same score per sentence inside the kept segments (pre-filtered by BM25 +
+   dense to ``NARROW_CANDIDATES``); the top sentences are
    the key context (a 135M model copies from a few sentences far better than from 1k
    tokens) and the evidence the answer is extracted from and cited with.
 Fast path for very long inputs: BM25 + dense pre-filter of the segments, XL3M scoring of
 the top candidates only; the trace says which path ran.
+
+A second judge (``dense=True``, the default): the embedder's similarity. Measured here, the
+135M model's question likelihood ranks a needle that repeats the question's words first,
+but not a *paraphrased* one (rank 2-3 of 9 at 8k), which the sentence embedder ranks first
+of ~330 sentences. So the segment holding the embedder's best sentence is kept besides
+the likelihood's best, and sentences are ranked by fusing both rankings (RRF).
+``dense=False`` is plain XL3M.
 """
 
 from __future__ import annotations
@@ -20,9 +28,18 @@ from workers.documents.chunking import segments
 
 from .answering import final_answer
 from .budget import content_budget
+from .compression import compressed_blocks
 from .prompts import document_block, scoring_continuation
 from .run import Run
-from .scoring import Span, prefilter, question_nll, rank_spans, sentences_in
+from .scoring import (
+    Span,
+    dense_best_region,
+    fuse_with_dense,
+    prefilter,
+    question_nll,
+    rank_spans,
+    sentences_in,
+)
 from .types import Citation, QuestionTooLong, SourceDocument
 
 DEFAULT_SEGMENT_TOKENS = 1024  # the size measured in DESIGN.md (needle ranked 20/20)
@@ -31,6 +48,8 @@ DEFAULT_KEY_SENTENCES = 5
 FAST_PATH_SEGMENTS = 48  # more segments than this (~48k tokens): pre-filter first
 FAST_PATH_CANDIDATES = 12
 SCORE_BATCH = 4
+NARROW_CANDIDATES = 24  # sentences of the kept segments scored by the model
+ANSWER_CONTEXT_TOKENS = 2048  # with compression: the compressed context's size
 
 
 def split_segments(
@@ -95,7 +114,12 @@ def answer_xl3m(
             nlls = question_nll(run, question, [segs[i].text for i in batch], SCORE_BATCH)
             scores.update(zip(batch, nlls, strict=True))
         ranking = sorted(scores, key=lambda i: (scores[i], i))
-        kept = sorted(ranking[: max(1, keep_segments)])
+        kept_set = set(ranking[: max(1, keep_segments)])
+        best = dense_best_region(question, [segs[i] for i in to_score]) if dense else None
+        if best is not None:
+            kept_set.add(to_score[best])
+            step.notes["dense_best"] = to_score[best]
+        kept = sorted(kept_set)
         step.notes.update(
             {
                 "scores": [
@@ -116,7 +140,15 @@ def answer_xl3m(
     run.check(len(batches), total, "xl3m: scoring sentences of the kept segments")
     with run.step("narrow", kept_segments=kept) as step:
         sentences = sentences_in([segs[i] for i in kept])
+        step.notes["sentences_in_kept"] = len(sentences)
+        if len(sentences) > NARROW_CANDIDATES:  # cheap pre-filter, then the model's score
+            keep, _ = prefilter(question, [s.text for s in sentences], NARROW_CANDIDATES,
+                                dense=dense)
+            sentences = [sentences[i] for i in keep]
         ranked = rank_spans(run, question, sentences)
+        if dense:
+            ranked = fuse_with_dense(question, ranked)
+            step.notes["ranking"] = "question likelihood + embedder (rrf)"
         top = ranked[: max(1, key_sentences)]
         step.notes["top_sentences"] = [
             {
@@ -130,13 +162,27 @@ def answer_xl3m(
         step.notes["sentences_scored"] = len(sentences)
 
     run.check(len(batches) + 1, total, "xl3m: answering")
-    in_order = sorted(top, key=lambda r: r.position)
-    blocks = [
-        document_block(doc.id, doc.title, " … ".join(r.span.text for r in group))
-        for doc, group in (
-            (k, list(g)) for k, g in groupby(in_order, key=lambda r: r.span.document)
-        )
-    ]
+    if run.compress_ratio:
+        # Answer from the best segments themselves (ratio× the answer budget of text),
+        # compressed into that budget, instead of a handful of sentences.
+        budget = min(ANSWER_CONTEXT_TOKENS,
+                     content_budget(run.backend, question, history, answer_tokens))
+        room = int(budget * run.compress_ratio)
+        chosen, used = [], 0
+        for i in ranking:
+            used += run.count(segs[i].text)
+            chosen.append(i)
+            if used >= room:
+                break
+        blocks = compressed_blocks(run, question, [segs[i] for i in sorted(chosen)], budget)
+    else:
+        in_order = sorted(top, key=lambda r: r.position)
+        blocks = [
+            document_block(doc.id, doc.title, " … ".join(r.span.text for r in group))
+            for doc, group in (
+                (k, list(g)) for k, g in groupby(in_order, key=lambda r: r.span.document)
+            )
+        ]
     with run.step("answer", key_sentences=len(top)) as step:
         final = final_answer(
             run,

@@ -1,0 +1,311 @@
+"""The registry of batch item kinds: how an item's input is checked, and how it runs.
+
+A kind's `validate` turns the client's JSON into the stored input or raises ItemInvalid
+with a precise message; nothing is enqueued unless every item of a batch passes. `run`
+is called by the batch_item job with the item, its team and the job's progress callable.
+Engines are imported inside the runners, so a kind whose engine is not installed fails
+its items with a clear message instead of breaking the app.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from apps.documents.models import DocStatus
+
+QA_STRATEGIES = ("auto", "full", "rag", "coa", "xl3m")
+# Strategy options a client may set (keyword arguments of the strategy functions in
+# workers/qa); anything else is refused up front rather than failing every item later.
+QA_OPTIONS = {
+    "auto": set(),
+    "full": set(),
+    "rag": {"top_k", "context_tokens", "dense"},
+    "coa": {"cu_tokens", "chunk_tokens", "evidence", "dense"},
+    "xl3m": {"segment_tokens", "keep_segments", "key_sentences", "fast_path", "candidates",
+             "dense"},
+}
+MAX_QUESTION_CHARS = 20_000
+MAX_DOCUMENTS_PER_ITEM = 100
+MAX_ANSWER_TOKENS = 4096
+MAX_TEXT_CHARS = 2_000_000
+
+
+class ItemInvalid(ValueError):
+    """An item's input is refused; the message names the field and the reason."""
+
+
+class NotReady(Exception):
+    """A document of the item is still being ingested: the job retries later."""
+
+    transient = True
+
+
+@dataclass(frozen=True)
+class ItemKind:
+    name: str
+    fields: tuple[str, ...]
+    required: tuple[str, ...]
+    validate: Callable[[dict], dict]
+    run: Callable[..., dict]
+    document_ids: Callable[[dict], list[int]] = field(default=lambda data: [])
+
+
+_KINDS: dict[str, ItemKind] = {}
+
+
+def register(kind: ItemKind) -> ItemKind:
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def get_item_kind(name: str) -> ItemKind:
+    try:
+        return _KINDS[name]
+    except KeyError:
+        raise ItemInvalid(f"Unknown kind “{name}”; choose from {', '.join(_KINDS)}.") from None
+
+
+def item_kinds() -> list[str]:
+    return list(_KINDS)
+
+
+def check_fields(kind: ItemKind, data) -> dict:
+    if not isinstance(data, dict):
+        raise ItemInvalid(f"must be a JSON object, not {type(data).__name__}")
+    unknown = sorted(set(data) - set(kind.fields))
+    if unknown:
+        raise ItemInvalid(f"unknown field(s) {', '.join(unknown)}; a {kind.name} item takes "
+                          f"{', '.join(kind.fields)}")
+    missing = [f for f in kind.required if data.get(f) in (None, "", [])]
+    if missing:
+        raise ItemInvalid(f"missing {', '.join(missing)}")
+    return data
+
+
+def _text(data: dict, name: str, limit: int) -> str:
+    value = data.get(name)
+    if not isinstance(value, str):
+        raise ItemInvalid(f"{name} must be a string")
+    value = value.strip()
+    if not value:
+        raise ItemInvalid(f"{name} is empty")
+    if len(value) > limit:
+        raise ItemInvalid(f"{name} is too long ({len(value):,} characters; at most {limit:,})")
+    return value
+
+
+def _int(data: dict, name: str, low: int, high: int) -> int:
+    value = data.get(name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ItemInvalid(f"{name} must be an integer")
+    if not low <= value <= high:
+        raise ItemInvalid(f"{name} must be between {low:,} and {high:,}, not {value:,}")
+    return value
+
+
+def _page(document, offset: int) -> int:
+    return max(1, bisect_right(document.page_starts, offset)) if document.page_starts else 1
+
+
+def ready_documents(team, ids: list[int]) -> list:
+    """The item's documents, in the order given; a document still ingesting retries later."""
+    found = {d.pk: d for d in team.documents.filter(pk__in=ids)}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise ValueError(f"Document(s) {', '.join(map(str, missing))} no longer exist.")
+    failed = [d for d in found.values() if d.status == DocStatus.FAILED]
+    if failed:
+        raise ValueError("Document(s) failed to ingest: "
+                         + ", ".join(f"{d.pk} ({d.error or 'unreadable'})" for d in failed))
+    waiting = [d.pk for d in found.values() if d.status != DocStatus.READY]
+    if waiting:
+        raise NotReady(f"Document(s) {', '.join(map(str, waiting))} are still being ingested.")
+    return [found[i] for i in ids]
+
+
+# -- QA ----------------------------------------------------------------------------------------
+
+
+def validate_qa(data: dict) -> dict:
+    ids = data.get("document_ids")
+    if not isinstance(ids, list) or not ids or not all(
+            isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in ids):
+        raise ItemInvalid("document_ids must be a non-empty list of document ids (integers)")
+    if len(ids) > MAX_DOCUMENTS_PER_ITEM:
+        raise ItemInvalid(f"document_ids has {len(ids)} ids; at most {MAX_DOCUMENTS_PER_ITEM}")
+    strategy = data.get("strategy") or "auto"
+    if strategy not in QA_STRATEGIES:
+        raise ItemInvalid(f"unknown strategy “{strategy}”; choose from "
+                          f"{', '.join(QA_STRATEGIES)}")
+    options = data.get("options") or {}
+    if not isinstance(options, dict):
+        raise ItemInvalid("options must be a JSON object")
+    options = dict(options)
+    clean = {"question": _text(data, "question", MAX_QUESTION_CHARS),
+             "document_ids": list(dict.fromkeys(ids)), "strategy": strategy}
+    if "answer_tokens" in options:
+        clean["answer_tokens"] = _int(options, "answer_tokens", 1, MAX_ANSWER_TOKENS)
+        options.pop("answer_tokens")
+    compress = None
+    if "compress" in options:  # the SCOPE stage, for every strategy: a ratio, not an int
+        from workers.qa.compression import check_ratio
+
+        try:
+            compress = check_ratio(options.pop("compress"))
+        except ValueError as err:
+            raise ItemInvalid(f"option {err}") from None
+    unknown = sorted(set(options) - QA_OPTIONS[strategy])
+    if unknown:
+        allowed = sorted(QA_OPTIONS[strategy] | {"answer_tokens", "compress"})
+        raise ItemInvalid(f"unknown option(s) {', '.join(unknown)} for strategy {strategy}; "
+                          f"allowed: {', '.join(allowed)}")
+    for name, value in options.items():
+        if not isinstance(value, bool | int) or (isinstance(value, int)
+                                                 and not isinstance(value, bool)
+                                                 and not 1 <= value <= 1_000_000):
+            raise ItemInvalid(f"option {name} must be a positive integer or a boolean")
+    if compress:
+        options["compress"] = compress
+    clean["options"] = options
+    return clean
+
+
+def run_qa(item, team, progress) -> dict:
+    from apps.documents.search import search
+    from workers.qa.api import answer
+    from workers.qa.budget import DEFAULT_ANSWER_TOKENS
+    from workers.qa.types import Passage, SourceDocument
+
+    data = item.input
+    documents = ready_documents(team, data["document_ids"])
+    by_id = {d.pk: d for d in documents}
+
+    def retrieve(query: str, k: int) -> list[Passage]:
+        hits = search(team, query, document_ids=list(by_id), limit=k)
+        return [Passage(h.chunk.document_id, h.chunk.start, h.chunk.end, h.chunk.text, h.score)
+                for h in hits]
+
+    result = answer(data["question"], [SourceDocument(d.pk, d.title, d.text) for d in documents],
+                    data["strategy"], retrieve=retrieve, progress=progress,
+                    answer_tokens=data.get("answer_tokens", DEFAULT_ANSWER_TOKENS),
+                    options=data.get("options") or None)
+    progress.add_tokens(result.usage.prompt_tokens, result.usage.completion_tokens)
+    return {
+        "answer": result.text, "strategy": result.strategy, "reason": result.reason,
+        "citations": [{"document_id": c.document_id, "start": c.start, "end": c.end,
+                       "quote": c.quote[:500], "page": _page(by_id[c.document_id], c.start)}
+                      for c in result.citations if c.document_id in by_id],
+        "usage": {"prompt_tokens": result.usage.prompt_tokens,
+                  "completion_tokens": result.usage.completion_tokens},
+    }
+
+
+register(ItemKind("qa", ("question", "document_ids", "strategy", "options"),
+                  ("question", "document_ids"), validate_qa, run_qa,
+                  document_ids=lambda data: data["document_ids"]))
+
+
+# -- Compression -------------------------------------------------------------------------------
+
+
+def validate_compress(data: dict) -> dict:
+    has_text, has_doc = data.get("text") not in (None, ""), data.get("document_id") is not None
+    if has_text == has_doc:
+        raise ItemInvalid("give exactly one of text or document_id")
+    clean: dict = {"method": data.get("method") or "scope"}
+    if has_text:
+        clean["text"] = _text(data, "text", MAX_TEXT_CHARS)
+    else:
+        doc = data["document_id"]
+        if isinstance(doc, bool) or not isinstance(doc, int) or doc <= 0:
+            raise ItemInvalid("document_id must be a document id (integer)")
+        clean["document_id"] = doc
+    ratio, target = data.get("ratio"), data.get("target_tokens")
+    if ratio is not None:
+        clean["ratio"] = ratio
+    if target is not None:
+        clean["target_tokens"] = target
+    if data.get("question") not in (None, ""):
+        clean["question"] = _text(data, "question", MAX_QUESTION_CHARS)
+    try:  # the engine's own checks: the same messages as everywhere else
+        from workers.scope.validation import check_method, check_target
+    except ImportError:
+        if (ratio is None) == (target is None):
+            raise ItemInvalid("give exactly one of ratio or target_tokens") from None
+        return clean
+    try:
+        check_method(clean["method"])
+        check_target(ratio, target)
+    except ValueError as err:
+        raise ItemInvalid(str(err)) from None
+    return clean
+
+
+def run_compress(item, team, progress) -> dict:
+    try:
+        from workers.scope import CompressionError, compress
+    except ImportError as err:
+        raise ValueError("The compression engine is not installed on this worker.") from err
+    data = item.input
+    text = data.get("text")
+    if text is None:
+        text = ready_documents(team, [data["document_id"]])[0].text
+    try:
+        result = compress(text, ratio=data.get("ratio"), target_tokens=data.get("target_tokens"),
+                          question=data.get("question"), progress=progress,
+                          method=data.get("method", "scope"))
+    except CompressionError as err:
+        raise ValueError(str(err)) from err
+    return result.to_dict()
+
+
+register(ItemKind("compress",
+                  ("text", "document_id", "ratio", "target_tokens", "question", "method"),
+                  (), validate_compress, run_compress,
+                  document_ids=lambda data: [data["document_id"]] if "document_id" in data
+                  else []))
+
+
+# -- Writing -----------------------------------------------------------------------------------
+
+
+def validate_write(data: dict) -> dict:
+    clean = {"instruction": _text(data, "instruction", MAX_QUESTION_CHARS),
+             "target_words": _int(data, "target_words", 50, 50_000)
+             if data.get("target_words") is not None else 1000}
+    if data.get("style") not in (None, ""):
+        clean["style"] = _text(data, "style", 2000)
+    try:
+        from workers.writing import check_request
+    except ImportError:
+        return clean
+    try:
+        check_request(clean["instruction"], clean["target_words"])
+    except ValueError as err:
+        raise ItemInvalid(str(err)) from None
+    return clean
+
+
+def run_write(item, team, progress) -> dict:
+    try:
+        from workers.writing import make_plan, write_document
+    except ImportError as err:
+        raise ValueError("The writing engine is not installed on this worker.") from err
+    from workers.llm import get_backend
+
+    data, backend = item.input, get_backend()
+    plan = make_plan(backend, data["instruction"], data["target_words"])
+    result = write_document(data["instruction"], plan, backend=backend, done_sections={},
+                            save_section=lambda index, section: None, progress=progress,
+                            style=data.get("style"))
+    progress.add_tokens(result.usage.prompt_tokens, result.usage.completion_tokens)
+    return {"text": result.text, "words": result.words, "outline": plan.outline(),
+            "sections": len(result.sections), "seconds": round(result.seconds, 2),
+            "usage": {"prompt_tokens": result.usage.prompt_tokens,
+                      "completion_tokens": result.usage.completion_tokens}}
+
+
+register(ItemKind("write", ("instruction", "target_words", "style"), ("instruction",),
+                  validate_write, run_write))

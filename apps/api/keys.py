@@ -1,0 +1,54 @@
+"""API key verbs: create (the secret is returned once), authenticate, revoke."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from django.utils import timezone
+
+from apps.api.models import ApiKey, Scope
+from apps.teams.models import hash_token
+
+KEY_PREFIX = "sk_live_"
+# last_used_at is written at most this often, so a busy key does not write on every request.
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+class InvalidKey(Exception):
+    """A key that cannot authenticate; the message says why."""
+
+
+def create_key(team, user, name: str, scopes: list[str]) -> tuple[ApiKey, str]:
+    """Make a key; returns the row and the full secret, which is never stored or shown again."""
+    scopes = sorted({str(s) for s in scopes} | {Scope.READ})  # every key can read
+    unknown = set(scopes) - set(Scope.values)
+    if unknown:
+        raise ValueError(f"Unknown scopes: {', '.join(sorted(unknown))}")
+    ident = secrets.token_hex(4)
+    token = f"{KEY_PREFIX}{ident}_{secrets.token_urlsafe(32)}"
+    key = ApiKey.objects.create(team=team, name=name.strip()[:80] or "API key",
+                                prefix=f"{KEY_PREFIX}{ident}", secret_hash=hash_token(token),
+                                scopes=scopes, created_by=user)
+    return key, token
+
+
+def authenticate(token: str) -> ApiKey:
+    key = ApiKey.objects.select_related("team", "created_by").filter(
+        secret_hash=hash_token(token.strip())).first()
+    if key is None:
+        raise InvalidKey("Invalid API key.")
+    if key.revoked_at is not None:
+        raise InvalidKey(f"This API key ({key.prefix}) was revoked.")
+    now = timezone.now()
+    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
+    return key
+
+
+def revoke(key: ApiKey) -> ApiKey:
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+    return key

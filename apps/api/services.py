@@ -1,0 +1,275 @@
+"""Batch verbs: build and check the items, create (idempotently), aggregate, cancel, notify.
+
+A batch is a parent row; each item is a job of its own on the "llm" queue, so items run in
+parallel on however many workers there are and survive a worker's loss (the jobs sweeper
+re-enqueues them). The batch's counts and status are recomputed from its items whenever
+an item ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import secrets
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from apps.api.items import ItemInvalid, check_fields, get_item_kind
+from apps.api.models import (
+    BATCH_FINISHED,
+    ITEM_FINISHED,
+    Batch,
+    BatchItem,
+    BatchStatus,
+    ItemStatus,
+)
+from apps.jobs import services as jobs
+from apps.jobs.models import Job
+
+SIGNATURE_HEADER = "X-Scriptorium-Signature"
+MAX_REPORTED_ERRORS = 20
+
+
+class BatchRefused(Exception):
+    """The request is refused and nothing was created; `errors` says why, precisely."""
+
+    def __init__(self, errors: dict | list | str, status: int = 400):
+        super().__init__(str(errors))
+        self.errors, self.status = errors, status
+
+
+@dataclass
+class Submission:
+    batch: Batch
+    created: bool
+
+
+def request_hash(data: dict) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def expand_items(spec: dict) -> list[dict]:
+    """The items of a request: `items` as given, plus the QA shorthand `questions` asked of
+    `document_ids` (one item per question, or per question × document with each_document).
+    Batch-level strategy / options / document_ids fill what a QA item leaves out."""
+    items = [dict(i) if isinstance(i, dict) else i for i in spec.get("items") or []]
+    if spec["kind"] == "qa":
+        defaults = {k: spec[k] for k in ("document_ids", "strategy", "options") if k in spec}
+        for question in spec.get("questions") or []:
+            if spec.get("each_document"):
+                items += [{"question": question, "document_ids": [d]}
+                          for d in spec.get("document_ids") or []]
+            else:
+                items.append({"question": question})
+        items = [{**defaults, **i} if isinstance(i, dict) else i for i in items]
+    else:
+        qa_only = [k for k in ("questions", "document_ids", "each_document", "strategy",
+                               "options") if k in spec]
+        if qa_only:
+            raise BatchRefused({k: [f"{k} is for qa batches only; give items."]
+                                for k in qa_only})
+    return items
+
+
+def check_items(team, kind_name: str, raw_items: list) -> list[dict]:
+    """Every item checked (shape, values, document ids of this team); all errors together."""
+    try:
+        kind = get_item_kind(kind_name)
+    except ItemInvalid as err:
+        raise BatchRefused({"kind": [str(err)]}) from None
+    if not raw_items:
+        raise BatchRefused({"items": ["The batch has no items: give items (or questions and "
+                                      "document_ids for a qa batch)."]})
+    limit = settings.API_BATCH_MAX_ITEMS
+    if len(raw_items) > limit:
+        raise BatchRefused({"items": [f"The batch has {len(raw_items):,} items; the limit is "
+                                      f"{limit:,} (API_BATCH_MAX_ITEMS)."]})
+    errors, clean = [], []
+    for index, raw in enumerate(raw_items):
+        try:
+            clean.append(kind.validate(check_fields(kind, raw)))
+        except ItemInvalid as err:
+            errors.append(f"item {index}: {err}")
+    if not errors:
+        wanted = {i for data in clean for i in kind.document_ids(data)}
+        known = set(team.documents.filter(pk__in=wanted).values_list("pk", flat=True))
+        for index, data in enumerate(clean):
+            unknown = [i for i in kind.document_ids(data) if i not in known]
+            if unknown:  # another team's document is as unknown as one that never was
+                errors.append(f"item {index}: unknown document id(s) "
+                              f"{', '.join(map(str, unknown))}")
+    if errors:
+        more = len(errors) - MAX_REPORTED_ERRORS
+        shown = errors[:MAX_REPORTED_ERRORS] + ([f"… and {more} more"] if more > 0 else [])
+        raise BatchRefused({"items": shown})
+    return clean
+
+
+def check_webhook_url(url: str) -> str:
+    """http(s) only; hosts on private or loopback addresses only where allowed (SSRF)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BatchRefused({"webhook_url": ["Give an http:// or https:// URL."]})
+    if not settings.API_WEBHOOK_ALLOW_PRIVATE:
+        host = parts.hostname
+        try:
+            address = ipaddress.ip_address(host)
+            private = not address.is_global
+        except ValueError:
+            private = host == "localhost" or host.endswith((".localhost", ".local", ".internal"))
+        if private:
+            raise BatchRefused({"webhook_url": [f"The host {host} is a private address; "
+                                                "webhooks go to public hosts only."]})
+    return url
+
+
+def _existing(team, idempotency_key: str, digest: str) -> Submission | None:
+    batch = Batch.objects.filter(team=team, idempotency_key=idempotency_key).first()
+    if batch is None:
+        return None
+    if batch.request_hash != digest:
+        raise BatchRefused(
+            {"detail": f"The Idempotency-Key “{idempotency_key}” was used for a different "
+                       f"request (batch {batch.pk}). Use a new key for a new batch."}, 422)
+    return Submission(batch, False)
+
+
+def submit_batch(team, spec: dict, *, user=None, api_key=None,
+                 idempotency_key: str | None = None) -> Submission:
+    """Check everything, then create the batch, its items and one job per item at once.
+
+    With an idempotency key, the same key and body give the batch made the first time;
+    the same key with another body is refused (422). Nothing is enqueued on a refusal.
+    """
+    digest = request_hash(spec)
+    if idempotency_key:
+        found = _existing(team, idempotency_key, digest)
+        if found:
+            return found
+    items = check_items(team, spec["kind"], expand_items(spec))
+    url = check_webhook_url(spec["webhook_url"]) if spec.get("webhook_url") else ""
+    try:
+        with transaction.atomic():
+            batch = Batch.objects.create(
+                team=team, created_by=user, api_key=api_key, kind=spec["kind"],
+                name=(spec.get("name") or "")[:200], total=len(items),
+                idempotency_key=idempotency_key or "", request_hash=digest,
+                webhook_url=url,
+                webhook_secret=(spec.get("webhook_secret") or secrets.token_urlsafe(32))
+                if url else "")
+            rows = BatchItem.objects.bulk_create(
+                [BatchItem(batch=batch, index=i, kind=batch.kind, input=data)
+                 for i, data in enumerate(items)])
+            for row in rows:
+                row.job = jobs.create_job(team, "batch_item", {"item_id": row.pk}, user=user,
+                                          title=f"Batch {batch.pk} item {row.index}")
+            BatchItem.objects.bulk_update(rows, ["job"])
+    except IntegrityError:  # the same idempotency key submitted twice at once
+        found = _existing(team, idempotency_key, digest) if idempotency_key else None
+        if found is None:
+            raise
+        return found
+    return Submission(batch, True)
+
+
+def refresh_batch(batch_id: int) -> Batch:
+    """Recount the items; the batch ends when they all have (and then notifies)."""
+    with transaction.atomic():
+        batch = Batch.objects.select_for_update().get(pk=batch_id)
+        counts = dict(batch.items.values_list("status").annotate(n=Count("id")).order_by())
+        batch.succeeded = counts.get(ItemStatus.SUCCEEDED, 0)
+        batch.failed = counts.get(ItemStatus.FAILED, 0)
+        batch.cancelled = counts.get(ItemStatus.CANCELLED, 0)
+        finishing = False
+        if batch.status not in BATCH_FINISHED:
+            if batch.done >= batch.total:
+                finishing = True
+                if batch.succeeded == batch.total:
+                    batch.status = BatchStatus.SUCCEEDED
+                elif batch.cancel_requested:
+                    batch.status = BatchStatus.CANCELLED
+                elif not batch.succeeded:
+                    batch.status = BatchStatus.FAILED
+                else:
+                    batch.status = BatchStatus.PARTIAL
+                batch.finished_at = timezone.now()
+            elif batch.done or counts.get(ItemStatus.RUNNING):
+                batch.status = BatchStatus.RUNNING
+        batch.save(update_fields=["succeeded", "failed", "cancelled", "status", "finished_at"])
+        if finishing and batch.webhook_url and batch.webhook_job_id is None:
+            batch.webhook_job = jobs.create_job(batch.team, "batch_webhook",
+                                                {"batch_id": batch.pk},
+                                                title=f"Notify: batch {batch.pk} finished")
+            batch.save(update_fields=["webhook_job"])
+    return batch
+
+
+def cancel_batch(batch: Batch) -> Batch:
+    """Queued items are cancelled now; running ones stop at their next step."""
+    Batch.objects.filter(pk=batch.pk).update(cancel_requested=True)
+    for item in batch.items.exclude(status__in=ITEM_FINISHED).select_related("job"):
+        if item.job is not None:
+            job = jobs.cancel(item.job)
+            if job.status == "cancelled":
+                item.mark(ItemStatus.CANCELLED, error="Cancelled")
+        else:
+            item.mark(ItemStatus.CANCELLED, error="Cancelled")
+    return refresh_batch(batch.pk)
+
+
+def item_progress(item: BatchItem) -> dict:
+    job: Job | None = item.job
+    if job is None:
+        return {"current": 0, "total": 0, "message": ""}
+    return {"current": job.progress_current, "total": job.progress_total,
+            "message": job.message}
+
+
+def batch_summary(batch: Batch) -> dict:
+    return {
+        "id": batch.pk, "kind": batch.kind, "name": batch.name, "status": batch.status,
+        "total": batch.total, "succeeded": batch.succeeded, "failed": batch.failed,
+        "cancelled": batch.cancelled, "done": batch.done,
+        "created_at": batch.created_at.isoformat(),
+        "finished_at": batch.finished_at.isoformat() if batch.finished_at else None,
+    }
+
+
+def item_record(item: BatchItem) -> dict:
+    """One line of the results: what was asked, what came back, or why not."""
+    return {"batch_id": item.batch_id, "index": item.index, "kind": item.kind,
+            "status": item.status, "input": item.input, "result": item.result,
+            "error": item.error or None}
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class WebhookFailed(Exception):
+    transient = True  # the job retries with backoff
+
+
+def deliver_webhook(batch: Batch, delivery: str = "") -> dict:
+    import httpx
+
+    body = json.dumps({"event": "batch.finished", "batch": batch_summary(batch)}).encode()
+    headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(batch.webhook_secret,
+                                                                          body),
+               "X-Scriptorium-Event": "batch.finished", "X-Scriptorium-Delivery": delivery,
+               "User-Agent": "Scriptorium-Webhook/1"}
+    try:
+        response = httpx.post(batch.webhook_url, content=body, headers=headers,
+                              timeout=settings.API_WEBHOOK_TIMEOUT, follow_redirects=False)
+    except httpx.HTTPError as err:
+        raise WebhookFailed(f"The webhook could not be delivered: {err}") from err
+    if not 200 <= response.status_code < 300:
+        raise WebhookFailed(f"The webhook answered {response.status_code}.")
+    return {"delivered": True, "status_code": response.status_code}

@@ -1,0 +1,259 @@
+"""REST API views: thin adapters. Each resolves the team through the one access helper
+(apps.teams.access.resolve_team_for_api) and then reads only from that team's rows."""
+
+from __future__ import annotations
+
+import json
+
+from asgiref.sync import sync_to_async
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, pagination, parsers, status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.permissions import SAFE_METHODS
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.api import serializers as s
+from apps.api import services
+from apps.api.authentication import principal
+from apps.api.models import ApiKey, Batch
+from apps.documents import services as documents
+from apps.teams.access import resolve_team_for_api
+
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+    description="Retrying a POST with the same key and body returns the batch made first.")
+ERRORS = {400: OpenApiResponse(description="Invalid input; the body says which field."),
+          401: OpenApiResponse(description="No or invalid credentials."),
+          403: OpenApiResponse(description="Role or key scope too low."),
+          404: OpenApiResponse(description="No such team or object (or not yours).")}
+
+
+class Pages(pagination.PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+class TeamAPIView(generics.GenericAPIView):
+    """Resolves `self.team` for every request before the handler runs."""
+
+    pagination_class = Pages
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)  # authentication, permission, throttling
+        self.team = resolve_team_for_api(principal(request), kwargs["slug"],
+                                         write=request.method not in SAFE_METHODS)
+
+    def api_key(self):
+        return self.request.auth if isinstance(self.request.auth, ApiKey) else None
+
+    def user(self):
+        user = self.request.user
+        return user if user and user.is_authenticated else None
+
+    def filters(self, serializer_class) -> dict:
+        params = serializer_class(data=self.request.query_params.dict())
+        params.is_valid(raise_exception=True)
+        return params.validated_data
+
+
+class TeamList(APIView):
+    @extend_schema(responses={200: s.TeamSerializer(many=True), **ERRORS},
+                   summary="Teams this key or user can reach")
+    def get(self, request):
+        who = principal(request)
+        if isinstance(who, ApiKey):
+            rows = [{"slug": who.team.slug, "name": who.team.name, "role": "api-key"}]
+        else:
+            rows = [{"slug": m.team.slug, "name": m.team.name, "role": m.role}
+                    for m in who.memberships.select_related("team").order_by("team__name")]
+        return Response(s.TeamSerializer(rows, many=True).data)
+
+
+# -- Documents ---------------------------------------------------------------------------------
+
+
+class DocumentList(TeamAPIView):
+    serializer_class = s.DocumentSerializer
+    parser_classes = [parsers.MultiPartParser, parsers.FormParser]
+
+    @extend_schema(parameters=[s.DocumentFilterSerializer],
+                   responses={200: s.DocumentSerializer(many=True), **ERRORS},
+                   summary="List documents (filters: status, kind, q)")
+    def get(self, request, slug):
+        wanted = self.filters(s.DocumentFilterSerializer)
+        rows = self.team.documents.all()
+        if "status" in wanted:
+            rows = rows.filter(status=wanted["status"])
+        if "kind" in wanted:
+            rows = rows.filter(kind=wanted["kind"])
+        if "q" in wanted:
+            rows = rows.filter(title__icontains=wanted["q"])
+        page = self.paginate_queryset(rows.defer("text", "headings", "page_starts"))
+        return self.get_paginated_response(s.DocumentSerializer(page, many=True).data)
+
+    @extend_schema(request={"multipart/form-data": s.DocumentUploadSerializer},
+                   responses={201: s.DocumentSerializer, 200: s.DocumentSerializer,
+                              413: OpenApiResponse(description="File too large."), **ERRORS},
+                   summary="Upload a document (ingestion is queued; 200 if already there)")
+    def post(self, request, slug):
+        files = request.FILES.getlist("file")
+        unknown = sorted(set(request.data) - {"file"})
+        if unknown:
+            raise ValidationError({name: ["Unknown field. Allowed: file."] for name in unknown})
+        if len(files) != 1:
+            raise ValidationError({"file": ["Send exactly one file in the “file” field "
+                                            f"(got {len(files)})."]})
+        try:
+            outcome = documents.upload(self.team, self.user(), files[0])
+        except documents.UploadRefused as err:
+            return Response({"file": [err.message], "code": err.code}, status=err.status)
+        return Response(s.DocumentSerializer(outcome.document).data,
+                        status=status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK)
+
+
+class DocumentView(TeamAPIView):
+    def document(self, pk: int):
+        document = self.team.documents.filter(pk=pk).first()
+        if document is None:
+            raise NotFound("No such document in this team.")
+        return document
+
+
+class DocumentDetail(DocumentView):
+    serializer_class = s.DocumentSerializer
+
+    @extend_schema(responses={200: s.DocumentSerializer, **ERRORS}, summary="Get a document")
+    def get(self, request, slug, pk):
+        return Response(s.DocumentSerializer(self.document(pk)).data)
+
+    @extend_schema(responses={204: None, **ERRORS},
+                   summary="Delete a document with its chunks and file")
+    def delete(self, request, slug, pk):
+        documents.delete(self.document(pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class DocumentPage(DocumentView):
+    serializer_class = s.PageTextSerializer
+
+    @extend_schema(responses={200: s.PageTextSerializer,
+                              409: OpenApiResponse(description="Not ingested yet."), **ERRORS},
+                   summary="Text of one page (1-based)")
+    def get(self, request, slug, pk, page):
+        document = self.document(pk)
+        if document.status != "ready":
+            return Response({"detail": f"The document is not ready (status: {document.status})."
+                             " Its text is available once it is ingested."}, status=409)
+        try:
+            start, end = document.page_bounds(page)
+        except ValueError as err:
+            raise NotFound(f"No page {page}: {err}.") from err
+        return Response({"document_id": document.pk, "page": page,
+                         "pages": len(document.page_starts), "start": start, "end": end,
+                         "text": document.text[start:end]})
+
+
+# -- Batches -----------------------------------------------------------------------------------
+
+
+class BatchList(TeamAPIView):
+    serializer_class = s.BatchSerializer
+
+    @extend_schema(responses={200: s.BatchSerializer(many=True), **ERRORS},
+                   summary="List batches, newest first")
+    def get(self, request, slug):
+        page = self.paginate_queryset(self.team.batches.all())
+        return self.get_paginated_response(s.BatchSerializer(page, many=True).data)
+
+    @extend_schema(request=s.BatchCreateSerializer, parameters=[IDEMPOTENCY_HEADER],
+                   responses={201: s.BatchSerializer, 200: s.BatchSerializer,
+                              422: OpenApiResponse(description="Idempotency-Key reused."),
+                              **ERRORS},
+                   summary="Submit a batch of qa, compress or write items")
+    def post(self, request, slug):
+        if not isinstance(request.data, dict):
+            raise ValidationError({"detail": "The body must be a JSON object."})
+        body = s.BatchCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        key = request.headers.get("Idempotency-Key", "").strip() or None
+        if key and len(key) > 200:
+            raise ValidationError({"Idempotency-Key": ["At most 200 characters."]})
+        try:
+            submission = services.submit_batch(self.team, dict(body.validated_data),
+                                               user=self.user(), api_key=self.api_key(),
+                                               idempotency_key=key)
+        except services.BatchRefused as err:
+            return Response(err.errors, status=err.status)
+        data = s.BatchSerializer(submission.batch, context={"show_secret": submission.created})
+        return Response(data.data, status=201 if submission.created else 200)
+
+
+class BatchView(TeamAPIView):
+    serializer_class = s.BatchSerializer
+
+    def batch(self, pk: int) -> Batch:
+        batch = self.team.batches.filter(pk=pk).first()
+        if batch is None:
+            raise NotFound("No such batch in this team.")
+        return batch
+
+
+class BatchDetail(BatchView):
+
+    @extend_schema(responses={200: s.BatchSerializer, **ERRORS},
+                   summary="Batch status and counts")
+    def get(self, request, slug, pk):
+        return Response(s.BatchSerializer(self.batch(pk)).data)
+
+
+class BatchCancel(BatchView):
+    @extend_schema(request=None, responses={200: s.BatchSerializer, **ERRORS},
+                   summary="Cancel the items that have not finished")
+    def post(self, request, slug, pk):
+        batch = self.batch(pk)
+        if not batch.is_finished:
+            batch = services.cancel_batch(batch)
+        return Response(s.BatchSerializer(batch).data)
+
+
+class BatchResults(BatchView):
+    serializer_class = s.BatchItemSerializer
+
+    @extend_schema(parameters=[s.ResultsFilterSerializer],
+                   responses={200: s.BatchItemSerializer(many=True), **ERRORS},
+                   summary="Items with status, progress and results, in pages")
+    def get(self, request, slug, pk):
+        wanted = self.filters(s.ResultsFilterSerializer)
+        items = self.batch(pk).items.select_related("job")
+        if "status" in wanted:
+            items = items.filter(status=wanted["status"])
+        page = self.paginate_queryset(items)
+        return self.get_paginated_response(s.BatchItemSerializer(page, many=True).data)
+
+
+class BatchResultsJsonl(BatchView):
+    @extend_schema(responses={(200, "application/x-ndjson"): OpenApiTypes.STR, **ERRORS},
+                   summary="All items as JSON lines (streamed)")
+    def get(self, request, slug, pk):
+        batch = self.batch(pk)
+
+        def page_after(index: int) -> list:
+            return list(batch.items.filter(index__gt=index).order_by("index")[:500])
+
+        async def lines():
+            # Pages by index, each read in a thread: the server (ASGI) sends as it reads, and
+            # no database cursor stays open while a slow client downloads.
+            last = -1
+            while rows := await sync_to_async(page_after)(last):
+                for item in rows:
+                    yield json.dumps(services.item_record(item), ensure_ascii=False) + "\n"
+                last = rows[-1].index
+
+        response = StreamingHttpResponse(lines(), content_type="application/x-ndjson")
+        response["Content-Disposition"] = f'attachment; filename="batch-{batch.pk}.jsonl"'
+        return response
+

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class ProjectStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    PLANNING = "planning", "Planning"
+    PLANNED = "planned", "Planned"
+    WRITING = "writing", "Writing"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class WritingProject(models.Model):
+    team = models.ForeignKey("teams.Team", on_delete=models.CASCADE,
+                             related_name="writing_projects")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                                   null=True, blank=True, related_name="+")
+    title = models.CharField(max_length=200)
+    instruction = models.TextField()
+    target_words = models.PositiveIntegerField()
+    style = models.TextField(blank=True)
+    documents = models.ManyToManyField("documents.Document", related_name="writing_projects",
+                                       blank=True)
+    status = models.CharField(max_length=10, choices=ProjectStatus.choices,
+                              default=ProjectStatus.DRAFT)
+    plan_source = models.CharField(max_length=10, blank=True)  # model | repaired | fallback | user
+    plan_note = models.TextField(blank=True)
+    plan_trace = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    # The job that plans or writes now (the outline is locked while it runs).
+    job = models.ForeignKey("jobs.Job", on_delete=models.SET_NULL, null=True, blank=True,
+                            related_name="+")
+    tokens_in = models.PositiveBigIntegerField(default=0)
+    tokens_out = models.PositiveBigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_busy(self) -> bool:
+        """A plan or write job is queued or running: the outline is locked. A job that
+        ended without its runner (cancelled while queued) does not keep the lock."""
+        from apps.jobs.models import FINISHED
+
+        if self.status not in (ProjectStatus.PLANNING, ProjectStatus.WRITING):
+            return False
+        return self.job is None or self.job.status not in FINISHED
+
+
+class SectionStatus(models.TextChoices):
+    PENDING = "pending", "Not written"
+    WRITING = "writing", "Writing"
+    DONE = "done", "Written"
+    EMPTY = "empty", "Empty (the model wrote nothing)"
+
+
+class Section(models.Model):
+    project = models.ForeignKey(WritingProject, on_delete=models.CASCADE,
+                                related_name="sections")
+    position = models.PositiveIntegerField()  # 1-based
+    point = models.TextField()
+    target_words = models.PositiveIntegerField()
+    text = models.TextField(blank=True)
+    words = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=SectionStatus.choices,
+                              default=SectionStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    rounds = models.PositiveIntegerField(default=0)
+    seconds = models.FloatField(default=0)
+    trace = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [models.UniqueConstraint(fields=["project", "position"],
+                                               name="unique_section_position")]
+
+    def __str__(self) -> str:
+        return f"{self.position}. {self.point[:60]}"
+
+    @property
+    def is_written(self) -> bool:
+        return self.status in (SectionStatus.DONE, SectionStatus.EMPTY)

@@ -1,0 +1,394 @@
+"""Writing verbs: create a project, plan it, edit the outline, write (resumable), regenerate
+a section, export. Views and job runners call these; the engine is workers.writing."""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+import time
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+
+from apps.jobs import services as jobs
+from apps.writing.models import ProjectStatus, Section, SectionStatus, WritingProject
+from workers import events
+from workers.writing import Plan, PlanError, PlanSection, check_request
+from workers.writing.plan import MAX_SECTION, MIN_SECTION, make_plan
+from workers.writing.writer import SectionResult, join_sections, write_document, write_section
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+LOCKED = "The outline is locked while the text is being planned or written. Wait for the job " \
+         "to finish (or cancel it on the Jobs page)."
+
+
+class WritingError(Exception):
+    """Shown to the user as it is."""
+
+
+def max_words() -> int:
+    return int(getattr(settings, "WRITING_MAX_WORDS", 50_000))
+
+
+def parse_target(raw) -> int:
+    """The target length from a form field; WritingError with a message when it is bad."""
+    try:
+        value = int(str(raw).strip().replace(",", "").replace("_", ""))
+    except (TypeError, ValueError):
+        raise WritingError("The target length must be a whole number of words.") from None
+    _check(lambda: check_request("x", value, max_words()))
+    return value
+
+
+def _check(call):
+    try:
+        return call()
+    except PlanError as err:
+        raise WritingError(str(err)) from None
+
+
+# -- Creating and planning -----------------------------------------------------------------
+
+def create_project(team, user, *, instruction: str, target_words: int, title: str = "",
+                   style: str = "", documents=()) -> WritingProject:
+    instruction = _check(lambda: check_request(instruction, target_words, max_words()))
+    project = WritingProject.objects.create(
+        team=team, created_by=user, instruction=instruction, target_words=target_words,
+        style=style.strip(), title=(title.strip() or instruction.splitlines()[0])[:200])
+    project.documents.set(documents)
+    return project
+
+
+def _lock(project: WritingProject) -> WritingProject:
+    """The project row, locked for this transaction, refreshed; a status left behind by a
+    job that ended without its runner (cancelled while queued) is put right."""
+    locked = WritingProject.objects.select_for_update().get(pk=project.pk)
+    if locked.status in (ProjectStatus.PLANNING, ProjectStatus.WRITING) and not locked.is_busy:
+        reset_after_stop(locked)
+        locked.status = ProjectStatus.PLANNED if locked.sections.exists() else \
+            ProjectStatus.DRAFT
+        locked.save(update_fields=["status", "updated_at"])
+    return locked
+
+
+def _start_job(project: WritingProject, user, kind: str, status: str, params: dict,
+               title: str) -> WritingProject:
+    with transaction.atomic():
+        locked = _lock(project)
+        if locked.is_busy:
+            raise WritingError(LOCKED)
+        locked.status, locked.error = status, ""
+        locked.job = jobs.create_job(locked.team, kind, {"project_id": locked.pk, **params},
+                                     user=user, title=f"{title}: {locked.title[:80]}")
+        locked.save(update_fields=["status", "error", "job", "updated_at"])
+    return locked
+
+
+def start_plan(project: WritingProject, user) -> WritingProject:
+    return _start_job(project, user, "writing_plan", ProjectStatus.PLANNING, {}, "Plan")
+
+
+def start_write(project: WritingProject, user) -> WritingProject:
+    """Write every section not yet written (plans first when there is no outline)."""
+    return _start_job(project, user, "writing_write", ProjectStatus.WRITING, {}, "Write")
+
+
+def start_regenerate(project: WritingProject, section: Section, user) -> WritingProject:
+    return _start_job(project, user, "writing_section", ProjectStatus.WRITING,
+                      {"section_id": section.pk}, f"Rewrite section {section.position}")
+
+
+def _replace_sections(project: WritingProject, plan: Plan) -> None:
+    project.sections.all().delete()
+    Section.objects.bulk_create([
+        Section(project=project, position=s.index, point=s.point, target_words=s.words)
+        for s in plan.sections])
+
+
+def plan_project(project: WritingProject, progress) -> Plan:
+    """The writing_plan job (and the first step of a write without an outline)."""
+    from workers.llm import get_backend
+
+    progress(0, 1, "Planning the sections")
+    plan = make_plan(get_backend(), project.instruction, project.target_words,
+                     max_words=max_words())
+    with transaction.atomic():
+        _lock(project)
+        _replace_sections(project, plan)
+        WritingProject.objects.filter(pk=project.pk).update(
+            plan_source=plan.source, plan_note=plan.note[:2000], plan_trace=plan.trace,
+            tokens_in=F("tokens_in") + plan.usage.prompt_tokens,
+            tokens_out=F("tokens_out") + plan.usage.completion_tokens)
+    progress.add_tokens(plan.usage.prompt_tokens, plan.usage.completion_tokens)
+    return plan
+
+
+def finish(project: WritingProject, status: str, error: str = "") -> None:
+    WritingProject.objects.filter(pk=project.pk).update(status=status, error=error[:2000])
+    _publish(project, {"type": "done", "status": status, "error": error})
+
+
+def reset_after_stop(project: WritingProject) -> None:
+    """A cancelled or failed job unlocks the outline; what was written stays."""
+    Section.objects.filter(project=project, status=SectionStatus.WRITING).update(
+        status=SectionStatus.PENDING, text="", words=0)
+
+
+# -- Outline editing -----------------------------------------------------------------------
+
+def _check_words(words) -> int:
+    try:
+        value = int(str(words).strip().replace(",", ""))
+    except (TypeError, ValueError):
+        raise WritingError("A word count must be a whole number.") from None
+    if not MIN_SECTION // 4 <= value <= MAX_SECTION * 2:
+        raise WritingError(f"A section's word count must be between {MIN_SECTION // 4} and "
+                           f"{MAX_SECTION * 2:,} (planned sections have {MIN_SECTION}–"
+                           f"{MAX_SECTION:,}).")
+    return value
+
+
+def _renumber(project: WritingProject, ordered: list[int]) -> None:
+    """Positions 1..n in the order of the ids ``ordered``. Two passes, so that the unique
+    (project, position) constraint never sees two rows on one position mid-way."""
+    offset = 100_000
+    for n, pk in enumerate(ordered, start=1):
+        Section.objects.filter(pk=pk).update(position=offset + n)
+    for n, pk in enumerate(ordered, start=1):
+        Section.objects.filter(pk=pk).update(position=n)
+
+
+def _editable(project: WritingProject) -> WritingProject:
+    locked = _lock(project)
+    if locked.is_busy:
+        raise WritingError(LOCKED)
+    return locked
+
+
+def _mark_edited(project: WritingProject) -> None:
+    updates = {"plan_source": "user"} if project.plan_source else {}
+    if project.status == ProjectStatus.DRAFT:
+        updates["status"] = ProjectStatus.PLANNED
+    WritingProject.objects.filter(pk=project.pk).update(**updates)
+
+
+def add_section(project: WritingProject, point: str, words, after: int | None = None) -> Section:
+    point = point.strip()
+    if not point:
+        raise WritingError("Write the main point of the new section.")
+    words = _check_words(words)
+    with transaction.atomic():
+        project = _editable(project)
+        ids = list(project.sections.values_list("pk", flat=True))
+        section = Section.objects.create(project=project, position=len(ids) + 1 + 100_000,
+                                         point=point, target_words=words)
+        where = len(ids) if after is None else max(0, min(len(ids), after))
+        ids.insert(where, section.pk)
+        _renumber(project, ids)
+        _mark_edited(project)
+    section.refresh_from_db()
+    return section
+
+
+def update_section(project: WritingProject, section_pk: int, point: str, words) -> Section:
+    point = point.strip()
+    if not point:
+        raise WritingError("A section needs a main point (delete it instead).")
+    words = _check_words(words)
+    with transaction.atomic():
+        project = _editable(project)
+        section = project.sections.get(pk=section_pk)
+        section.point, section.target_words = point, words
+        section.save(update_fields=["point", "target_words", "updated_at"])
+        _mark_edited(project)
+    return section
+
+
+def delete_section(project: WritingProject, section_pk: int) -> None:
+    with transaction.atomic():
+        project = _editable(project)
+        project.sections.filter(pk=section_pk).delete()
+        _renumber(project, list(project.sections.values_list("pk", flat=True)))
+        _mark_edited(project)
+
+
+def move_section(project: WritingProject, section_pk: int, direction: str) -> None:
+    with transaction.atomic():
+        project = _editable(project)
+        ids = list(project.sections.values_list("pk", flat=True))
+        i = ids.index(section_pk)  # ValueError: not this project's section
+        j = i - 1 if direction == "up" else i + 1
+        if 0 <= j < len(ids):
+            ids[i], ids[j] = ids[j], ids[i]
+            _renumber(project, ids)
+            _mark_edited(project)
+
+
+def engine_plan(project: WritingProject) -> Plan:
+    sections = [PlanSection(s.position, s.point, s.target_words) for s in project.sections.all()]
+    return Plan(sections, project.plan_source or "user", project.plan_note)
+
+
+# -- Writing -------------------------------------------------------------------------------
+
+def _publish(project: WritingProject, event: dict) -> None:
+    events.publish(events.channel("writing", project.pk), event, settings.REDIS_URL)
+
+
+class _Live:
+    """Publishes each token of the section being written and saves its partial text now
+    and then, so that a page reloaded mid-section shows what is written so far."""
+
+    def __init__(self, project: WritingProject, save_every: float = 1.5):
+        self.project, self.save_every = project, save_every
+        self.position, self.text, self.saved_at = 0, "", time.monotonic()
+        self.lock = threading.Lock()
+
+    def start(self, position: int) -> None:
+        with self.lock:
+            self.position, self.text = position, ""
+        Section.objects.filter(project=self.project, position=position).update(
+            status=SectionStatus.WRITING, text="", words=0)
+        _publish(self.project, {"type": "section", "section": position})
+
+    def __call__(self, delta: str) -> None:
+        with self.lock:
+            self.text += delta
+            _publish(self.project, {"type": "token", "section": self.position, "text": delta})
+            if time.monotonic() - self.saved_at > self.save_every:
+                Section.objects.filter(project=self.project, position=self.position,
+                                       status=SectionStatus.WRITING).update(text=self.text)
+                self.saved_at = time.monotonic()
+
+
+def _references(project: WritingProject):
+    """Passages of the project's reference documents for a section's point, or None."""
+    document_ids = list(project.documents.values_list("pk", flat=True))
+    if not document_ids:
+        return None
+    from apps.documents.search import search
+
+    def retrieve(point: str) -> list[str]:
+        hits = search(project.team, point, document_ids=document_ids, limit=3)
+        return [" ".join(h.chunk.text.split()[:120]) for h in hits]
+
+    return retrieve
+
+
+def save_section(project: WritingProject, position: int, result: SectionResult) -> bool:
+    """Store a written section. First writer wins: a section already written (by an earlier
+    delivery of the same job) is kept, never written twice. Returns whether it was saved."""
+    with transaction.atomic():
+        section = (Section.objects.select_for_update()
+                   .filter(project=project, position=position).first())
+        if section is None or section.status == SectionStatus.DONE:
+            return False
+        section.text, section.words = result.text, result.words
+        section.status = SectionStatus.DONE if result.status == "done" else SectionStatus.EMPTY
+        section.attempts = F("attempts") + result.attempts
+        section.rounds, section.seconds = result.rounds, round(result.seconds, 2)
+        section.trace = result.to_dict()["trace"]
+        section.save()
+        WritingProject.objects.filter(pk=project.pk).update(
+            tokens_in=F("tokens_in") + result.usage.prompt_tokens,
+            tokens_out=F("tokens_out") + result.usage.completion_tokens)
+    _publish(project, {"type": "section_done", "section": position, "words": result.words,
+                       "status": result.status})
+    return True
+
+
+def write_project(project: WritingProject, progress) -> dict:
+    """The writing_write job: plan if there is no outline, then write every section not
+    yet written. Resumable: a re-run reads the sections already saved and goes on."""
+    from workers.llm import get_backend
+
+    if not project.sections.exists():
+        plan_project(project, progress)
+    reset_after_stop(project)  # a section cut off by a kill is written again from scratch
+    plan = engine_plan(project)
+    if not plan.sections:
+        raise WritingError("The outline is empty: add at least one section.")
+    done = {s.position: s.text for s in project.sections.all() if s.is_written}
+    live = _Live(project)
+
+    def save(position: int, result: SectionResult) -> None:
+        save_section(project, position, result)
+        if result.usage.total_tokens:
+            progress.add_tokens(result.usage.prompt_tokens, result.usage.completion_tokens)
+
+    result = write_document(project.instruction, plan, backend=get_backend(),
+                            done_sections=done, save_section=save, progress=progress,
+                            on_token=live, on_section_start=live.start,
+                            references=_references(project), style=project.style)
+    empty = list(project.sections.filter(status=SectionStatus.EMPTY)
+                 .values_list("position", flat=True))
+    return {"project_id": project.pk, "words": result.words, "target": project.target_words,
+            "written": [s.index for s in result.sections], "resumed_after": result.skipped,
+            "empty_sections": empty, "seconds": round(result.seconds, 1)}
+
+
+def regenerate_section(project: WritingProject, section_pk: int, progress) -> dict:
+    """The writing_section job: write one section again, in place."""
+    from workers.llm import get_backend
+
+    section = project.sections.filter(pk=section_pk).first()
+    if section is None:
+        return {"skipped": "The section was deleted."}
+    plan = engine_plan(project)
+    before = {s.position: s.text for s in project.sections.filter(position__lt=section.position)
+              if s.text}
+    live = _Live(project)
+    progress(0, 1, f"Rewriting section {section.position}")
+    live.start(section.position)
+    previous = join_sections(before)
+    from workers.writing.summary import running_summary
+
+    points = {s.index: s.point for s in plan.sections}
+    refs = _references(project)
+    result = write_section(
+        get_backend(), project.instruction, plan, section.position, previous=previous,
+        summary=running_summary([(i, points[i], before[i]) for i in sorted(before)]),
+        references=refs(section.point) if refs else None, style=project.style, on_token=live)
+    save_section(project, section.position, result)
+    progress.add_tokens(result.usage.prompt_tokens, result.usage.completion_tokens)
+    return {"project_id": project.pk, "section": section.position, "words": result.words,
+            "target": section.target_words, "status": result.status}
+
+
+# -- The document and its exports ----------------------------------------------------------
+
+def document_text(project: WritingProject) -> str:
+    return join_sections({s.position: s.text for s in project.sections.all()})
+
+
+def progress_summary(project: WritingProject) -> dict:
+    sections = list(project.sections.all())
+    written = sum(s.words for s in sections)
+    planned = sum(s.target_words for s in sections)
+    return {"sections": sections, "written": written, "planned": planned,
+            "done": sum(1 for s in sections if s.is_written), "count": len(sections),
+            "percent": min(100, round(100 * written / planned)) if planned else 0}
+
+
+def export_markdown(project: WritingProject) -> str:
+    return f"# {project.title}\n\n{document_text(project)}\n"
+
+
+def export_docx(project: WritingProject) -> bytes:
+    """A .docx: the title as a heading, each paragraph of the text as a paragraph. The text
+    is inserted as plain runs (Markdown markers stay as typed): nothing in it is code."""
+    from docx import Document as DocxDocument
+
+    doc = DocxDocument()
+    doc.core_properties.title = project.title
+    doc.add_heading(project.title, level=1)
+    for paragraph in document_text(project).split("\n\n"):
+        # XML cannot hold control characters; a model can emit them.
+        paragraph = _CONTROL.sub("", paragraph).strip()
+        if paragraph:
+            doc.add_paragraph(paragraph)
+    out = io.BytesIO()
+    doc.save(out)
+    return out.getvalue()

@@ -1,0 +1,224 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.text import slugify
+from django.views.decorators.http import require_POST
+
+from apps.core.sse import event_stream_response, sse, stream_membership
+from apps.documents.models import DocStatus
+from apps.teams.access import team_view
+from apps.teams.models import Role
+from apps.writing import services
+from apps.writing.models import WritingProject
+from workers import events
+
+
+def _project(request, pk: int) -> WritingProject:
+    return get_object_or_404(request.team.writing_projects, pk=pk)
+
+
+@team_view(write_minimum=Role.MEMBER)
+def project_list(request):
+    ready = request.team.documents.filter(status=DocStatus.READY).order_by("title")
+    form, error = {}, ""
+    if request.method == "POST":
+        form = request.POST
+        try:
+            target = services.parse_target(request.POST.get("target_words", ""))
+            chosen = list(ready.filter(pk__in=request.POST.getlist("documents")))
+            project = services.create_project(
+                request.team, request.user, instruction=request.POST.get("instruction", ""),
+                target_words=target, title=request.POST.get("title", ""),
+                style=request.POST.get("style", ""), documents=chosen)
+        except services.WritingError as err:
+            error = str(err)
+        else:
+            if request.POST.get("then") == "write":  # skip the outline: plan and write
+                services.start_write(project, request.user)
+            return redirect("writing:detail", team_slug=request.team.slug, pk=project.pk)
+    projects = request.team.writing_projects.all()[:100]
+    return render(request, "writing/list.html", {
+        "projects": projects, "ready": ready, "form": form, "error": error,
+        "max_words": services.max_words(),
+    }, status=400 if error else 200)
+
+
+def _context(project: WritingProject) -> dict:
+    return {"project": project, **services.progress_summary(project),
+            "document": services.document_text(project) if project.sections.exists() else ""}
+
+
+@team_view()
+def detail(request, pk: int):
+    project = _project(request, pk)
+    return render(request, "writing/detail.html", _context(project))
+
+
+@team_view()
+def progress(request, pk: int):
+    """The live progress partial; HTTP 286 stops the polling once nothing runs."""
+    project = _project(request, pk)
+    response = render(request, "writing/detail.html#progress", _context(project))
+    if not project.is_busy:
+        response.status_code = 286
+    return response
+
+
+def _outline_response(request, project: WritingProject, error: str = ""):
+    """After an outline edit: the outline partial for HTMX, else back to the page."""
+    project.refresh_from_db()
+    if request.htmx:
+        return render(request, "writing/detail.html#outline",
+                      {**_context(project), "outline_error": error})
+    if error:
+        messages.error(request, error)
+    return redirect("writing:detail", team_slug=request.team.slug, pk=project.pk)
+
+
+def _edit(request, pk: int, action) -> HttpResponse:
+    project = _project(request, pk)
+    try:
+        action(project)
+    except services.WritingError as err:
+        return _outline_response(request, project, str(err))
+    return _outline_response(request, project)
+
+
+def _section_pk(project: WritingProject, section_pk: int) -> int:
+    get_object_or_404(project.sections, pk=section_pk)
+    return section_pk
+
+
+@team_view(Role.MEMBER)
+@require_POST
+def section_add(request, pk: int):
+    after = request.POST.get("after")
+    return _edit(request, pk, lambda p: services.add_section(
+        p, request.POST.get("point", ""), request.POST.get("words", ""),
+        int(after) if after and after.isdigit() else None))
+
+
+@team_view(Role.MEMBER)
+@require_POST
+def section_edit(request, pk: int, section_pk: int):
+    return _edit(request, pk, lambda p: services.update_section(
+        p, _section_pk(p, section_pk), request.POST.get("point", ""),
+        request.POST.get("words", "")))
+
+
+@team_view(Role.MEMBER)
+@require_POST
+def section_delete(request, pk: int, section_pk: int):
+    return _edit(request, pk, lambda p: services.delete_section(p, _section_pk(p, section_pk)))
+
+
+@team_view(Role.MEMBER)
+@require_POST
+def section_move(request, pk: int, section_pk: int):
+    direction = "up" if request.POST.get("direction") == "up" else "down"
+    return _edit(request, pk, lambda p: services.move_section(
+        p, _section_pk(p, section_pk), direction))
+
+
+def _start(request, pk: int, start) -> HttpResponse:
+    project = _project(request, pk)
+    try:
+        start(project)
+    except services.WritingError as err:
+        messages.error(request, str(err))
+    return redirect("writing:detail", team_slug=request.team.slug, pk=project.pk)
+
+
+@team_view(Role.MEMBER)
+@require_POST
+def plan(request, pk: int):
+    return _start(request, pk, lambda p: services.start_plan(p, request.user))
+
+
+@team_view(Role.MEMBER)
+@require_POST
+def write(request, pk: int):
+    return _start(request, pk, lambda p: services.start_write(p, request.user))
+
+
+@team_view(Role.MEMBER)
+@require_POST
+def regenerate(request, pk: int, section_pk: int):
+    return _start(request, pk, lambda p: services.start_regenerate(
+        p, get_object_or_404(p.sections, pk=section_pk), request.user))
+
+
+@team_view(Role.MEMBER)
+@require_POST
+def delete(request, pk: int):
+    project = _project(request, pk)
+    if project.is_busy:
+        messages.error(request, "Stop the running job first (Jobs page), then delete.")
+        return redirect("writing:detail", team_slug=request.team.slug, pk=project.pk)
+    project.delete()
+    messages.info(request, "Writing project deleted.")
+    return redirect("writing:list", team_slug=request.team.slug)
+
+
+def _filename(project: WritingProject, ext: str) -> str:
+    return f"{slugify(project.title)[:80] or 'document'}.{ext}"
+
+
+@team_view()
+def export_markdown(request, pk: int):
+    project = _project(request, pk)
+    response = HttpResponse(services.export_markdown(project),
+                            content_type="text/markdown; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{_filename(project, "md")}"'
+    return response
+
+
+@team_view()
+def export_docx(request, pk: int):
+    project = _project(request, pk)
+    response = HttpResponse(
+        services.export_docx(project),
+        content_type="application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+    response["Content-Disposition"] = f'attachment; filename="{_filename(project, "docx")}"'
+    return response
+
+
+async def stream(request, team_slug: str, pk: int):
+    """Server-sent events of the section being written: its text so far, then each token;
+    "section" when the next one starts, "done" when the job ends."""
+    from apps.writing.models import Section, SectionStatus
+
+    membership, login = await stream_membership(request, team_slug)
+    if login is not None:
+        return login
+    query = WritingProject.objects.filter(pk=pk, team=membership.team)
+    if not await query.aexists():
+        raise Http404
+
+    async def event_stream():
+        async with events.Subscription(events.channel("writing", pk), settings.REDIS_URL) as live:
+            # After subscribing: nothing falls in between. (The job comes along: is_busy
+            # reads it, and an async view cannot query lazily.)
+            project = await query.select_related("job").afirst()
+            current = await Section.objects.filter(
+                project_id=pk, status=SectionStatus.WRITING).afirst()
+            yield sse("snapshot", {"section": current.position if current else None,
+                                    "text": current.text if current else "",
+                                    "status": project.status})
+            if not project.is_busy:
+                yield sse("done", {"status": project.status})
+                return
+            async for event in live:
+                kind = event.get("type")
+                if kind in ("token", "section", "section_done"):
+                    yield sse(kind, event)
+                elif kind == "done":
+                    yield sse("done", event)
+                    return
+                else:
+                    yield ": ping\n\n"
+
+    return event_stream_response(event_stream())

@@ -1,0 +1,116 @@
+"""Length control: counting, the LongBench-Write score, trimming, the requested length, and
+the count-continue-trim loop with the real model."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.writing.conftest import Canned
+from workers.writing import (
+    count_words,
+    distinct_ngram_share,
+    length_score,
+    requested_words,
+    trim_to_words,
+    write_to_length,
+)
+from workers.writing.length import RepetitionGuard
+
+
+def test_count_words_counts_words_and_cjk_characters():
+    assert count_words("Hello, world — it's 3 o'clock.") == 5
+    assert count_words("你好世界") == 4
+    assert count_words("  \n ") == 0
+    assert count_words("- — … !") == 0  # punctuation alone is no word
+
+
+@pytest.mark.parametrize(("required", "actual", "score"), [
+    (1000, 1000, 100.0), (1000, 1300, 90.0), (1000, 4000, 0.0), (1000, 800, 87.5),
+    (1000, 333, 0.0), (1000, 0, 0.0),
+])
+def test_length_score_is_longbench_write(required, actual, score):
+    assert length_score(required, actual) == pytest.approx(score, abs=0.2)
+
+
+def test_length_score_rejects_a_zero_requirement():
+    with pytest.raises(ValueError):
+        length_score(0, 10)
+
+
+@pytest.mark.parametrize(("question", "words"), [
+    ("Explain photosynthesis in 300 words.", 300),
+    ("Write about 3,000 words on the French Revolution", 3000),
+    ("a 500-word essay on cats", 500),
+    ("Give me 2k words on Rome", 2000),
+    ("Summarise it in roughly 150 words please", 150),
+    ("What is the notice period?", None),
+    ("Use 0 words", None),
+    ("What do the 3 words in the title mean?", None),
+    ("Answer in 10 words", 10),
+    ("Ensure the essay is no shorter than 2000 words.", 2000),
+])
+def test_requested_words(question, words):
+    assert requested_words(question) == words
+
+
+def test_trim_cuts_at_a_sentence_end():
+    text = "One two three. Four five six seven. Eight nine ten eleven twelve. Thirteen."
+    assert trim_to_words(text, 7) == "One two three. Four five six seven."
+    assert trim_to_words(text, 12) == \
+        "One two three. Four five six seven. Eight nine ten eleven twelve."
+    assert trim_to_words(text, 100) == text
+
+
+def test_trim_without_a_usable_sentence_end_cuts_at_the_word_and_closes_it():
+    assert trim_to_words("a b c d e f g h i j k l", 5) == "a b c d e."
+
+
+def test_repetition_guard_drops_repeats_and_detects_a_loop():
+    guard = RepetitionGuard(["The sky is blue today."], max_repeats=2)
+    assert not guard.accept("The sky is blue today.")
+    assert guard.accept("Grass grows in the field.")
+    assert not guard.accept("Grass grows in the field!")
+    assert not guard.looping
+    assert not guard.accept("The sky is blue today.")
+    assert guard.looping
+    assert guard.accept("Yes.")  # short bits are never repeats
+
+
+def test_distinct_ngram_share():
+    assert distinct_ngram_share("a b c d e f") == 1.0
+    assert distinct_ngram_share("a b c d a b c d a b c d") < 0.6
+
+
+def test_write_to_length_hits_a_small_target_with_the_real_model(llm):
+    target = 150
+    result = write_to_length(
+        llm, [{"role": "user", "content": "Write about the life of honey bees in a hive."}],
+        target, max_rounds=4, temperature=0.7, top_p=0.9, seed=3)
+    assert result.words == count_words(result.text)
+    assert length_score(target, result.words) >= 80, (result.words, result.trace)
+    assert result.rounds >= 1
+    assert result.text.strip()[-1] in ".!?…\"”'’)", result.text[-80:]  # ends at a sentence end
+    assert result.usage.completion_tokens > 0
+
+
+def test_write_to_length_continues_when_short_and_trims_when_long(llm):
+    short = ("Bees live in hives. " * 1) + "They make honey from nectar."
+    long = " ".join(f"Sentence number {n} talks about bees." for n in range(1, 60))
+    canned = Canned(llm, [short, "Workers collect pollen and feed the larvae every day.", long])
+    result = write_to_length(canned, [{"role": "user", "content": "Bees"}], 60, max_rounds=5)
+    assert canned.calls == 3  # asked, continued (short), continued again (still short)
+    assert 54 <= result.words <= 60
+    assert [step.get("round") for step in result.trace if "round" in step] == [1, 2, 3]
+    assert any("trim" in step for step in result.trace)
+
+
+def test_write_to_length_stops_after_empty_rounds(llm):
+    canned = Canned(llm, [""])
+    result = write_to_length(canned, [{"role": "user", "content": "Bees"}], 100)
+    assert result.text == "" and result.words == 0
+    assert canned.calls == 4  # three retries from new angles, then give up
+
+
+def test_write_to_length_rejects_a_bad_target(llm):
+    with pytest.raises(ValueError):
+        write_to_length(llm, [{"role": "user", "content": "x"}], 0)

@@ -1,0 +1,96 @@
+"""Writing sections and the resumable driver: a killed run resumes at the next unwritten
+section and never writes one twice; an empty section is retried, then marked."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.writing.conftest import Canned
+from workers.writing import Plan, PlanSection, count_words, length_score, write_document
+from workers.writing.summary import running_summary
+from workers.writing.writer import section_messages, write_section
+
+INSTRUCTION = "Write a short piece about lighthouses."
+PLAN = Plan([PlanSection(1, "What a lighthouse is for", 50),
+             PlanSection(2, "Life of a lighthouse keeper", 50),
+             PlanSection(3, "Lighthouses today", 50)], "fallback")
+
+
+class Killed(Exception):
+    """The worker died right after saving a section."""
+
+
+def test_resume_after_a_kill_skips_done_sections_and_never_duplicates(llm):
+    saved: dict[int, str] = {}
+    calls: list[int] = []
+
+    def save_then_die(index, result):
+        calls.append(index)
+        saved[index] = result.text
+        raise Killed  # the job dies right after the first section is stored
+
+    # The run that dies needs no real model; the resumed run below uses it.
+    first = Canned(llm, ["Lighthouses guide ships past rocks at night with a bright beam."])
+    with pytest.raises(Killed):
+        write_document(INSTRUCTION, PLAN, backend=first, done_sections={},
+                       save_section=save_then_die)
+    assert calls == [1]
+
+    started: list[int] = []
+
+    def save(index, result):
+        assert index not in saved, f"section {index} written twice"
+        calls.append(index)
+        saved[index] = result.text
+
+    # Sections 1 and 2 were saved before the kill; the restart writes only section 3.
+    saved[2] = "Keepers lived at the light and kept the lamp burning through storms."
+    result = write_document(INSTRUCTION, PLAN, backend=llm, done_sections=dict(saved),
+                            save_section=save, on_section_start=started.append)
+    assert calls == [1, 3] and started == [3]
+    assert result.skipped == [1, 2] and [s.index for s in result.sections] == [3]
+    assert result.text.startswith(saved[1].strip())
+    for section in result.sections:
+        assert section.status == "done"
+        assert length_score(50, section.words) >= 70, section.to_dict()
+
+
+def test_an_empty_section_is_retried_then_marked(llm):
+    canned = Canned(llm, [""])
+    saved = {}
+    result = write_document(INSTRUCTION, Plan([PlanSection(1, "Anything", 80)], "fallback"),
+                            backend=canned, done_sections={},
+                            save_section=lambda i, r: saved.setdefault(i, r))
+    section = saved[1]
+    assert section.status == "empty" and section.text == "" and section.attempts == 2
+    assert canned.calls == 8  # two attempts of (ask + three retries from new angles)
+    assert result.words == 0
+
+
+def test_a_section_that_comes_back_on_retry_is_kept(llm):
+    canned = Canned(llm, [""] * 4 + ["Keepers trimmed the wicks at dusk and watched all night."])
+    result = write_section(canned, INSTRUCTION, PLAN, 2)
+    assert result.status == "done" and result.attempts == 2 and result.words > 5
+
+
+def test_prompt_holds_plan_summary_tail_references_and_style(llm):
+    previous = " ".join(f"Earlier sentence number {n} about the sea." for n in range(200))
+    summary = running_summary([(1, "What a lighthouse is for", previous)])
+    messages = section_messages(INSTRUCTION, PLAN, PLAN.sections[1], previous=previous,
+                                summary=summary, references=["Keepers lived on the rock."],
+                                style="Plain and warm")
+    prompt = messages[-1]["content"]
+    assert "Plan of the whole text:" in prompt and "3. Lighthouses today" in prompt
+    assert "Summary of the text so far" in prompt and "ends with" in prompt
+    assert "number 199" in prompt and "number 3 " not in prompt  # tail only, not all
+    assert "Keepers lived on the rock." in prompt and "Plain and warm" in prompt
+    assert "section 2 of 3: Life of a lighthouse keeper" in prompt
+    assert count_words(prompt) < 700
+
+
+def test_running_summary_keeps_to_its_budget():
+    written = [(i, f"Point {i}", f"Opening sentence of section {i} goes here. More.")
+               for i in range(1, 60)]
+    summary = running_summary(written, max_words=120)
+    assert count_words(summary) <= 120
+    assert "section 59" in summary  # the most recent is kept

@@ -1,0 +1,427 @@
+"""AgentWrite's plan: the writing task split into numbered sections with word counts.
+
+The model is asked for one line per section, "Paragraph N – Main point: … – Word count:
+…" (JSON where the backend enforces a schema). Its answer is parsed leniently, repaired
+(counts rescaled to the target, each kept in 200–1,000 words by splitting or merging),
+re-asked once when nothing usable came back, and otherwise replaced by a deterministic
+split of the instruction. ``Plan.source`` says which of these happened.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from workers.llm.base import LLMBackend, Usage
+from workers.writing.length import RepetitionGuard, count_words, sentences
+
+MIN_SECTION, MAX_SECTION, DEFAULT_SECTION = 200, 1000, 500
+DEFAULT_MAX_WORDS = 50_000
+
+
+class PlanError(ValueError):
+    """The request cannot be planned (bad target, empty instruction) or the model's plan
+    was unusable and no fallback was allowed. The message is shown to the user."""
+
+
+@dataclass
+class PlanSection:
+    index: int  # 1-based position
+    point: str
+    words: int
+
+
+@dataclass
+class Plan:
+    sections: list[PlanSection]
+    source: str  # "model" | "repaired" | "fallback"
+    note: str = ""
+    trace: list[dict[str, Any]] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+
+    @property
+    def total(self) -> int:
+        return sum(s.words for s in self.sections)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sections": [asdict(s) for s in self.sections], "source": self.source,
+                "note": self.note, "trace": self.trace, "total": self.total}
+
+    def outline(self) -> str:
+        return "\n".join(f"{s.index}. {s.point} ({s.words} words)" for s in self.sections)
+
+
+def check_request(instruction: str, target_words: int, max_words: int = DEFAULT_MAX_WORDS) -> str:
+    """The instruction, stripped; raises PlanError with a message for the user."""
+    instruction = (instruction or "").strip()
+    if not instruction:
+        raise PlanError("Write an instruction first: what should the text be about?")
+    if not isinstance(target_words, int) or isinstance(target_words, bool):
+        raise PlanError("The target length must be a whole number of words.")
+    if target_words <= 0:
+        raise PlanError("The target length must be a positive number of words.")
+    if target_words > max_words:
+        raise PlanError(f"The target length is above the limit of {max_words:,} words.")
+    return instruction
+
+
+# -- Prompt --------------------------------------------------------------------------------
+
+PLAN_PROMPT = """Break the following writing task into sections. Each section is one paragraph \
+or a few paragraphs of the final text.
+
+Writing task: {instruction}
+Total length: {target} words, in about {n} sections.
+
+Answer with one line per section and nothing else, in exactly this format:
+Paragraph 1 - Main point: [what this section says, in one sentence] - Word count: [number] words
+Paragraph 2 - Main point: [...] - Word count: [...]
+
+Each section has 200 to 1000 words; the word counts add up to {target}; together the \
+sections cover the whole task."""
+
+REASK_PROMPT = """List the {n} sections of this text, one line each, like the example.
+
+Task: {instruction}
+
+Example:
+Paragraph 1 - Main point: Introduce the topic and why it matters - Word count: 400 words
+Paragraph 2 - Main point: Explain the first key aspect with examples - Word count: 600 words
+
+Now the {n} lines for the task (counts adding up to {target} words):"""
+
+PLAN_SCHEMA = {
+    "type": "object",
+    "properties": {"sections": {"type": "array", "items": {
+        "type": "object",
+        "properties": {"point": {"type": "string"}, "words": {"type": "integer"}},
+        "required": ["point", "words"]}}},
+    "required": ["sections"],
+}
+
+
+def section_count(target_words: int) -> int:
+    """How many sections a plan of ``target_words`` should have (~500 words each)."""
+    return max(1, round(target_words / DEFAULT_SECTION))
+
+
+# -- Parsing -------------------------------------------------------------------------------
+
+_LINE = re.compile(
+    r"^\s*[#*>\-\s]*(?:\*\*)?(?:paragraph|section|part|step|chapter)?\s*(?P<n>\d+)\s*"
+    r"(?:\*\*)?\s*[.:)\-–—]*\s*(?:\*\*)?\s*"
+    r"(?:[-–—:]\s*)?(?:main\s*points?\s*[:：]?\s*)?(?P<point>.*?)"
+    r"(?:[\s\-–—,;|(]*(?:word\s*count|words?|length)\s*[:：]?\s*(?:of\s*|about\s*|approx\.?\s*|~)?"
+    r"(?P<count>\d[\d,]*)\s*(?:words?)?\)?\.?\s*|[\s\-–—,;|(]*(?P<count2>\d[\d,]*)\s*words?\)?\.?\s*)?$",
+    re.IGNORECASE,
+)
+_HEADER = re.compile(r"^\s*[#*\s]*(?:\d+[.)]\s*)?(?:paragraph|section|part|step|chapter)\s*\d+"
+                     r"\s*[:.)\-–—]?\s*(?:\*\*)?\s*$", re.IGNORECASE)
+_COUNT = re.compile(r"(\d[\d,]*)\s*words?\b", re.IGNORECASE)
+_LABEL = re.compile(r"^(?:paragraph|section|part|step|chapter)\s*\d*$", re.IGNORECASE)
+_PLACEHOLDER = re.compile(
+    r"^\[?(?:\.\.\.|…|describe the main point.*|what this section says.*)\]?$", re.IGNORECASE)
+
+
+def _clean_point(point: str) -> str:
+    point = re.split(r"word\s*count", point, flags=re.IGNORECASE)[0]
+    point = re.sub(r"\*\*|__", "", point).strip(" \t-–—:;,|*[]\"'.…")
+    point = re.sub(r"^main\s*points?\s*[:：]?\s*", "", point, flags=re.IGNORECASE)
+    point = re.sub(r"\s+", " ", point).strip()
+    # Placeholders and bare labels ("[...]", "Paragraph 1") are no points.
+    if not re.search(r"[^\W\d_]{2,}", point) or _LABEL.match(point):
+        return ""
+    return point
+
+
+def _count_in(line: str) -> int:
+    match = _COUNT.search(line)
+    return int(match.group(1).replace(",", "")) if match else 0
+
+
+def _parse_json(text: str) -> list[PlanSection]:
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end <= start:
+        return []
+    try:
+        data = json.loads(text[start:end + 1])
+    except ValueError:
+        return []
+    items = data.get("sections") if isinstance(data, dict) else None
+    out = []
+    for item in items or []:
+        if isinstance(item, dict) and str(item.get("point", "")).strip():
+            try:
+                words = int(item.get("words") or 0)
+            except (TypeError, ValueError):
+                words = 0
+            out.append(PlanSection(len(out) + 1, _clean_point(str(item["point"])), words))
+    return out
+
+
+def parse_plan(text: str) -> list[PlanSection]:
+    """Sections found in a model's answer, in order; counts of 0 where none was given.
+
+    Accepts the asked format and common variants: "1. point (300 words)", "Section 2:
+    point – 400 words", Markdown bold and bullets, a JSON object {"sections": [...]}.
+    Lines without a section number, placeholder points and repeated points are skipped.
+    """
+    found = _parse_json(text)
+    if found:
+        return found
+    out: list[PlanSection] = []
+    seen: set[str] = set()
+    label_only = False  # "Paragraph 2:" alone on its line: the point is on the next line
+    for line in (text or "").splitlines():
+        if label_only and line.strip() and not re.match(r"^\s*\W*(?:paragraph|section|part)\b",
+                                                        line, re.IGNORECASE):
+            label_only = False
+            first = sentences(line.strip())[0]
+            point = _clean_point(" ".join(first.split()[:40]))
+            if point and point.lower() not in seen:
+                seen.add(point.lower())
+                out.append(PlanSection(len(out) + 1, point, _count_in(line)))
+            continue
+        if not re.search(r"\d", line):
+            continue
+        if _HEADER.match(line):
+            label_only = True
+            continue
+        match = _LINE.match(line)
+        if not match:
+            continue
+        point = _clean_point(match.group("point") or "")
+        if not point or _PLACEHOLDER.match(point) or count_words(point) < 2:
+            continue
+        key = point.lower()
+        if key in seen:
+            continue
+        seen.add(key)
+        raw = match.group("count") or match.group("count2") or "0"
+        out.append(PlanSection(len(out) + 1, point, int(raw.replace(",", ""))))
+    return out
+
+
+# -- Repair --------------------------------------------------------------------------------
+
+def _distribute(total: int, weights: list[float]) -> list[int]:
+    """Integers proportional to ``weights`` that add up to ``total`` exactly."""
+    scale = total / (sum(weights) or 1)
+    raw = [w * scale for w in weights]
+    out = [math.floor(r) for r in raw]
+    by_remainder = sorted(range(len(raw)), key=lambda i: raw[i] - out[i], reverse=True)
+    for i in by_remainder[:total - sum(out)]:
+        out[i] += 1
+    return out
+
+
+def repair(sections: list[PlanSection], target_words: int) -> tuple[list[PlanSection], list[str]]:
+    """Sections whose counts add up to the target, each 200–1,000 words (where the target
+    allows: a 150-word text is one section of 150). Returns the sections and the fixes."""
+    fixes: list[str] = []
+    items = [(s.point, s.words) for s in sections if s.point]
+    if not items:
+        return [], ["no sections"]
+    if any(w <= 0 for _, w in items):
+        known = [w for _, w in items if w > 0]
+        fill = sum(known) / len(known) if known else DEFAULT_SECTION
+        items = [(p, w if w > 0 else int(fill)) for p, w in items]
+        fixes.append("missing word counts filled in")
+    lo_n = max(1, math.ceil(target_words / MAX_SECTION))
+    hi_n = max(1, target_words // MIN_SECTION)
+    # Too many sections for the target: merge the shortest with its neighbour.
+    while len(items) > hi_n:
+        def pair(k: int) -> int:
+            return k + 1 if k + 1 < len(items) else k - 1
+
+        i = min(range(len(items)), key=lambda k: items[k][1] + items[pair(k)][1])
+        j = pair(i)
+        a, b = sorted((i, j))
+        items[a:b + 1] = [(f"{items[a][0]}; {items[b][0]}", items[a][1] + items[b][1])]
+        fixes.append("sections merged")
+    # Too few: split the longest in two.
+    while len(items) < lo_n:
+        i = max(range(len(items)), key=lambda k: items[k][1])
+        point, words = items[i]
+        items[i:i + 1] = [(f"{point} (part 1)", words / 2), (f"{point} (part 2)", words / 2)]
+        fixes.append("sections split")
+    counts = _distribute(target_words, [max(w, 1) for _, w in items])
+    if sum(w for _, w in items) != target_words:
+        fixes.append(f"counts rescaled from {int(sum(w for _, w in items)):,} to "
+                     f"{target_words:,} words")
+    # Clamp into [200, 1000] while keeping the sum: move words from/to the others.
+    if target_words >= MIN_SECTION * len(counts):
+        for _ in range(len(counts) * 4):
+            over = [i for i, c in enumerate(counts) if c > MAX_SECTION]
+            under = [i for i, c in enumerate(counts) if c < MIN_SECTION]
+            if not over and not under:
+                break
+            for i in over:
+                extra = counts[i] - MAX_SECTION
+                counts[i] = MAX_SECTION
+                room = [k for k in range(len(counts)) if counts[k] < MAX_SECTION]
+                for k, add in zip(room, _distribute(extra, [1] * len(room)), strict=True):
+                    counts[k] += add
+            for i in under:
+                need = MIN_SECTION - counts[i]
+                donors = [k for k in range(len(counts)) if counts[k] > MIN_SECTION and k != i]
+                spare = [counts[k] - MIN_SECTION for k in donors]
+                take = _distribute(min(need, sum(spare)), spare) if donors else []
+                for k, t in zip(donors, take, strict=True):
+                    counts[k] -= t
+                counts[i] += sum(take)
+        if any(c < MIN_SECTION or c > MAX_SECTION for c in counts):
+            fixes.append("some counts could not be kept within 200–1,000 words")
+    return ([PlanSection(i + 1, p, c) for i, ((p, _), c) in enumerate(zip(items, counts,
+                                                                          strict=True))],
+            list(dict.fromkeys(fixes)))
+
+
+# -- Fallback ------------------------------------------------------------------------------
+
+def _clauses(instruction: str) -> list[str]:
+    """The instruction's own parts: list items, sentences, then clauses."""
+    lines = [re.sub(r"^\s*(?:[-*•]|\d+[.)])\s*", "", s).strip() for s in instruction.splitlines()]
+    parts = [s for s in lines if count_words(s) >= 2]
+    if len(parts) <= 1:
+        parts = [s.strip() for s in sentences(instruction) if count_words(s) >= 3]
+    if len(parts) <= 1:
+        parts = [s.strip() for s in re.split(r";|, and |, including |: ", instruction)
+                 if count_words(s) >= 3]
+    return parts or [instruction.strip()]
+
+
+# Distinct angles for the middle sections of a fallback plan: the same point repeated
+# would make a small model write the same section again and again.
+ANGLES = [
+    "Background and history", "Key ideas and how they work", "Concrete examples and cases",
+    "Causes and driving forces", "Effects on people and society", "Challenges and criticism",
+    "Comparisons and alternatives", "Numbers, facts and evidence", "Practical advice and lessons",
+    "Open questions and the future",
+]
+
+
+def strip_length_request(text: str) -> str:
+    """The instruction without its length request ("a 3000-word essay" → "an essay"): each
+    section gets its own count, and the whole-text count would confuse the writer."""
+    text = re.sub(r"\s*\b(?:(?:in|of|with|at)\s+)?(?:(?:about|around|approximately|roughly|"
+                  r"exactly|at least|at most)\s+)?\d[\d,.]*\s*k?[\s-]*words?\b", "", text,
+                  flags=re.IGNORECASE)
+    text = re.sub(r"\b([Aa]) (?=[aeiouAEIOU])", r"\1n ", text)
+    return re.sub(r"\s{2,}", " ", text).strip()
+
+
+def fallback_plan(instruction: str, target_words: int, note: str = "") -> Plan:
+    """A deterministic plan: about 500 words a section; the instruction's own parts as the
+    sections' points when it has enough, otherwise introduction / aspects / conclusion."""
+    instruction = strip_length_request(instruction.strip())
+    n = section_count(target_words)
+    parts = _clauses(instruction)
+    topic = re.sub(r"\s+", " ", instruction)[:300]
+    if n == 1:
+        points = [topic]
+    elif len(parts) >= n:
+        # Group the instruction's parts into n consecutive runs.
+        bounds = [round(i * len(parts) / n) for i in range(n + 1)]
+        points = ["; ".join(parts[bounds[i]:bounds[i + 1]]) for i in range(n)]
+    else:
+        middle = n - 2
+        points = [f"Introduction: present the subject and the plan of the text — {topic}"]
+        for k in range(middle):
+            if k < len(parts) and len(parts) > 1:
+                points.append(f"Develop: {parts[k]}")
+            else:
+                angle = ANGLES[k % len(ANGLES)]
+                points.append(f"{angle} — {topic}" if k < len(ANGLES) else
+                              f"{angle}, further cases — {topic}")
+        points.append(f"Conclusion: draw the threads together — {topic}")
+        points = points[:n]
+    counts = _distribute(target_words, [1] * n)
+    sections = [PlanSection(i + 1, p, c) for i, (p, c) in enumerate(zip(points, counts,
+                                                                         strict=True))]
+    return Plan(sections, "fallback", note or "A deterministic split of the instruction "
+                                              "(the model gave no usable plan).")
+
+
+# -- Asking the model ----------------------------------------------------------------------
+
+def _ask(backend: LLMBackend, prompt: str, n: int, use_schema: bool) -> tuple[str, Usage]:
+    max_tokens = min(60 * n + 60, 1500)
+    if use_schema:
+        result = backend.chat(prompt, max_tokens=max_tokens, json_schema=PLAN_SCHEMA)
+        return result.text, result.usage
+    # Streamed, so a model that repeats one line over and over is stopped at once.
+    guard = RepetitionGuard(max_repeats=2)
+    text, usage, pending = "", None, ""
+    events = backend.stream(prompt, max_tokens=max_tokens)
+    try:
+        for event in events:
+            if event.usage is not None:
+                usage = event.usage
+                continue
+            text += event.delta
+            pending += event.delta
+            while "\n" in pending:
+                line, pending = pending.split("\n", 1)
+                guard.accept(re.sub(r"\d+", "#", line))  # "same line, other number" repeats
+            if guard.looping:
+                break
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
+    if usage is None:
+        usage = Usage(backend.count_tokens(prompt), backend.count_tokens(text) if text else 0)
+    return text, usage
+
+
+def _usable(sections: list[PlanSection], n: int) -> bool:
+    # One long paragraph for a 5-section plan is no plan; so is a wild over-split.
+    return bool(sections) and (len(sections) >= max(1, n // 2)) and len(sections) <= 4 * n + 2
+
+
+def make_plan(backend: LLMBackend, instruction: str, target_words: int, *,
+              max_asks: int = 2, fallback: bool = True,
+              max_words: int = DEFAULT_MAX_WORDS) -> Plan:
+    """Ask the model for a plan; parse, repair, re-ask; else fall back (or raise
+    PlanError when ``fallback`` is False). Raises PlanError on a bad request."""
+    instruction = check_request(instruction, target_words, max_words)
+    n = section_count(target_words)
+    trace: list[dict[str, Any]] = []
+    usage = Usage()
+    use_schema = backend.capabilities.guided_json
+    for ask in range(1, max_asks + 1):
+        template = PLAN_PROMPT if ask == 1 else REASK_PROMPT
+        prompt = template.format(instruction=instruction, target=target_words, n=n)
+        started = time.perf_counter()
+        try:
+            text, ask_usage = _ask(backend, prompt, n, use_schema)
+        except Exception as exc:  # a backend that refuses the schema: plain text next time
+            if use_schema and type(exc).__name__ == "CapabilityMissing":
+                use_schema = False
+                continue
+            raise
+        usage = usage + ask_usage
+        sections = parse_plan(text)
+        trace.append({"ask": ask, "schema": use_schema, "sections_parsed": len(sections),
+                      "tokens_out": ask_usage.completion_tokens, "answer": text[:2000],
+                      "seconds": round(time.perf_counter() - started, 2)})
+        if not _usable(sections, n):
+            continue
+        repaired, fixes = repair(sections, target_words)
+        source = "repaired" if fixes else "model"
+        note = ("The model's plan, repaired: " + "; ".join(fixes) + ".") if fixes else \
+            "The model's plan."
+        return Plan(repaired, source, note, trace, usage)
+    reason = (f"The model gave no usable plan after {max_asks} "
+              f"attempt{'s' if max_asks != 1 else ''}")
+    if not fallback:
+        raise PlanError(reason + ". Try again, or edit the outline by hand.")
+    plan = fallback_plan(instruction, target_words,
+                         reason + "; the instruction was split deterministically instead.")
+    plan.trace, plan.usage = trace, usage
+    return plan
