@@ -12,7 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from apps.documents.models import Chunk, DocStatus, Document
-from apps.documents.search import search
+from apps.documents.search import passage_retriever, search
 from apps.jobs import services as jobs
 from apps.teams.models import Role
 from tests.factories import MembershipFactory
@@ -183,6 +183,11 @@ def test_hybrid_search_finds_passages_and_stays_in_team(client, team, member, ou
     # Paraphrase, no shared keyword: dense finds it, lexical does not.
     assert search(team, "how many pallets left the Dutch depot", mode="dense")
     assert search(team, "zebra xylophone", mode="lexical") == []
+    # What the QA engine gets: exact spans of this team's chosen documents.
+    passages = passage_retriever(team, [mine.pk])("Lisbon office opening", 3)
+    assert passages and all(p.document_id == mine.pk for p in passages)
+    assert all(mine.text[p.start:p.end] == p.text for p in passages)
+    assert mine.page_of(passages[0].start) == 1
     client.force_login(member)
     page = client.get(reverse("documents:search", kwargs={"team_slug": team.slug}),
                       {"q": "Lisbon"}).content.decode()

@@ -9,7 +9,6 @@ its items with a clear message instead of breaking the app.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -105,10 +104,6 @@ def _int(data: dict, name: str, low: int, high: int) -> int:
     return value
 
 
-def _page(document, offset: int) -> int:
-    return max(1, bisect_right(document.page_starts, offset)) if document.page_starts else 1
-
-
 def ready_documents(team, ids: list[int]) -> list:
     """The item's documents, in the order given; a document still ingesting retries later."""
     found = {d.pk: d for d in team.documents.filter(pk__in=ids)}
@@ -173,20 +168,15 @@ def validate_qa(data: dict) -> dict:
 
 
 def run_qa(item, team, progress) -> dict:
-    from apps.documents.search import search
+    from apps.documents.search import passage_retriever
     from workers.qa.api import answer
     from workers.qa.budget import DEFAULT_ANSWER_TOKENS
-    from workers.qa.types import Passage, SourceDocument
+    from workers.qa.types import SourceDocument
 
     data = item.input
     documents = ready_documents(team, data["document_ids"])
     by_id = {d.pk: d for d in documents}
-
-    def retrieve(query: str, k: int) -> list[Passage]:
-        hits = search(team, query, document_ids=list(by_id), limit=k)
-        return [Passage(h.chunk.document_id, h.chunk.start, h.chunk.end, h.chunk.text, h.score)
-                for h in hits]
-
+    retrieve = passage_retriever(team, by_id)
     result = answer(data["question"], [SourceDocument(d.pk, d.title, d.text) for d in documents],
                     data["strategy"], retrieve=retrieve, progress=progress,
                     answer_tokens=data.get("answer_tokens", DEFAULT_ANSWER_TOKENS),
@@ -195,7 +185,7 @@ def run_qa(item, team, progress) -> dict:
     return {
         "answer": result.text, "strategy": result.strategy, "reason": result.reason,
         "citations": [{"document_id": c.document_id, "start": c.start, "end": c.end,
-                       "quote": c.quote[:500], "page": _page(by_id[c.document_id], c.start)}
+                       "quote": c.quote[:500], "page": by_id[c.document_id].page_of(c.start)}
                       for c in result.citations if c.document_id in by_id],
         "usage": {"prompt_tokens": result.usage.prompt_tokens,
                   "completion_tokens": result.usage.completion_tokens},

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from bisect import bisect_right
 
 from django.conf import settings
 from django.db import transaction
@@ -103,15 +102,11 @@ def _history(reply: Message) -> list[dict]:
     return [{"role": m.role, "content": m.content} for m in earlier if m.content]
 
 
-def _page(document, offset: int) -> int:
-    return max(1, bisect_right(document.page_starts, offset)) if document.page_starts else 1
-
-
 def answer(reply: Message, progress) -> dict:
     """The qa_answer job: answer the question of `reply` from the conversation's documents."""
-    from apps.documents.search import search
+    from apps.documents.search import passage_retriever
     from workers.qa.api import answer as qa_answer
-    from workers.qa.types import Passage, SourceDocument
+    from workers.qa.types import SourceDocument
 
     conversation = reply.conversation
     question = reply.reply_to.content
@@ -124,11 +119,7 @@ def answer(reply: Message, progress) -> dict:
             raise ChatError("Still being ingested (or failed): " + ", ".join(waiting)
                             + ". Ask again when they are ready.")
         by_id = {d.pk: d for d in documents}
-
-        def retrieve(query: str, k: int) -> list[Passage]:
-            hits = search(conversation.team, query, document_ids=list(by_id), limit=k)
-            return [Passage(h.chunk.document_id, h.chunk.start, h.chunk.end, h.chunk.text,
-                            h.score) for h in hits]
+        retrieve = passage_retriever(conversation.team, by_id)
 
         Message.objects.filter(pk=reply.pk).update(status=MessageStatus.STREAMING)
         streamer = _Streamer(reply)
@@ -153,7 +144,7 @@ def answer(reply: Message, progress) -> dict:
         document = by_id.get(c.document_id)
         citations.append({"n": n, "document_id": c.document_id, "start": c.start, "end": c.end,
                           "quote": c.quote[:500], "title": document.title if document else "",
-                          "page": _page(document, c.start) if document else None})
+                          "page": document.page_of(c.start) if document else None})
     data = result.to_dict()
     Message.objects.filter(pk=reply.pk).update(
         content=result.text, status=MessageStatus.DONE, strategy=result.strategy,

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from bisect import bisect_right
+
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
@@ -62,6 +64,10 @@ class Document(models.Model):
     @property
     def page_map(self) -> list[tuple[int, int]]:
         return [(start, number) for number, start in enumerate(self.page_starts, start=1)]
+
+    def page_of(self, offset: int) -> int:
+        """The page (1-based) holding character ``offset``."""
+        return max(1, bisect_right(self.page_starts, offset)) if self.page_starts else 1
 
     def page_bounds(self, number: int) -> tuple[int, int]:
         """Character span [start, end) of page `number` (1-based)."""

@@ -107,3 +107,18 @@ def highlight_span(text: str, start: int, end: int) -> SafeString:
         f'{escape(text[:start])}<mark id="highlight">{escape(text[start:end])}</mark>'
         f"{escape(text[end:])}"
     )
+
+
+def passage_retriever(team, document_ids):
+    """The QA engine's ``retrieve(query, k)`` over the team's chunks of these documents
+    (hybrid search), as exact-span passages."""
+    from workers.qa.types import Passage
+
+    ids = list(document_ids)
+
+    def retrieve(query: str, k: int) -> list[Passage]:
+        hits = search(team, query, document_ids=ids, limit=k)
+        return [Passage(h.chunk.document_id, h.chunk.start, h.chunk.end, h.chunk.text, h.score)
+                for h in hits]
+
+    return retrieve

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from bisect import bisect_right
-
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -112,7 +110,7 @@ def detail(request, pk: int):
         start = _int(request.GET.get("start"))
         end = _int(request.GET.get("end"))
         if start is not None and end is not None and 0 <= start < end <= len(document.text):
-            number = bisect_right(document.page_starts, start)
+            number = document.page_of(start)
         else:
             start = end = None
             number = _int(request.GET.get("page")) or 1
