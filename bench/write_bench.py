@@ -8,9 +8,11 @@ Per prompt: the required length (LongWrite-Ruler's ``length``; HelloBench's "no 
 than N words" from its file), the words written, the LongBench-Write length score, the plan
 source (model / repaired / fallback), seconds for planning and for writing, words per minute
 and the share of distinct word 4-grams (1.0: nothing repeats). In the same run: the raw
-decode speed (one free generation, as words/minute) so that writing speed is compared on the
-same machine and load, and the time to resume after a kill (a document is killed right after
-its first section is saved; the restart is timed until the next section starts).
+decode speed (one free generation, as words/minute), before and after each prompt, so that
+writing speed is compared on the same machine under the same load (a prompt against the
+mean of the two measurements around it), and the time to resume after a kill (a document
+is killed right after its first section is saved; the restart is timed until the next
+section starts).
 ``--quick``: one LongWrite-Ruler and one HelloBench prompt, targets capped at 1,000 words, a
 small resume document (~10 minutes on 2 CPU cores). Writes results.json (after every
 prompt), results.md and write_bench.png into DIR/write.
@@ -80,7 +82,9 @@ def hellobench_prompts(data: Path) -> list[dict[str, Any]]:
 
 
 def raw_decode(llm, tokens: int = 200) -> dict[str, float]:
-    """Free generation speed on this machine now: the ceiling for writing speed."""
+    """Free generation speed on this machine now: the ceiling for writing speed. Measured
+    before and after every prompt (the machine's load changes during a run); each prompt
+    is compared with the mean of the two measurements around it."""
     started = time.perf_counter()
     result = llm.chat("Write a long story about a lighthouse keeper and the sea.",
                       max_tokens=tokens, temperature=0.7, top_p=0.9, seed=1)
@@ -161,18 +165,22 @@ def resume_time(llm, section_words: int = 150) -> dict[str, Any]:
 def write_markdown(out: Path, results: dict[str, Any]) -> None:
     rows = results["prompts"]
     raw = results.get("raw_decode", {})
+    measured = ", ".join(str(d["words_per_min"]) for d in results.get("raw_decodes", []))
     lines = ["# Long-writing benchmark (AgentWrite, embedded model)", "",
              f"Model: {results['model']}. Raw decode in this run: {raw.get('tokens_per_s')} tok/s "
-             f"= {raw.get('words_per_min')} words/min.", "",
+             f"= {raw.get('words_per_min')} words/min (mean of {measured} words/min, measured "
+             "before and after each prompt; \"vs raw\" compares a prompt with the two "
+             "measurements around it).", "",
              "| set | required | target | words | length score | plan | plan s | write s | "
-             "words/min (write) | vs raw | distinct 4-grams | prompt |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "words/min (write) | raw words/min | vs raw | tokens kept | repeats dropped | "
+             "distinct 4-grams | prompt |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        ratio = r["words_per_min_write"] / raw["words_per_min"] if raw.get("words_per_min") else 0
         lines.append(f"| {r['set']} | {r['required']:,} | {r['target']:,} | {r['words']:,} | "
                      f"{r['length_score']} | {r['plan_source']} | {r['plan_seconds']} | "
-                     f"{r['write_seconds']} | {r['words_per_min_write']} | {ratio:.2f} | "
-                     f"{r['distinct_4gram']} | {r['prompt'][:60]} |")
+                     f"{r['write_seconds']} | {r['words_per_min_write']} | "
+                     f"{r['raw_words_per_min']} | {r['vs_raw']:.2f} | {r['tokens_kept_share']} | "
+                     f"{r['dropped_repeats']} | {r['distinct_4gram']} | {r['prompt'][:60]} |")
     if rows:
         scores = [r["length_score"] for r in rows]
         lines += ["", f"Mean length score: {sum(scores) / len(scores):.1f} over {len(rows)} "
@@ -246,13 +254,21 @@ def main(argv: list[str] | None = None) -> int:
     llm.count_tokens("warm up")
     results: dict[str, Any] = {"model": f"{llm.name}:{llm.model}", "max_words": max_words,
                                "prompts": []}
-    results["raw_decode"] = raw_decode(llm)
-    print(f"raw decode: {results['raw_decode']}", flush=True)
+    results["raw_decodes"] = [raw_decode(llm)]
+    print(f"raw decode: {results['raw_decodes'][-1]}", flush=True)
     for item in items:
         row = run_prompt(llm, item, max_words)
+        results["raw_decodes"].append(raw_decode(llm))
+        print(f"raw decode: {results['raw_decodes'][-1]}", flush=True)
+        around = [r["words_per_min"] for r in results["raw_decodes"][-2:]]
+        row["raw_words_per_min"] = round(sum(around) / len(around), 1)
+        row["vs_raw"] = round(row["words_per_min_write"] / row["raw_words_per_min"], 2)
         results["prompts"].append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "sample"}), flush=True)
         (out / "results.json").write_text(json.dumps(results, indent=2))
+    decodes = results["raw_decodes"]
+    results["raw_decode"] = {key: round(sum(d[key] for d in decodes) / len(decodes), 3)
+                             for key in decodes[0]}  # the mean of the run
     if not args.no_resume:
         results["resume"] = resume_time(llm)
         print(f"resume: {results['resume']}", flush=True)

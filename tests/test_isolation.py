@@ -69,6 +69,7 @@ def victim(db):
             "writing:section_delete": section_ids,
             "writing:section_move": section_ids,
             "writing:regenerate": section_ids,
+            "writing:rewrite_from": section_ids,
             "api_keys:revoke": {"pk": api_key.pk},
             "teams:revoke_invitation": {"pk": invitation.pk},
             "teams:change_role": {"pk": other.pk},

@@ -4,12 +4,14 @@ write jobs with the real model, resume after a kill, exports, rendering."""
 from __future__ import annotations
 
 import io
+import re
 import threading
 import time
 
 import pytest
 from asgiref.sync import async_to_sync
 from django.urls import reverse
+from django.utils.html import escape
 
 from apps.jobs import services as jobs
 from apps.jobs.models import Status
@@ -150,7 +152,8 @@ def test_other_team_gets_404_and_viewer_cannot_write(client, project, viewer):
     assert client.get(_url("detail", project)).status_code == 200
     for name, kwargs in [("write", {}), ("plan", {}), ("section_add", {}),
                          ("section_edit", {"section_pk": section.pk}),
-                         ("regenerate", {"section_pk": section.pk}), ("delete", {})]:
+                         ("regenerate", {"section_pk": section.pk}),
+                         ("rewrite_from", {"section_pk": section.pk}), ("delete", {})]:
         assert client.post(_url(name, project, **kwargs)).status_code == 403, name
     assert client.post(_url("list", team_slug=project.team.slug),
                        {"instruction": "x", "target_words": "300"}).status_code == 403
@@ -235,6 +238,79 @@ def test_regenerate_one_section(project, member):
     assert project.status == ProjectStatus.DONE and project.sections.count() == 2
 
 
+class _Progress:
+    def __call__(self, current, total, message=""):
+        pass
+
+    def add_tokens(self, prompt, completion):
+        pass
+
+
+def test_rewriting_a_section_marks_the_later_ones_then_rewrite_from_here_refreshes_them(
+        client, project, member, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.qa.conftest import Spy
+    from workers.llm import get_backend
+
+    sections = _outline(project, [("Why coasts needed lights", 50), ("The keepers", 50),
+                                  ("Lighthouses today", 50)])
+    written = timezone.now() - timedelta(hours=1)
+    for s in sections:  # written in order an hour ago
+        Section.objects.filter(pk=s.pk).update(
+            text=f"Old text of section {s.position}.", words=5, status=SectionStatus.DONE,
+            written_at=written + timedelta(minutes=s.position))
+    first, second, third = sections
+    client.force_login(member)
+
+    # Rewrite section 1 alone: 2 and 3 stay, and the page says they follow the old one.
+    project = services.start_regenerate(project, first, member)
+    assert jobs.run(project.job.pk, project.job.celery_task_id) == "succeeded"
+    first.refresh_from_db()
+    assert first.text != "Old text of section 1." and first.words > 20
+    assert [s.text for s in project.sections.all()][1:] == ["Old text of section 2.",
+                                                            "Old text of section 3."]
+    page = client.get(_url("detail", project)).content.decode()
+    for position in (2, 3):
+        assert f'data-testid="older-context-{position}"' in page
+    assert "Written before section 1 was rewritten" in page
+    assert 'data-testid="older-context-1"' not in page and 'data-testid="rewrite-from-2"' in page
+
+    # "Rewrite from here" on section 2: 2 and 3 are written again, in order, each after
+    # the new text before it; section 1 is kept as it is.
+    spy = Spy(get_backend())
+    monkeypatch.setattr("workers.llm.get_backend", lambda: spy)
+    response = client.post(_url("rewrite_from", project, section_pk=second.pk))
+    assert response.status_code == 302
+    project.refresh_from_db()
+    assert project.job.kind == "writing_write" and project.job.params["rewrite_from"] == 2
+    assert jobs.run(project.job.pk, project.job.celery_task_id) == "succeeded", \
+        project.job.error
+    project.refresh_from_db()
+    assert project.job.result["written"] == [2, 3]
+    assert project.job.result["resumed_after"] == [1]
+    kept, second, third = project.sections.all()
+    assert kept.text == first.text
+    assert second.text != "Old text of section 2." and third.text != "Old text of section 3."
+    assert second.words > 20 and third.words > 20
+    section_2_prompt = spy.sent[0][-1]["content"]
+    assert first.text[:80] in section_2_prompt and "Old text of section 1" not in section_2_prompt
+    assert any(second.text[:80] in sent[-1]["content"] and "section 3 of 3" in sent[-1]["content"]
+               for sent in spy.sent)
+    page = client.get(_url("detail", project)).content.decode()
+    assert "older-context-" not in page
+    assert project.status == ProjectStatus.DONE
+
+    # A re-delivery of the same job rewrites nothing again (it redoes only sections saved
+    # before the job was created).
+    again = services.write_project(project, _Progress(), rewrite_from=2,
+                                   since=project.job.created_at)
+    assert again["written"] == [] and again["resumed_after"] == [1, 2, 3]
+    assert [s.text for s in project.sections.all()] == [kept.text, second.text, third.text]
+
+
 def test_cancelled_write_unlocks_and_keeps_what_was_written(project, member):
     first, second = _outline(project, [("Why lighthouses", 60), ("Keepers", 60)])
     Section.objects.filter(pk=first.pk).update(text="Kept.", words=1, status=SectionStatus.DONE)
@@ -259,6 +335,81 @@ def test_a_job_that_gives_up_marks_the_project_failed(project, member):
     section.refresh_from_db()
     assert project.status == ProjectStatus.FAILED and "Gave up" in project.error
     assert section.status == SectionStatus.PENDING and section.text == ""
+
+
+# -- Reference documents -------------------------------------------------------------------
+
+KEEPER = ("The lighthouse of Vellmar Point.\n\nThe keeper of Vellmar Point is named Oskar "
+          "Brandt. He has kept the light since 1987 and paints the tower red every spring. "
+          "Its lamp burns whale oil no longer: since 1961 it runs on a 400-watt bulb that can "
+          "be seen 19 nautical miles out.\n\nEvery winter storm Brandt logs the height of the "
+          "waves in a green notebook.")
+SECRET = ("The keeper of Vellmar Point is secretly named Ilse Marquardt; the tower code is 7781 "
+          "and the lighthouse logbook is kept in a red tin.")
+
+
+def _ingested(team, user, name: str, text: str):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from apps.documents import services as documents
+    from apps.documents.models import DocStatus
+
+    document = documents.upload(team, user, SimpleUploadedFile(name, text.encode())).document
+    assert jobs.run(document.job.pk, document.job.celery_task_id) == "succeeded"
+    document.refresh_from_db()
+    assert document.status == DocStatus.READY and document.chunks.exists()
+    return document
+
+
+def test_reference_documents_feed_the_section_prompt_and_stay_in_the_team(
+        client, team, member, outsider, monkeypatch):
+    from tests.qa.conftest import Spy
+    from workers.llm import get_backend
+
+    mine = _ingested(team, member, "keeper.txt", KEEPER)
+    theirs = _ingested(outsider.teams.get(), outsider, "secret.txt", SECRET)
+    client.force_login(member)
+    form = {"instruction": "Write about the keeper of Vellmar Point.", "target_words": "60",
+            "title": "Vellmar"}
+
+    # Another team's document is refused like one that does not exist: nothing is created,
+    # and the page names neither it nor its team.
+    for chosen in ([mine.pk, theirs.pk], [theirs.pk], [999_999], ["x"]):
+        response = client.post(_url("list", team_slug=team.slug), {**form, "documents": chosen})
+        body = response.content.decode()
+        assert response.status_code == 400, chosen
+        assert escape(services.NOT_IN_LIBRARY) in body and "secret" not in body.lower()
+    assert not WritingProject.objects.exists()
+    with pytest.raises(services.WritingError, match="not in this team's library"):
+        services.create_project(team, member, instruction="x", target_words=60,
+                                documents=[theirs])
+    assert not WritingProject.objects.exists()
+
+    response = client.post(_url("list", team_slug=team.slug), {**form, "documents": [mine.pk]})
+    project = WritingProject.objects.get()
+    assert response.status_code == 302 and list(project.documents.all()) == [mine]
+    assert f"References: {mine.title}" in client.get(_url("detail", project)).content.decode()
+    # Even a row that somehow links another team's document never reaches the prompt:
+    # retrieval is scoped from the project's team inside the query.
+    project.documents.add(theirs)
+    services.add_section(project, "Oskar Brandt, the keeper of Vellmar Point, and his tower",
+                         60)
+
+    spy = Spy(get_backend())
+    monkeypatch.setattr("workers.llm.get_backend", lambda: spy)
+    project = services.start_write(project, member)
+    assert jobs.run(project.job.pk, project.job.celery_task_id) == "succeeded", \
+        project.job.error
+    prompt = spy.sent[0][-1]["content"]
+    block = prompt.split("Reference material", 1)[1].split("\n\nNow write section", 1)[0]
+    passages = re.findall(r"^\[\d\] (.*?)(?=\n\[\d\] |\Z)", block.split(":\n", 1)[1],
+                          re.S | re.M)
+    assert passages and all(p in mine.text for p in passages), passages  # exact spans
+    assert "He has kept the light since 1987 and paints the tower red every spring." in prompt
+    for sent in spy.sent:
+        assert not any("Marquardt" in m["content"] or "7781" in m["content"] for m in sent)
+    section = project.sections.get()
+    assert section.status == SectionStatus.DONE and section.words > 20
 
 
 # -- Rendering ---------------------------------------------------------------------------

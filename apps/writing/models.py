@@ -76,6 +76,9 @@ class Section(models.Model):
     rounds = models.PositiveIntegerField(default=0)
     seconds = models.FloatField(default=0)
     trace = models.JSONField(default=list, blank=True)
+    # When its text was saved: a section saved before an earlier one was (re)written
+    # followed a text that has changed since (services.mark_older_context).
+    written_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -57,7 +57,12 @@ def run_plan(job, progress) -> dict:
 
 @register("writing_write", "Write a long text", queue="llm", on_failure=_failed)
 def run_write(job, progress) -> dict:
-    return _run(job, progress, services.write_project, ProjectStatus.DONE)
+    def work(project, progress):
+        return services.write_project(project, progress,
+                                      rewrite_from=job.params.get("rewrite_from"),
+                                      since=job.created_at)
+
+    return _run(job, progress, work, ProjectStatus.DONE)
 
 
 @register("writing_section", "Rewrite one section", queue="llm", on_failure=_failed)

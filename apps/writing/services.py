@@ -11,6 +11,7 @@ import time
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from apps.jobs import services as jobs
 from apps.writing.models import ProjectStatus, Section, SectionStatus, WritingProject
@@ -51,13 +52,38 @@ def _check(call):
 
 # -- Creating and planning -----------------------------------------------------------------
 
+NOT_IN_LIBRARY = "A chosen reference document is not in this team's library (or not ready yet)."
+
+
+def reference_documents(team, chosen) -> list:
+    """The team's ready documents for ``chosen`` (documents or ids, e.g. a form's values),
+    looked up from the team. Anything else, another team's document included, is refused
+    exactly like an id that does not exist."""
+    from apps.documents.models import DocStatus
+
+    ids = set()
+    for item in chosen:
+        value = getattr(item, "pk", item)
+        try:
+            ids.add(int(value))
+        except (TypeError, ValueError):
+            raise WritingError(NOT_IN_LIBRARY) from None
+    found = list(team.documents.filter(status=DocStatus.READY, pk__in=ids).order_by("title"))
+    if len(found) != len(ids):
+        raise WritingError(NOT_IN_LIBRARY)
+    return found
+
+
 def create_project(team, user, *, instruction: str, target_words: int, title: str = "",
                    style: str = "", documents=()) -> WritingProject:
+    """``documents``: reference documents (or their ids) of ``team``; see
+    ``reference_documents``."""
     instruction = _check(lambda: check_request(instruction, target_words, max_words()))
+    references = reference_documents(team, documents)
     project = WritingProject.objects.create(
         team=team, created_by=user, instruction=instruction, target_words=target_words,
         style=style.strip(), title=(title.strip() or instruction.splitlines()[0])[:200])
-    project.documents.set(documents)
+    project.documents.set(references)
     return project
 
 
@@ -96,8 +122,19 @@ def start_write(project: WritingProject, user) -> WritingProject:
 
 
 def start_regenerate(project: WritingProject, section: Section, user) -> WritingProject:
+    """Rewrite one section; the later ones stay as they are (the page marks them as
+    written before it, with "Rewrite from here")."""
     return _start_job(project, user, "writing_section", ProjectStatus.WRITING,
                       {"section_id": section.pk}, f"Rewrite section {section.position}")
+
+
+def start_rewrite_from(project: WritingProject, section: Section, user) -> WritingProject:
+    """Rewrite this section and every one after it, in order, each following the new text
+    before it (and write any not written yet). The write job, resumable as ever: it redoes
+    only sections saved before the job was created."""
+    return _start_job(project, user, "writing_write", ProjectStatus.WRITING,
+                      {"rewrite_from": section.position},
+                      f"Rewrite from section {section.position}")
 
 
 def _replace_sections(project: WritingProject, plan: Plan) -> None:
@@ -264,17 +301,15 @@ class _Live:
 
 
 def _references(project: WritingProject):
-    """Passages of the project's reference documents for a section's point, or None."""
+    """``references(point)``: exact passages of the project's reference documents for a
+    section's point (hybrid search, scoped from the project's team), or None."""
     document_ids = list(project.documents.values_list("pk", flat=True))
     if not document_ids:
         return None
-    from apps.documents.search import search
+    from apps.documents.search import passage_retriever
 
-    def retrieve(point: str) -> list[str]:
-        hits = search(project.team, point, document_ids=document_ids, limit=3)
-        return [" ".join(h.chunk.text.split()[:120]) for h in hits]
-
-    return retrieve
+    retrieve = passage_retriever(project.team, document_ids)
+    return lambda point: [passage.text for passage in retrieve(point, 3)]
 
 
 def save_section(project: WritingProject, position: int, result: SectionResult) -> bool:
@@ -285,7 +320,8 @@ def save_section(project: WritingProject, position: int, result: SectionResult) 
                    .filter(project=project, position=position).first())
         if section is None or section.status == SectionStatus.DONE:
             return False
-        section.text, section.words = result.text, result.words
+        section.text, section.words, section.written_at = result.text, result.words, \
+            timezone.now()
         section.status = SectionStatus.DONE if result.status == "done" else SectionStatus.EMPTY
         section.attempts = F("attempts") + result.attempts
         section.rounds, section.seconds = result.rounds, round(result.seconds, 2)
@@ -299,9 +335,12 @@ def save_section(project: WritingProject, position: int, result: SectionResult) 
     return True
 
 
-def write_project(project: WritingProject, progress) -> dict:
+def write_project(project: WritingProject, progress, *, rewrite_from: int | None = None,
+                  since=None) -> dict:
     """The writing_write job: plan if there is no outline, then write every section not
-    yet written. Resumable: a re-run reads the sections already saved and goes on."""
+    yet written; with ``rewrite_from``, also rewrite the written sections from that
+    position on that were saved before ``since`` (the job's creation). Resumable: a re-run
+    reads the sections already saved (rewritten) and goes on."""
     from workers.llm import get_backend
 
     if not project.sections.exists():
@@ -310,7 +349,8 @@ def write_project(project: WritingProject, progress) -> dict:
     plan = engine_plan(project)
     if not plan.sections:
         raise WritingError("The outline is empty: add at least one section.")
-    done = {s.position: s.text for s in project.sections.all() if s.is_written}
+    done = {s.position: s.text for s in project.sections.all()
+            if s.is_written and not _to_rewrite(s, rewrite_from, since)}
     live = _Live(project)
 
     def save(position: int, result: SectionResult) -> None:
@@ -327,6 +367,12 @@ def write_project(project: WritingProject, progress) -> dict:
     return {"project_id": project.pk, "words": result.words, "target": project.target_words,
             "written": [s.index for s in result.sections], "resumed_after": result.skipped,
             "empty_sections": empty, "seconds": round(result.seconds, 1)}
+
+
+def _to_rewrite(section: Section, rewrite_from: int | None, since) -> bool:
+    if rewrite_from is None or section.position < rewrite_from:
+        return False
+    return section.written_at is None or since is None or section.written_at < since
 
 
 def regenerate_section(project: WritingProject, section_pk: int, progress) -> dict:
@@ -363,8 +409,24 @@ def document_text(project: WritingProject) -> str:
     return join_sections({s.position: s.text for s in project.sections.all()})
 
 
+def mark_older_context(sections: list[Section]) -> list[Section]:
+    """Set ``older_than`` on each written section saved before an earlier section was
+    (re)written: the position of that earlier section (the latest such), else None. Such
+    a section followed a text that has changed since; "Rewrite from here" refreshes it."""
+    latest = None  # (written_at, position) of the most recently saved earlier section
+    for section in sections:
+        section.older_than = None
+        if section.written_at is None or not section.is_written:
+            continue
+        if latest is not None and section.written_at < latest[0]:
+            section.older_than = latest[1]
+        if latest is None or section.written_at > latest[0]:
+            latest = (section.written_at, section.position)
+    return sections
+
+
 def progress_summary(project: WritingProject) -> dict:
-    sections = list(project.sections.all())
+    sections = mark_older_context(list(project.sections.all()))
     written = sum(s.words for s in sections)
     planned = sum(s.target_words for s in sections)
     return {"sections": sections, "written": written, "planned": planned,

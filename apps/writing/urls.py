@@ -21,4 +21,6 @@ urlpatterns = [
     path("<int:pk>/sections/<int:section_pk>/move/", views.section_move, name="section_move"),
     path("<int:pk>/sections/<int:section_pk>/regenerate/", views.regenerate,
          name="regenerate"),
+    path("<int:pk>/sections/<int:section_pk>/rewrite-from/", views.rewrite_from,
+         name="rewrite_from"),
 ]

@@ -28,11 +28,10 @@ def project_list(request):
         form = request.POST
         try:
             target = services.parse_target(request.POST.get("target_words", ""))
-            chosen = list(ready.filter(pk__in=request.POST.getlist("documents")))
             project = services.create_project(
                 request.team, request.user, instruction=request.POST.get("instruction", ""),
                 target_words=target, title=request.POST.get("title", ""),
-                style=request.POST.get("style", ""), documents=chosen)
+                style=request.POST.get("style", ""), documents=request.POST.getlist("documents"))
         except services.WritingError as err:
             error = str(err)
         else:
@@ -42,7 +41,7 @@ def project_list(request):
     projects = request.team.writing_projects.all()[:100]
     return render(request, "writing/list.html", {
         "projects": projects, "ready": ready, "form": form, "error": error,
-        "max_words": services.max_words(),
+        "chosen": form.getlist("documents") if form else [], "max_words": services.max_words(),
     }, status=400 if error else 200)
 
 
@@ -148,6 +147,13 @@ def write(request, pk: int):
 @require_POST
 def regenerate(request, pk: int, section_pk: int):
     return _start(request, pk, lambda p: services.start_regenerate(
+        p, get_object_or_404(p.sections, pk=section_pk), request.user))
+
+
+@team_view(Role.MEMBER)
+@require_POST
+def rewrite_from(request, pk: int, section_pk: int):
+    return _start(request, pk, lambda p: services.start_rewrite_from(
         p, get_object_or_404(p.sections, pk=section_pk), request.user))
 
 

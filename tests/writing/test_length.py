@@ -93,15 +93,48 @@ def test_write_to_length_hits_a_small_target_with_the_real_model(llm):
     assert result.usage.completion_tokens > 0
 
 
-def test_write_to_length_continues_when_short_and_trims_when_long(llm):
+def test_write_to_length_continues_when_short_and_stops_on_target(llm):
     short = ("Bees live in hives. " * 1) + "They make honey from nectar."
     long = " ".join(f"Sentence number {n} talks about bees." for n in range(1, 60))
     canned = Canned(llm, [short, "Workers collect pollen and feed the larvae every day.", long])
     result = write_to_length(canned, [{"role": "user", "content": "Bees"}], 60, max_rounds=5)
     assert canned.calls == 3  # asked, continued (short), continued again (still short)
-    assert 54 <= result.words <= 60
-    assert [step.get("round") for step in result.trace if "round" in step] == [1, 2, 3]
+    assert result.words == 60 and result.text.endswith("Sentence number 7 talks about bees.")
+    rounds = [step for step in result.trace if "round" in step]
+    assert [step["round"] for step in rounds] == [1, 2, 3]
+    # The third answer is stopped at the sentence that reaches the target: nothing more of
+    # it is decoded (59 sentences were on offer), so nothing has to be trimmed.
+    assert rounds[2]["tokens_out"] < llm.count_tokens(long) / 4
+    assert not any("trim" in step for step in result.trace)
+
+
+def test_write_to_length_trims_a_sentence_that_runs_far_past_the_target(llm):
+    start = " ".join(f"Bees visit flower number {n} today." for n in range(1, 10))  # 54 words
+    run_on = "And then " + " ".join(["they fly on"] * 13) + "."  # 41 words in one sentence
+    canned = Canned(llm, [f"{start} {run_on}"])
+    result = write_to_length(canned, [{"role": "user", "content": "Bees"}], 60, max_rounds=1)
     assert any("trim" in step for step in result.trace)
+    assert result.words == 54 and result.text == start  # cut where the run-on began
+
+
+def test_a_runaway_round_is_stopped_and_its_junk_dropped(llm):
+    good = "Bees live in hives. They make honey from nectar."
+    glued = "AnunneredJaNaIaNezatElaphisEtherEnjalonEyriaEyrianNaradArvathArvestar"
+    canned = Canned(llm, [f"{good} The names are {glued}{glued} and so on.",
+                          "Workers feed the larvae every single day of the week."])
+    result = write_to_length(canned, [{"role": "user", "content": "Bees"}], 20, max_rounds=2)
+    assert result.trace[0]["looped"] and result.trace[0]["words_added"] == 9
+    assert glued[:20] not in result.text and result.text.startswith(good)
+    assert "Workers feed the larvae" in result.text  # the next round goes on
+
+
+def test_repetition_penalty_reaches_the_backend(llm):
+    spy = Canned(llm, ["Bees live in hives and make honey from the nectar of flowers."])
+    sent = []
+    spy.stream = lambda messages, **sampling: (sent.append(sampling),
+                                                Canned.stream(spy, messages, **sampling))[1]
+    write_to_length(spy, [{"role": "user", "content": "Bees"}], 10, repetition_penalty=1.2)
+    assert sent and all(s["repetition_penalty"] == 1.2 for s in sent)
 
 
 def test_write_to_length_stops_after_empty_rounds(llm):

@@ -88,6 +88,34 @@ def test_prompt_holds_plan_summary_tail_references_and_style(llm):
     assert count_words(prompt) < 700
 
 
+def test_reference_passages_stay_exact_spans_cut_after_their_120th_word(llm):
+    passage = "Keepers lived on the rock.\n\nThey logged every ship. " + " ".join(
+        f"word{n}" for n in range(200))
+    prompt = section_messages(INSTRUCTION, PLAN, PLAN.sections[1],
+                              references=[passage, "  "])[-1]["content"]
+    block = prompt.split("Reference material", 1)[1].split("\n\nNow write section", 1)[0]
+    assert "[1] Keepers lived on the rock.\n\nThey logged every ship. word0 " in block
+    first = block.split("[1] ", 1)[1]
+    assert passage.startswith(first) and count_words(first) == 120  # the exact start
+    assert "[2]" not in block  # a blank passage is left out
+
+
+def test_continuation_rounds_send_the_section_brief_not_the_whole_prompt(llm):
+    instruction = INSTRUCTION + " " + " ".join(f"Requirement {n}: be precise." for n in range(40))
+    canned = Canned(llm, ["Keepers lit the lamp at dusk.",
+                          "They trimmed the wicks and watched the sea all night long."])
+    sent = []
+    canned.stream = lambda messages, **sampling: (sent.append(messages),
+                                                   Canned.stream(canned, messages, **sampling))[1]
+    write_section(canned, instruction, PLAN, 2, max_rounds=2, max_attempts=1)
+    first, later = sent[0][-1]["content"], sent[1][-1]["content"]
+    assert "Plan of the whole text" in first and "Requirement 39" in first
+    assert "Plan of the whole text" not in later and "Requirement 39" not in later
+    assert "This is section 2 of 3: Life of a lighthouse keeper" in later
+    assert "Keepers lit the lamp at dusk." in later  # the tail of the section itself
+    assert llm.count_tokens(sent[1]) < llm.count_tokens(sent[0]) / 2
+
+
 def test_running_summary_keeps_to_its_budget():
     written = [(i, f"Point {i}", f"Opening sentence of section {i} goes here. More.")
                for i in range(1, 60)]

@@ -10,7 +10,10 @@ accepts "a prompt", a plain string is sent as one user message.
 Sampling keywords (all optional) accepted by ``chat``/``stream``/``generate_batch``:
 ``max_tokens`` (default 256), ``temperature`` (default 0: greedy), ``top_p``, ``stop``
 (list of strings, not included in the text), ``seed``, ``json_schema`` (a JSON Schema
-dict: the answer is constrained to it where the backend can, see ``capabilities``).
+dict: the answer is constrained to it where the backend can, see ``capabilities``),
+``repetition_penalty`` (> 0; 1 = none; above 1 makes every token already in the prompt
+or the output less likely, as transformers and vLLM define it — CTRL's penalty; a hint:
+a backend without it, see ``capabilities.repetition_penalty``, generates without it).
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ Messages = Sequence[Message]
 PromptLike = str | Messages
 
 DEFAULT_MAX_TOKENS = 256
-_SAMPLING_KEYS = frozenset({"max_tokens", "temperature", "top_p", "stop", "seed", "json_schema"})
+_SAMPLING_KEYS = frozenset({"max_tokens", "temperature", "top_p", "stop", "seed", "json_schema",
+                            "repetition_penalty"})
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,7 @@ class Capabilities:
     guided_json: bool = False  # json_schema is enforced, not just requested
     tokenize: bool = False  # count_tokens with the served model's tokenizer
     concurrent_batch: bool = False  # generate_batch items really run in parallel
+    repetition_penalty: bool = False  # the repetition_penalty sampling option is applied
 
     def as_dict(self) -> dict[str, bool]:
         return asdict(self)
@@ -142,6 +147,11 @@ def check_sampling(sampling: Mapping[str, Any]) -> dict[str, Any]:
     out.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
     if out["max_tokens"] < 1:
         raise ValueError("max_tokens must be at least 1")
+    penalty = out.get("repetition_penalty")
+    if penalty is not None:
+        out["repetition_penalty"] = float(penalty)
+        if not out["repetition_penalty"] > 0:
+            raise ValueError("repetition_penalty must be positive (1.0: no penalty)")
     stop = out.get("stop")
     if isinstance(stop, str):
         out["stop"] = [stop]

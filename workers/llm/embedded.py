@@ -189,6 +189,7 @@ class EmbeddedBackend(LLMBackend):
             guided_json=False,
             tokenize=True,
             concurrent_batch=False,
+            repetition_penalty=True,
         )
 
     # -- helpers -------------------------------------------------------------------------
@@ -229,6 +230,8 @@ class EmbeddedBackend(LLMBackend):
             kwargs["temperature"] = None
             kwargs["top_p"] = None
             kwargs["top_k"] = None
+        # transformers' RepetitionPenaltyLogitsProcessor: prompt and output tokens, as vLLM.
+        kwargs["repetition_penalty"] = sampling.get("repetition_penalty")
         if sampling.get("stop"):
             kwargs["stop_strings"] = sampling["stop"]
             kwargs["tokenizer"] = tokenizer

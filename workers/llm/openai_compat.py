@@ -6,8 +6,9 @@ with backoff; a stream is only retried before its first delta (text already hand
 the caller cannot be taken back).
 
 What a generic server lacks is declared in ``capabilities``: without a tokenizer (a
-local one given by path) nothing can be counted, and without prompt log-probabilities
-``continuation_logprobs`` raises ``CapabilityMissing``.
+local one given by path) nothing can be counted, without prompt log-probabilities
+``continuation_logprobs`` raises ``CapabilityMissing``, and ``repetition_penalty`` is sent
+only where declared (``with_capabilities(repetition_penalty=True)``; vLLM has it).
 """
 
 from __future__ import annotations
@@ -282,6 +283,10 @@ class OpenAICompatBackend(LLMBackend):
         for key in ("top_p", "stop", "seed"):
             if sampling.get(key) is not None:
                 body[key] = sampling[key]
+        if sampling.get("repetition_penalty") is not None and self.capabilities.repetition_penalty:
+            # Not in OpenAI's API (its frequency_penalty is another, additive thing); vLLM
+            # and others take it as an extra body parameter. Without it: a hint, left out.
+            body["repetition_penalty"] = sampling["repetition_penalty"]
         schema = sampling.get("json_schema")
         if schema is not None:
             if not self.capabilities.guided_json:

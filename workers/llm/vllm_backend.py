@@ -5,7 +5,8 @@
 - prompt log-probabilities (XL3M): ``/v1/completions`` with the prompt sent as token ids,
   ``echo``, ``logprobs``, ``prompt_logprobs`` and ``max_tokens: 1``;
 - structured output: ``response_format`` of type ``json_schema`` (enforced by vLLM's
-  guided decoding).
+  guided decoding);
+- ``repetition_penalty``: vLLM's extra sampling parameter of that name in the body.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class VLLMBackend(OpenAICompatBackend):
             guided_json=True,
             tokenize=True,
             concurrent_batch=True,
+            repetition_penalty=True,  # an extra sampling parameter of vLLM's chat API
         )
 
     async def _tokenize(self, text_or_messages: PromptLike) -> list[int]:

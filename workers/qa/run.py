@@ -13,7 +13,7 @@ from typing import Any
 
 from workers.llm.base import ContinuationLogprobs, LLMBackend, Usage
 from workers.progress import Progress, no_progress
-from workers.writing.length import length_score, write_to_length
+from workers.writing.length import REPETITION_PENALTY, length_score, write_to_length
 
 from .types import TokenCallback, TraceStep
 
@@ -85,7 +85,8 @@ class Run:
 
     def chat_to_length(self, messages: Sequence[dict[str, str]], words: int) -> tuple[str, dict]:
         """The final answer written to ``words`` words (count, continue, trim), streamed."""
-        result = write_to_length(self.backend, list(messages), words, on_token=self.on_token)
+        result = write_to_length(self.backend, list(messages), words, on_token=self.on_token,
+                                 repetition_penalty=REPETITION_PENALTY)
         self.add_usage(result.usage)
         notes = {"target_words": words, "words": result.words, "rounds": result.rounds,
                  "length_score": round(length_score(words, result.words), 1)}

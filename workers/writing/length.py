@@ -32,6 +32,15 @@ _REQUEST = re.compile(
     rf"(?P<sep>[\s-]*)words?\b", re.IGNORECASE)
 
 TOKENS_PER_WORD = 1.4  # a first guess for English; refined from what the model returns
+# Words one round may add: a long round drifts (with a repetition penalty, every common
+# token is penalised once it has been used, and a small model ends up gluing made-up
+# names together); a new round starts from a short prompt and a new angle.
+ROUND_WORDS = 300
+# A mild repetition penalty for long outputs (writer.py says what it measured).
+REPETITION_PENALTY = 1.1
+# A run of 50+ letters without a space (Latin, Greek, Cyrillic; scripts written without
+# spaces are not checked) is no word: the model has run off the rails.
+_RUNAWAY = re.compile(r"[A-Za-z\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff]{50,}")
 
 
 def count_words(text: str) -> int:
@@ -105,15 +114,20 @@ def trim_to_words(text: str, limit: int) -> str:
     if best_score >= 90:
         return best.rstrip()
     # No usable sentence end: a hard cut at the word limit, closed with a full stop.
-    count, end = 0, len(text)
+    cut = head_words(text, limit).rstrip().rstrip(",;:-–—")
+    return cut if cut.endswith((".", "!", "?", "…")) else cut + "."
+
+
+def head_words(text: str, limit: int) -> str:
+    """The exact beginning of ``text`` up to the end of its word ``limit`` (all of it when
+    shorter): nothing in it is changed, so it stays a span of the source."""
+    count = 0
     for match in _WORD.finditer(text):
         if _HAS_ALNUM.search(match.group()):
             count += 1
             if count == limit:
-                end = match.end()
-                break
-    cut = text[:end].rstrip().rstrip(",;:-–—")
-    return cut if cut.endswith((".", "!", "?", "…")) else cut + "."
+                return text[:match.end()]
+    return text
 
 
 class RepetitionGuard:
@@ -215,21 +229,22 @@ def _join(text: str, more: str) -> str:
     return text + " " + more
 
 
-def _tail_words(text: str, words: int) -> str:
+def last_words(text: str, words: int) -> str:
     parts = text.split()
     return text if len(parts) <= words else "… " + " ".join(parts[-words:])
 
 
 def _continuation(messages: Sequence[dict], template: str, text: str, remaining: int,
-                  angle: str) -> list[dict]:
-    """One self-contained request for the next paragraph: the original last user turn, the
-    tail of what is written and a new angle. (Replaying the text as the model's own turn
-    and saying "continue" makes a small model write the same paragraph again.)"""
+                  angle: str, brief: str | None = None) -> list[dict]:
+    """One self-contained request for the next paragraph: the request (``brief``, else the
+    original last user turn), the tail of what is written and a new angle. (Replaying the
+    text as the model's own turn and saying "continue" makes a small model write the same
+    paragraph again.)"""
     asked = [dict(m) for m in messages]
     last = max((i for i, m in enumerate(asked) if m.get("role") == "user"), default=None)
-    request = asked[last]["content"] if last is not None else ""
+    request = brief or (asked[last]["content"] if last is not None else "")
     if text:
-        content = template.format(request=request, tail=_tail_words(text, 80),
+        content = template.format(request=request, tail=last_words(text, 80),
                                   remaining=remaining, angle=angle)
     else:  # nothing came back yet: the request again, from an angle
         content = f"{request}\n\n{angle} Write about {remaining} words."
@@ -241,9 +256,14 @@ def _continuation(messages: Sequence[dict], template: str, text: str, remaining:
 
 def _stream_round(backend: LLMBackend, messages: Sequence[dict], guard: RepetitionGuard,
                   on_token: Callable[[str], None] | None, sampling: dict[str, Any],
-                  ) -> tuple[str, Usage, bool]:
-    """One generation; returns the accepted text (repeats dropped), usage, looped?"""
+                  enough: int | None = None) -> tuple[str, Usage, bool]:
+    """One generation; returns the accepted text (repeats dropped), usage, looped?
+
+    With ``enough`` (words), the stream is stopped at the first sentence end once that
+    many words are accepted: nothing is decoded only to be trimmed. A runaway (letters
+    glued into one endless "word") stops the round like a loop, and is dropped."""
     accepted, pending, raw, looped = [], "", [], False
+    words = 0
     usage: Usage | None = None
     guard.repeats = 0  # a loop of the last round says nothing about this one
     events = backend.stream(list(messages), **sampling)
@@ -260,10 +280,17 @@ def _stream_round(backend: LLMBackend, messages: Sequence[dict], guard: Repetiti
             complete = parts if _SENTENCE_END.search(parts[-1] or "") else parts[:-1]
             pending = pending[sum(len(p) for p in complete):]
             for part in complete:
+                if _RUNAWAY.search(part):
+                    looped = True
+                    break
                 if guard.accept(part):
                     accepted.append(part)
-            if guard.looping:
+                    words += count_words(part)
+            if looped or guard.looping or _RUNAWAY.search(pending):
                 looped = True
+                break
+            if enough is not None and words >= enough:
+                pending = ""  # a sentence just ended: the rest of this delta is not needed
                 break
     finally:
         close = getattr(events, "close", None)
@@ -293,6 +320,7 @@ def write_to_length(
     max_rounds: int | None = None,
     seen: Iterable[str] = (),
     continue_prompt: str = CONTINUE_PROMPT,
+    brief: str | None = None,
     tolerance: float = 0.05,
     **sampling: Any,
 ) -> LengthResult:
@@ -300,12 +328,16 @@ def write_to_length(
 
     Each continuation shows the model the tail of its own text and asks for the next
     paragraph from a new angle (sampled, a new seed each round): a small model asked
-    merely to "continue" repeats itself. ``max_tokens`` of each round is sized from the
-    words still missing (plus a margin to reach a sentence end), so little is generated
-    only to be cut. Sentences repeating earlier ones (here or in ``seen``, e.g. earlier
-    sections) are dropped as they stream, and a looping round is stopped early.
-    ``sampling`` goes to the backend (temperature, top_p, seed). Stops when on target,
-    after ``max_rounds`` (default from the target), or after 4 rounds adding nothing.
+    merely to "continue" repeats itself. A round adds at most ``ROUND_WORDS`` and is
+    stopped at the first sentence end once its words are there, so nothing is generated
+    only to be cut (``max_tokens`` leaves room to finish the sentence). Sentences
+    repeating earlier ones (here or in ``seen``, e.g. earlier sections) are dropped as they
+    stream, and a looping or runaway round is stopped early.
+    ``brief``: the request restated in short for the continuation rounds (a long prompt
+    is then prefilled once, not again every round; default: the last user turn whole).
+    ``sampling`` goes to the backend (temperature, top_p, seed, repetition_penalty). Stops
+    when on target, after ``max_rounds`` (default from the target), or after 4 rounds
+    adding nothing.
     """
     if target_words < 1:
         raise ValueError("the target length must be at least one word")
@@ -329,18 +361,23 @@ def write_to_length(
             angle = ANGLES[(rounds + (seed or 0)) % len(ANGLES)]
             # One paragraph at a time: asked for "450 more words" a small model rambles
             # and loops; max_tokens below still leaves room for all that is missing.
-            asked = _continuation(messages, continue_prompt, text, min(remaining, 200), angle)
-            options["temperature"] = max(0.8, float(options.get("temperature") or 0))
+            asked = _continuation(messages, continue_prompt, text, min(remaining, 200), angle,
+                                  brief)
+            if not options.get("repetition_penalty"):  # hotter, else it writes it again
+                options["temperature"] = max(0.8, float(options.get("temperature") or 0))
             options.setdefault("top_p", 0.95)
             options["seed"] = (seed or 0) * 100 + rounds + empty_rounds
             guard.max_repeats = 2
-        # Enough tokens for what is missing plus 15 % (a sentence end to cut at).
-        max_tokens = int(remaining * ratio * 1.15) + 12
+        # Room for this round's words and then some (the round is stopped at the first
+        # sentence end past them, so the margin costs nothing when it is not needed).
+        enough = min(remaining, ROUND_WORDS)
+        max_tokens = int(enough * ratio * 1.3) + 24
         prompt_tokens = backend.count_tokens(asked)
         max_tokens = max(16, min(max_tokens, window - prompt_tokens - 8))
         round_started = time.perf_counter()
         more, round_usage, looped = _stream_round(
-            backend, asked, guard, on_token, {**options, "max_tokens": max_tokens})
+            backend, asked, guard, on_token, {**options, "max_tokens": max_tokens},
+            enough=enough)
         rounds += 1
         usage = usage + round_usage
         added = count_words(more)
