@@ -45,21 +45,45 @@ KINDS = {
 STRATEGIES = ["full", "rag", "xl3m", "coa"]
 COA_OPTIONS = {"cu_tokens": 96}
 XL3M_OPTIONS: dict[str, Any] = {}  # --xl3m-full-scan sets fast_path False
+USE_INDEX_FOR_XL3M = True  # --xl3m-no-index: the fast path pre-filters without the index
 
 
-def _run(question: str, docs: list[SourceDocument], strategy: str, llm: Any) -> dict[str, Any]:
+class _Index:
+    """The app's index is built at ingest (pgvector + full text), not per question: the
+    in-memory one (BM25 + dense, as the app) is built once per haystack, outside the timed
+    question → answer, and shared by rag and the XL3M fast path (as chat passes it)."""
+
+    def __init__(self, docs: list[SourceDocument]) -> None:
+        self.docs, self.retriever, self.seconds = docs, None, None
+
+    def get(self) -> InMemoryRetriever:
+        if self.retriever is None:
+            began = time.perf_counter()
+            self.retriever = InMemoryRetriever(self.docs, dense=True)
+            self.seconds = round(time.perf_counter() - began, 2)
+        return self.retriever
+
+
+def _run(
+    question: str, docs: list[SourceDocument], strategy: str, llm: Any, index: _Index | None = None
+) -> dict[str, Any]:
     options = {"coa": COA_OPTIONS, "xl3m": XL3M_OPTIONS}.get(strategy, {})
-    retrieve, index_seconds = None, None
-    if strategy == "rag":
-        # The app's index is built at ingest (pgvector + full text), not per question: build
-        # the in-memory one (BM25 + dense, as the app) outside the timed question → answer.
-        began = time.perf_counter()
-        retrieve = InMemoryRetriever(docs, dense=True)
-        index_seconds = round(time.perf_counter() - began, 2)
+    index = index or _Index(docs)
+    retrieve = None
+    if strategy == "rag" or (strategy == "xl3m" and USE_INDEX_FOR_XL3M):
+        retrieve = index.get()
+    index_seconds = index.seconds if retrieve is not None else None
     began = time.perf_counter()
     try:
-        result = answer(question, docs, strategy, backend=llm, answer_tokens=64, options=options,
-                        retrieve=retrieve)
+        result = answer(
+            question,
+            docs,
+            strategy,
+            backend=llm,
+            answer_tokens=64,
+            options=options,
+            retrieve=retrieve,
+        )
     except ContextOverflow as exc:
         return {"refused": str(exc), "seconds": round(time.perf_counter() - began, 2)}
     seconds = time.perf_counter() - began
@@ -104,10 +128,11 @@ def haystack_runs(args: argparse.Namespace, llm: Any, results: dict[str, Any], o
                 )
                 doc = SourceDocument("hay", "haystack", h.text)
                 auto = choose(h.question, [doc], llm, total_tokens=h.tokens)
+                index = _Index([doc])
                 for strategy in args.strategies:
                     if strategy == "coa" and kind_name not in args.coa_kinds:
                         continue
-                    row = _run(h.question, [doc], strategy, llm)
+                    row = _run(h.question, [doc], strategy, llm, index)
                     res = row.pop("_result", None)
                     row.update(
                         {
@@ -134,6 +159,12 @@ def haystack_runs(args: argparse.Namespace, llm: Any, results: dict[str, Any], o
                             row["needle_segment_first"] = (
                                 best["start"] <= h.needle_start < best["end"]
                             )
+                            row["needle_segment_scored"] = any(
+                                x["start"] <= h.needle_start < x["end"]
+                                for x in step.notes["scores"]
+                            )
+                            pre = next((s for s in res.trace if s.name == "prefilter"), None)
+                            row["prefilter"] = pre.notes.get("method") if pre else None
                     results["haystack"].append(row)
                     print(
                         json.dumps(
@@ -148,6 +179,8 @@ def haystack_runs(args: argparse.Namespace, llm: Any, results: dict[str, Any], o
                                     "seconds",
                                     "refused",
                                     "needle_segment_first",
+                                    "needle_segment_scored",
+                                    "index_seconds",
                                 )
                             },
                             default=str,
@@ -173,17 +206,21 @@ def full_sweep(args: argparse.Namespace, llm: Any, results: dict[str, Any], out:
         _save(out, results)
 
 
-def _loogle_samples(folder: Path, n: int) -> list[tuple[SourceDocument, str, str, str]]:
+def _loogle_samples(
+    folder: Path, n: int, questions: int
+) -> list[tuple[SourceDocument, list[tuple[str, str, str]]]]:
+    """The ``n`` shortest documents (cheaper on 2 cores), each with its first ``questions``
+    questions (0: all) as (question, answer, evidence)."""
     path = folder / "shortdep_qa.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    rows.sort(key=lambda r: len(r["input"]))  # the shortest documents: cheaper on 2 cores
+    rows.sort(key=lambda r: len(r["input"]))
     out = []
     for i, row in enumerate(rows[:n]):
         qa = row["qa_pairs"]
         qa = ast.literal_eval(qa) if isinstance(qa, str) else qa
-        first = qa[0]
         doc = SourceDocument(f"loogle-{i}", row["title"], row["input"])
-        out.append((doc, first["Q"], str(first["A"]), str(first.get("S", ""))))
+        pairs = [(q["Q"], str(q["A"]), str(q.get("S", ""))) for q in qa]
+        out.append((doc, pairs[:questions] if questions else pairs))
     return out
 
 
@@ -191,38 +228,59 @@ def loogle_runs(args: argparse.Namespace, llm: Any, results: dict[str, Any], out
     folder = args.data / "loogle"
     if not folder.exists() or args.loogle < 1:
         return
-    for i, (doc, question, gold, evidence) in enumerate(_loogle_samples(folder, args.loogle)):
-        span = locate(evidence[:300], doc.text) if evidence else None
-        for strategy in ["auto", *args.strategies]:
-            if strategy == "coa" and i >= args.loogle_coa:
-                continue
-            row = _run(question, [doc], strategy, llm)
-            res = row.pop("_result", None)
-            row.update(
-                {
-                    "sample": i,
-                    "title": doc.title,
-                    "question": question,
-                    "gold": gold,
-                    "tokens": llm.count_tokens(doc.text),
-                    "strategy": strategy,
-                }
-            )
-            if res is not None and span is not None:
-                row["evidence_hit"] = any(
-                    c.start < span[1] and c.end > span[0] for c in res.citations
-                )
-            results["loogle"].append(row)
-            print(
-                "loogle",
-                i,
-                strategy,
-                row.get("citations_valid"),
-                row.get("evidence_hit"),
-                row.get("seconds"),
-                flush=True,
-            )
-            _save(out, results)
+    samples = _loogle_samples(folder, args.loogle, args.loogle_questions)
+    for i, (doc, pairs) in enumerate(samples):
+        index = _Index([doc])
+        for q, (question, gold, evidence) in enumerate(pairs):
+            span = locate(evidence[:300], doc.text) if evidence else None
+            for strategy in ["auto", *args.strategies]:
+                if strategy == "coa" and i >= args.loogle_coa:
+                    continue
+                if q and strategy not in args.loogle_all_questions:
+                    continue
+                _loogle_row(llm, results, out, doc, i, q, question, gold, span, strategy, index)
+
+
+def _loogle_row(
+    llm: Any,
+    results: dict[str, Any],
+    out: Path,
+    doc: SourceDocument,
+    i: int,
+    q: int,
+    question: str,
+    gold: str,
+    span: tuple[int, int] | None,
+    strategy: str,
+    index: _Index,
+) -> None:
+    row = _run(question, [doc], strategy, llm, index)
+    res = row.pop("_result", None)
+    row.update(
+        {
+            "sample": i,
+            "question_no": q,
+            "title": doc.title,
+            "question": question,
+            "gold": gold,
+            "tokens": llm.count_tokens(doc.text),
+            "strategy": strategy,
+        }
+    )
+    if res is not None and span is not None:
+        row["evidence_hit"] = any(c.start < span[1] and c.end > span[0] for c in res.citations)
+    results["loogle"].append(row)
+    print(
+        "loogle",
+        i,
+        q,
+        strategy,
+        row.get("citations_valid"),
+        row.get("evidence_hit"),
+        row.get("seconds"),
+        flush=True,
+    )
+    _save(out, results)
 
 
 def _table(results: dict[str, Any]) -> str:
@@ -238,7 +296,12 @@ def _table(results: dict[str, Any]) -> str:
         note = "refused (over the window)" if not ok else ""
         if strategy == "xl3m" and ok:
             first = sum(bool(r.get("needle_segment_first")) for r in ok)
-            note = f"needle segment ranked 1st {first}/{len(ok)}"
+            scored = sum(bool(r.get("needle_segment_scored")) for r in ok)
+            paths = sorted({str(r.get("prefilter") or "full scan") for r in ok})
+            note = (
+                f"needle segment ranked 1st {first}/{len(ok)}, among the scored "
+                f"{scored}/{len(ok)}; pre-filter: {', '.join(paths)}"
+            )
         acc = f"{sum(bool(r.get('correct')) for r in ok)}/{len(ok)}" if ok else "—"
         cited = f"{sum(bool(r.get('needle_cited')) for r in ok)}/{len(ok)}" if ok else "—"
         secs = f"{sum(r['seconds'] for r in ok) / len(ok):.1f}" if ok else "—"
@@ -284,14 +347,37 @@ def _report(out: Path, results: dict[str, Any]) -> None:
         md += [
             "## LooGLE (shortdep_qa, shortest documents)",
             "",
-            "| sample | tokens | strategy | used | citations valid | evidence hit | seconds |",
-            "|---:|---:|---|---|---|---|---:|",
+            "Per strategy: answered (not refused), every citation an exact span inside the",
+            "cited document, a citation overlapping LooGLE's evidence, mean seconds and tokens.",
+            "",
+            "| strategy | questions | answered | citations valid | evidence hit | mean s "
+            "| mean prompt tokens |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        by_strategy: dict[str, list[dict[str, Any]]] = {}
+        for r in results["loogle"]:
+            by_strategy.setdefault(r["strategy"], []).append(r)
+        for strategy, rows in by_strategy.items():
+            ok = [r for r in rows if "refused" not in r]
+            valid = sum(bool(r.get("citations_valid")) and bool(r.get("citations")) for r in ok)
+            hit = sum(bool(r.get("evidence_hit")) for r in ok)
+            secs = sum(r["seconds"] for r in rows) / len(rows)
+            tokens = sum(r.get("prompt_tokens") or 0 for r in ok) / max(1, len(ok))
+            md.append(
+                f"| {strategy} | {len(rows)} | {len(ok)} | {valid}/{len(ok)} | {hit}/{len(ok)} "
+                f"| {secs:.1f} | {tokens:.0f} |"
+            )
+        md += [
+            "",
+            "| sample | question | tokens | strategy | used | citations valid | evidence hit "
+            "| seconds |",
+            "|---:|---:|---:|---|---|---|---|---:|",
         ]
         for r in results["loogle"]:
             used = r.get("strategy_used", "refused" if "refused" in r else "")
             md.append(
-                f"| {r['sample']} | {r['tokens']} | {r['strategy']} | {used} | "
-                f"{r.get('citations_valid', '—')} | {r.get('evidence_hit', '—')} | "
+                f"| {r['sample']} | {r.get('question_no', 0)} | {r['tokens']} | {r['strategy']} "
+                f"| {used} | {r.get('citations_valid', '—')} | {r.get('evidence_hit', '—')} | "
                 f"{r['seconds']} |"
             )
         md.append("")
@@ -345,7 +431,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--lengths", nargs="+", type=int, default=[8000, 32000])
+    parser.add_argument("--lengths", nargs="*", type=int, default=[8000, 32000])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS))
     parser.add_argument("--strategies", nargs="+", default=STRATEGIES, choices=STRATEGIES)
@@ -354,17 +440,38 @@ def main() -> None:
     parser.add_argument("--full-sweep", nargs="*", type=int, default=[4000, 7500, 8000])
     parser.add_argument("--loogle", type=int, default=2, help="LooGLE samples (0: none)")
     parser.add_argument("--loogle-coa", type=int, default=1, help="of which CoA runs on")
+    parser.add_argument(
+        "--loogle-questions", type=int, default=1, help="questions per LooGLE document (0: all)"
+    )
+    parser.add_argument(
+        "--loogle-all-questions",
+        nargs="*",
+        default=["rag"],
+        help="strategies that answer every question (the others: the first)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--report-only",
         action="store_true",
         help="rewrite results.md and the plot from OUT/results.json",
     )
-    parser.add_argument("--xl3m-full-scan", action="store_true",
-                        help="score every segment (no pre-filter) even past 48 segments")
+    parser.add_argument(
+        "--xl3m-full-scan",
+        action="store_true",
+        help="score every segment (no pre-filter) even past 48 segments",
+    )
+    parser.add_argument(
+        "--xl3m-no-index",
+        action="store_true",
+        help="the XL3M fast path pre-filters with BM25 + the embedder over the "
+        "segments instead of the search index (the engine without the app)",
+    )
     args = parser.parse_args()
     if args.xl3m_full_scan:
         XL3M_OPTIONS["fast_path"] = False
+    if args.xl3m_no_index:
+        global USE_INDEX_FOR_XL3M
+        USE_INDEX_FOR_XL3M = False
     args.out.mkdir(parents=True, exist_ok=True)
     if args.report_only:
         _report(args.out, json.loads((args.out / "results.json").read_text()))

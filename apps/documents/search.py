@@ -74,7 +74,8 @@ def search(team, query: str, *, document_ids=None, mode: str = "hybrid",
     by_id = {c.pk: c for c in [*dense_hits, *lexical_hits]}
     dense_rank = {c.pk: i for i, c in enumerate(dense_hits, start=1)}
     lexical_rank = {c.pk: i for i, c in enumerate(lexical_hits, start=1)}
-    fused = rrf([[c.pk for c in dense_hits], [c.pk for c in lexical_hits]])
+    # Each arm's two best hits always make the list (a paraphrase has no lexical match).
+    fused = rrf([[c.pk for c in dense_hits], [c.pk for c in lexical_hits]], lead=2)
     terms = tuple(sorted({w.lower() for w in _WORD.findall(query)}, key=len, reverse=True))
     return [Hit(by_id[pk], score, dense_rank.get(pk), lexical_rank.get(pk), terms)
             for pk, score in fused[:limit]]

@@ -20,3 +20,13 @@ def test_rrf_fuses_by_reciprocal_rank():
     assert [item for item, _ in fused] == ["b", "a", "c"]
     assert abs(dict(fused)["b"] - (1 / 62 + 1 / 61 + 1 / 61)) < 1e-12
     assert rrf([]) == []
+
+
+def test_rrf_lead_keeps_each_arms_top_items_first():
+    dense = ["needle", "a", "b", "c"]
+    lexical = ["a", "b", "c", "d"]  # the needle shares no word with the query
+    assert [i for i, _ in rrf([dense, lexical])][:3] == ["a", "b", "c"]  # plain RRF buries it
+    fused = rrf([dense, lexical], lead=1)
+    assert [i for i, _ in fused][:2] == ["needle", "a"]
+    assert sorted(i for i, _ in fused) == ["a", "b", "c", "d", "needle"]
+    assert dict(fused)["a"] == dict(rrf([dense, lexical]))["a"]  # scores unchanged

@@ -62,9 +62,15 @@ def test_auto_scans_a_long_document_for_a_fact_and_chains_for_a_summary(llm, lon
     assert summary.strategy == "coa" and "summary" in summary.reason
     # Very long input: a search index is cheaper than a full scan; without one, the fast path.
     huge = choose(
-        "What is the pass key?", [long_doc], llm, has_retriever=True, total_tokens=1_000_000
+        "Who founded the company?", [long_doc], llm, has_retriever=True, total_tokens=1_000_000
     )
     assert huge.strategy == "rag" and "scan" in huge.reason
+    # A key / code question: the index picks XL3M's candidates (search alone misses a
+    # paraphrased key).
+    key = choose(
+        "What is the pass key?", [long_doc], llm, has_retriever=True, total_tokens=1_000_000
+    )
+    assert key.strategy == "xl3m" and "key, number or code" in key.reason
     assert (
         "fast path"
         in choose("What is the pass key?", [long_doc], llm, total_tokens=1_000_000).reason
@@ -254,3 +260,23 @@ def test_bad_compression_ratio_is_refused(llm, bad):
     with pytest.raises(ValueError, match="compress"):
         answer("When does the office move?", [SHORT], "full", backend=llm,
                options={"compress": bad})
+
+
+def test_answer_type_ranking_finds_a_paraphrased_code_sentence():
+    from workers.qa.scoring import Span, answer_type_ranking
+
+    text = (
+        "The harbour was busy in 1998 and the ships came in at dawn. Nobody knew the captain. "
+        "The market sold fish, bread and olives to the sailors every morning. "
+        "To open the archive door, type the digits 48213. The door has been painted twice. "
+        "Prices rose by 12 percent that winter, and the bakers complained loudly."
+    )
+    doc = SourceDocument("d", "Harbour", text)
+    cut1, cut2 = text.index("The market"), text.index("To open")
+    cut3 = text.index("Prices")
+    regions = [Span(doc, 0, cut1), Span(doc, cut1, cut2), Span(doc, cut2, cut3),
+               Span(doc, cut3, len(text))]
+    ranking = answer_type_ranking("What is the pass key?", regions)
+    assert ranking is not None and ranking[0] == 2  # the paraphrased code sentence's region
+    assert 1 not in ranking  # no sentence there holds a code-like token
+    assert answer_type_ranking("Who was the captain?", regions) is None  # not a code question

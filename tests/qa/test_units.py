@@ -120,3 +120,18 @@ def test_haystack_without_essays_uses_generated_filler(tmp_path):
     h = build_haystack(500, seed=4, essays_dir=tmp_path / "missing")
     assert h.filler == "generated"
     assert 400 <= h.tokens <= 600
+
+
+def test_a_code_question_prefers_an_identifier_over_a_quantity():
+    ranked = [
+        "Show any hacker a lock and his first thought is how to pick it.",
+        "But a hacker can learn quickly enough.",
+        "I suspect the pin will be wielded by a couple of 20 year old hackers.",
+        "To open the archive door, type the digits 98406.",
+    ]
+    got = extract_token("What is the pass key?", ranked, draft="The pass key is 20.")
+    assert got is not None and got.value == "98406" and got.sentence_rank == 3
+    # A question for a quantity keeps the best-ranked sentence's number.
+    assert extract_token("What number of hackers?", ranked, draft="").value == "20"
+    # With no identifier in reach, the quantity is still the answer.
+    assert extract_token("What is the pass key?", ranked[:3], draft="").value == "20"

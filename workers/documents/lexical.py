@@ -35,13 +35,27 @@ class BM25Index:
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if s > 0]
 
 
-def rrf(rankings: Iterable[Sequence[Hashable]], k: int = 60) -> list[tuple[Hashable, float]]:
+def rrf(
+    rankings: Iterable[Sequence[Hashable]], k: int = 60, lead: int = 0
+) -> list[tuple[Hashable, float]]:
     """Reciprocal-rank fusion: score(d) = Σ 1/(k + rank), rank starting at 1; best first.
 
-    Ties keep the order in which items were first seen, so fusion is deterministic.
+    ``lead``: the first ``lead`` items of every ranking come first (interleaved by rank),
+    then the rest by score. Plain RRF buries an item that one arm ranks first and the
+    other does not rank at all under items both rank middling; measured at 128k tokens, a
+    paraphrased needle the embedder ranked 1st of 965 passages (BM25: no shared word) fell
+    out of the fused top 20. Ties keep the order in which items were first seen.
     """
+    rankings = [list(r) for r in rankings]
     scores: dict[Hashable, float] = {}
     for ranking in rankings:
         for rank, item in enumerate(ranking, start=1):
             scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
-    return sorted(scores.items(), key=lambda kv: -kv[1])
+    heads: list[Hashable] = []
+    for rank in range(lead):
+        for ranking in rankings:
+            if rank < len(ranking) and ranking[rank] not in heads:
+                heads.append(ranking[rank])
+    head_set = set(heads)
+    rest = sorted((kv for kv in scores.items() if kv[0] not in head_set), key=lambda kv: -kv[1])
+    return [(item, scores[item]) for item in heads] + rest

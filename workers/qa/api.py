@@ -103,7 +103,7 @@ def answer(
     elif strategy == "coa":
         text, citations = answer_coa(run, question, docs, **common, **opts)
     else:
-        text, citations = answer_xl3m(run, question, docs, **common, **opts)
+        text, citations = answer_xl3m(run, question, docs, retrieve=retrieve, **common, **opts)
     # Never hand out a citation that is not an exact span of a given document.
     citations = [c for c in citations if is_valid(c, docs)]
     run.check(1, 1, "done")

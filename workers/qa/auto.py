@@ -11,9 +11,10 @@ from typing import Any
 from workers.llm.base import LLMBackend
 
 from .budget import content_budget
+from .extract import wants_token
 from .questions import wants_whole_document
 from .types import SourceDocument
-from .xl3m import DEFAULT_SEGMENT_TOKENS, FAST_PATH_SEGMENTS
+from .xl3m import DEFAULT_SEGMENT_TOKENS, FAST_PATH_CANDIDATES, FAST_PATH_SEGMENTS
 
 # Measured on the embedded model, 2 cores (DESIGN.md): ~1.3 s per 1k-token segment.
 SECONDS_PER_SEGMENT = 1.3
@@ -75,6 +76,16 @@ def choose(
             f"a fact question over {total} tokens (> the {budget}-token budget): XL3M scores "
             f"all {n_segments} segments (~{scan:.0f} s on the embedded model) and answers from "
             "the best sentences",
+            facts,
+        )
+    if has_retriever and wants_token(question):
+        fast = FAST_PATH_CANDIDATES * SECONDS_PER_SEGMENT
+        return Decision(
+            "xl3m",
+            f"a question for a key, number or code over {total} tokens: the search index and "
+            f"the sentences holding a code pick {FAST_PATH_CANDIDATES} of {n_segments} "
+            f"segments, XL3M scores those (~{fast:.0f} s instead of ~{scan:.0f} s for all); "
+            "search alone misses a key worded unlike the question",
             facts,
         )
     if has_retriever:

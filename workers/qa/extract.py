@@ -24,6 +24,15 @@ _CANDIDATE = re.compile(
 )
 
 
+# Questions for an identifier (not a quantity): its answer is a code of 4+ characters.
+_IDENTIFIER_QUESTION = re.compile(
+    r"\b(pass\s?keys?|passcodes?|passwords?|pins?|codes?|combinations?|serials?|keys? to)\b",
+    re.IGNORECASE,
+)
+MIN_IDENTIFIER_CHARS = 4
+IDENTIFIER_DEPTH = 5  # identifier questions look a little deeper (the key context's size)
+
+
 def wants_token(question: str) -> bool:
     """Is the answer a key/number/code that can be picked out of a sentence verbatim?"""
     return bool(_CODE_QUESTION.search(question))
@@ -49,9 +58,18 @@ def extract_token(
 ) -> Extraction | None:
     """The candidate of the best-ranked sentence (among the first ``depth``) that has one;
     the draft decides between several candidates of that sentence. Tokens that occur in
-    the question are not answers."""
+    the question are not answers. For a key / code / password / PIN question, sentences
+    with an identifier-like candidate (4+ characters) among the first ``IDENTIFIER_DEPTH``
+    come first: "20" in "a couple of 20 year old hackers" is a quantity, and that sentence
+    about PINs ranked above the paraphrased needle (3rd vs 4th) at 128k, where XL3M
+    answered "20" in 3 of 4 haystacks."""
     in_question = set(candidates(question))
-    for rank, sentence in enumerate(ranked_sentences[:depth]):
+    ranked = list(enumerate(ranked_sentences[:depth]))
+    if _IDENTIFIER_QUESTION.search(question):
+        ranked = list(enumerate(ranked_sentences[: max(depth, IDENTIFIER_DEPTH)]))
+        strong = [(r, s) for r, s in ranked if any(_identifier(c) for c in candidates(s))]
+        ranked = strong + [(r, s) for r, s in ranked if (r, s) not in strong]
+    for rank, sentence in ranked:
         options = [c for c in candidates(sentence) if c not in in_question]
         if not options:
             continue
@@ -60,6 +78,10 @@ def extract_token(
                 return Extraction(option, rank, True)
         return Extraction(options[0], rank, False)
     return None
+
+
+def _identifier(token: str) -> bool:
+    return len(re.sub(r"[^\w]", "", token)) >= MIN_IDENTIFIER_CHARS
 
 
 def final_text(draft: str, extraction: Extraction | None) -> str:

@@ -12,6 +12,7 @@ from workers.documents.lexical import BM25Index, rrf
 from .types import Passage, SourceDocument
 
 DEFAULT_PASSAGE_WORDS = 120
+FUSION_LEAD = 2  # each arm's two best passages are always among the results (see rrf)
 
 
 class InMemoryRetriever:
@@ -42,7 +43,7 @@ class InMemoryRetriever:
         if self._vectors is not None:
             sims = self._vectors @ self._embedder.embed([question])[0]
             rankings.append(sorted(range(len(self.passages)), key=lambda i: -float(sims[i])))
-        fused = rrf(rankings)[:k]
+        fused = rrf(rankings, lead=FUSION_LEAD)[:k]
         out = []
         for i, score in fused:
             p = self.passages[int(i)]  # type: ignore[call-overload]

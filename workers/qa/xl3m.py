@@ -8,8 +8,11 @@
    dense to ``NARROW_CANDIDATES``); the top sentences are
    the key context (a 135M model copies from a few sentences far better than from 1k
    tokens) and the evidence the answer is extracted from and cited with.
-Fast path for very long inputs: BM25 + dense pre-filter of the segments, XL3M scoring of
-the top candidates only; the trace says which path ran.
+Fast path for very long inputs: a pre-filter picks candidate segments, XL3M scores those
+only; the trace says which path ran. With a search index (``retrieve``: the app's pgvector +
+full text, built at ingest) the candidates are the segments of its best passages, so a 1M-token
+question costs a search plus ~12 segment passes; without one, BM25 + the embedder over the
+segments themselves (embedding 1M tokens costs minutes on 2 cores).
 
 A second judge (``dense=True``, the default): the embedder's similarity. Measured here, the
 135M model's question likelihood ranks a needle that repeats the question's words first,
@@ -33,14 +36,16 @@ from .prompts import document_block, scoring_continuation
 from .run import Run
 from .scoring import (
     Span,
+    answer_type_ranking,
     dense_best_region,
     fuse_with_dense,
     prefilter,
+    prefilter_by_index,
     question_nll,
     rank_spans,
     sentences_in,
 )
-from .types import Citation, QuestionTooLong, SourceDocument
+from .types import Citation, QuestionTooLong, Retriever, SourceDocument
 
 DEFAULT_SEGMENT_TOKENS = 1024  # the size measured in DESIGN.md (needle ranked 20/20)
 DEFAULT_KEEP_SEGMENTS = 2
@@ -49,6 +54,7 @@ FAST_PATH_SEGMENTS = 48  # more segments than this (~48k tokens): pre-filter fir
 FAST_PATH_CANDIDATES = 12
 SCORE_BATCH = 4
 NARROW_CANDIDATES = 24  # sentences of the kept segments scored by the model
+TYPED_KEEP = 2  # segments of the answer-type arm kept besides the likelihood's best
 ANSWER_CONTEXT_TOKENS = 2048  # with compression: the compressed context's size
 
 
@@ -86,6 +92,7 @@ def answer_xl3m(
     fast_path: bool | None = None,
     candidates: int = FAST_PATH_CANDIDATES,
     dense: bool = True,
+    retrieve: Retriever | None = None,
 ) -> tuple[str, list[Citation]]:
     content_budget(run.backend, question, history, answer_tokens)  # refuses an over-long question
     run.check(0, 1, "xl3m: segmenting")
@@ -95,9 +102,17 @@ def answer_xl3m(
         step.notes.update({"segments": len(segs), "path": "fast" if use_fast else "full-scan"})
 
     to_score = list(range(len(segs)))
+    typed: list[int] | None = None
     if use_fast and len(segs) > candidates:
         with run.step("prefilter", candidates=candidates, segments=len(segs)) as step:
-            to_score, info = prefilter(question, [s.text for s in segs], candidates, dense=dense)
+            typed = answer_type_ranking(question, segs) if dense else None
+            extra = [typed] if typed else []
+            if retrieve is not None:
+                to_score, info = prefilter_by_index(question, segs, candidates, retrieve, extra)
+            else:
+                to_score, info = prefilter(
+                    question, [s.text for s in segs], candidates, dense=dense, extra=extra
+                )
             step.notes.update(info)
 
     batches = [to_score[i : i + SCORE_BATCH] for i in range(0, len(to_score), SCORE_BATCH)]
@@ -119,6 +134,12 @@ def answer_xl3m(
         if best is not None:
             kept_set.add(to_score[best])
             step.notes["dense_best"] = to_score[best]
+        # The answer-type arm's best scored segments ride along: its first pick is often a
+        # sentence that only mentions codes ("the pin will be wielded by 20 year olds").
+        typed_best = [i for i in typed or () if i in scores][:TYPED_KEEP]
+        if typed_best:
+            kept_set.update(typed_best)
+            step.notes["answer_type_best"] = typed_best
         kept = sorted(kept_set)
         step.notes.update(
             {
@@ -142,8 +163,14 @@ def answer_xl3m(
         sentences = sentences_in([segs[i] for i in kept])
         step.notes["sentences_in_kept"] = len(sentences)
         if len(sentences) > NARROW_CANDIDATES:  # cheap pre-filter, then the model's score
-            keep, _ = prefilter(question, [s.text for s in sentences], NARROW_CANDIDATES,
-                                dense=dense)
+            typed_sentences = answer_type_ranking(question, sentences) if dense else None
+            keep, _ = prefilter(
+                question,
+                [s.text for s in sentences],
+                NARROW_CANDIDATES,
+                dense=dense,
+                extra=[typed_sentences] if typed_sentences else (),
+            )
             sentences = [sentences[i] for i in keep]
         ranked = rank_spans(run, question, sentences)
         if dense:
@@ -165,8 +192,9 @@ def answer_xl3m(
     if run.compress_ratio:
         # Answer from the best segments themselves (ratio× the answer budget of text),
         # compressed into that budget, instead of a handful of sentences.
-        budget = min(ANSWER_CONTEXT_TOKENS,
-                     content_budget(run.backend, question, history, answer_tokens))
+        budget = min(
+            ANSWER_CONTEXT_TOKENS, content_budget(run.backend, question, history, answer_tokens)
+        )
         room = int(budget * run.compress_ratio)
         chosen, used = [], 0
         for i in ranking:
