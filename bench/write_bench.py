@@ -2,7 +2,8 @@
 model on LongWrite-Ruler and HelloBench prompts.
 
     python -m bench.write_bench --out DIR [--data /work/shared/data] [--quick]
-        [--max-words 10000] [--longwrite 8] [--hellobench 2] [--lang en|zh|all]
+        [--max-words 10000] [--longwrite 8 | --one-per-length] [--hellobench 2]
+        [--lang en|zh|all]
 
 Per prompt: the required length (LongWrite-Ruler's ``length``; HelloBench's "no shorter
 than N words" from its file), the words written, the LongBench-Write length score, the plan
@@ -237,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hellobench", type=int, default=2, help="HelloBench prompts")
     parser.add_argument("--lang", choices=["en", "zh", "all"], default="en")
     parser.add_argument("--no-resume", action="store_true")
+    parser.add_argument("--one-per-length", action="store_true",
+                        help="one LongWrite-Ruler prompt per required length (1k, 2k, 5k, 10k…)")
     args = parser.parse_args(argv)
     out = Path(args.out) / "write"
     out.mkdir(parents=True, exist_ok=True)
@@ -247,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     hello = hellobench_prompts(data) if (data / "hellobench").exists() else []
     if args.quick:
         items = longwrite[:1] + hello[:1]
+    elif args.one_per_length:  # the first prompt of each required length, up to --max-words
+        firsts = {p["length"]: p for p in reversed(longwrite)}
+        items = [firsts[n] for n in sorted(firsts)] + hello[:args.hellobench]
     else:
         items = longwrite[:args.longwrite] + hello[:args.hellobench]
 
