@@ -9,10 +9,13 @@ PY="${PROJECT_VENV:-$REPO_ROOT/.venv}/bin/python"
 export VLLM_VENV="${VLLM_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/scriptorium/vllm-venv}"
 
 bash "$REPO_ROOT/scripts/vllm/build_venv.sh"
+# bf16 only where the CPU computes it natively (emulated bf16 is ~80x slower on AVX2).
+DTYPE="${VLLM_DTYPE:-$(cd "$REPO_ROOT" && "$PY" -c \
+    'from workers.llm.embedded import compute_dtype; print(str(compute_dtype()).split(".")[-1])')}"
 MODEL_DIR="$(cd "$REPO_ROOT" && "$PY" -m workers.llm.model_store \
     --models-dir "${LLM_MODELS_DIR:-$REPO_ROOT/var/models}" | tail -n 1)"
 export VLLM_CPU_KVCACHE_SPACE="${VLLM_CPU_KVCACHE_SPACE:-1}" HF_HUB_OFFLINE=1
 exec "$VLLM_VENV/bin/python" -m vllm.entrypoints.openai.api_server \
     --model "$MODEL_DIR" --served-model-name smollm2-135m-instruct \
-    --host 127.0.0.1 --port "$PORT" --max-model-len 4096 --dtype bfloat16 --enforce-eager \
+    --host 127.0.0.1 --port "$PORT" --max-model-len 4096 --dtype "$DTYPE" --enforce-eager \
     --enable-prefix-caching --enable-chunked-prefill

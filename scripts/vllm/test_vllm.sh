@@ -8,7 +8,8 @@
 #    kills that server mid-stream (it gets the server's pid);
 # 5. stops the server on exit, whatever happened.
 #
-# Environment: PROJECT_VENV (default .venv), VLLM_VENV, LLM_MODELS_DIR,
+# Environment: PROJECT_VENV (default .venv), VLLM_VENV, LLM_MODELS_DIR, VLLM_DTYPE (default:
+# the embedded backend's choice, LLM_TORCH_DTYPE or by the CPU),
 # VLLM_START_TIMEOUT (seconds, default 300), PYTEST_ARGS (extra pytest arguments).
 set -euo pipefail
 
@@ -28,6 +29,9 @@ if [[ ! -x "$PY" ]]; then
 fi
 
 bash "$REPO_ROOT/scripts/vllm/build_venv.sh"
+# bf16 only where the CPU computes it natively (emulated bf16 is ~80x slower on AVX2).
+DTYPE="${VLLM_DTYPE:-$(cd "$REPO_ROOT" && "$PY" -c \
+    'from workers.llm.embedded import compute_dtype; print(str(compute_dtype()).split(".")[-1])')}"
 MODEL_DIR="$("$PY" -m workers.llm.model_store --models-dir "$MODELS_DIR" | tail -n 1)"
 PORT="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 URL="http://127.0.0.1:$PORT"
@@ -36,7 +40,7 @@ LOG="$(mktemp -t vllm-server.XXXXXX.log)"
 # setsid: the server and its engine-core child share a process group we can stop whole.
 VLLM_CPU_KVCACHE_SPACE=1 setsid "$VLLM_VENV/bin/python" -m vllm.entrypoints.openai.api_server \
     --model "$MODEL_DIR" --served-model-name "$SERVED_NAME" \
-    --host 127.0.0.1 --port "$PORT" --max-model-len 4096 --dtype bfloat16 --enforce-eager \
+    --host 127.0.0.1 --port "$PORT" --max-model-len 4096 --dtype "$DTYPE" --enforce-eager \
     --enable-prefix-caching --enable-chunked-prefill \
     >"$LOG" 2>&1 &
 SERVER_PID=$!

@@ -38,6 +38,32 @@ def test_models_dir_comes_from_the_environment(monkeypatch, tmp_path: Path) -> N
     assert not is_converted(model_dir())
 
 
+def test_compute_dtype_follows_the_cpu_unless_told(monkeypatch) -> None:
+    import torch
+
+    from workers.llm import embedded
+
+    monkeypatch.delenv("LLM_TORCH_DTYPE", raising=False)
+    monkeypatch.setattr(embedded, "native_bf16", lambda: False)
+    assert embedded.compute_dtype() == torch.float32  # emulated bf16 is ~80x slower
+    monkeypatch.setattr(embedded, "native_bf16", lambda: True)
+    assert embedded.compute_dtype() == torch.bfloat16
+    monkeypatch.setenv("LLM_TORCH_DTYPE", "Float32")
+    assert embedded.compute_dtype() == torch.float32
+    monkeypatch.setenv("LLM_TORCH_DTYPE", "float16")
+    with pytest.raises(ValueError, match="LLM_TORCH_DTYPE must be one of float32, bfloat16"):
+        embedded.compute_dtype()
+
+
+def test_the_loaded_model_computes_in_the_chosen_dtype(embedded: EmbeddedBackend) -> None:
+    from workers.llm.embedded import _LOADED, compute_dtype
+
+    embedded.count_tokens("load")  # the tokenizer alone does not load the weights
+    embedded.chat([{"role": "user", "content": "Hi"}], max_tokens=1)
+    model, _ = next(iter(_LOADED.values()))
+    assert next(model.parameters()).dtype == compute_dtype()
+
+
 def test_window_and_capabilities(embedded: EmbeddedBackend) -> None:
     assert embedded.context_window == 8192
     caps = embedded.capabilities

@@ -280,3 +280,28 @@ def test_answer_type_ranking_finds_a_paraphrased_code_sentence():
     assert ranking is not None and ranking[0] == 2  # the paraphrased code sentence's region
     assert 1 not in ranking  # no sentence there holds a code-like token
     assert answer_type_ranking("Who was the captain?", regions) is None  # not a code question
+
+
+def test_final_ranking_of_a_code_question_leads_with_the_code_sentence():
+    """Likelihood and embedder both rank a paraphrased code sentence low for "the pass key";
+    its answer type brings it into the key sentences (the 128k miss of 2026-12-01)."""
+    from workers.qa.scoring import ScoredSpan, Span, fuse_with_dense
+
+    sentences = [
+        "The key to startups is to make something people want.",
+        "A pass through the mountains was the only way to the coast.",
+        "Keys and locks were the subject of his first essay.",
+        "The best founders keep asking what users need.",
+        "Investors passed on the company twice before it grew.",
+        "Most of the work is talking to users and fixing what they hate.",
+        "The lock on the old shed opens with the sequence 69751.",
+    ]
+    text = " ".join(sentences)
+    doc = SourceDocument("d", "Essay", text)
+    spans = [Span(doc, text.index(s), text.index(s) + len(s)) for s in sentences]
+    ranked = [ScoredSpan(s, float(i), i) for i, s in enumerate(spans)]  # the code one last
+    fused = fuse_with_dense("What is the pass key?", ranked)
+    assert sorted(r.position for r in fused) == list(range(len(spans)))  # a re-ordering
+    assert [r.position for r in fused].index(6) < 3  # among the leads
+    plain = fuse_with_dense("Who keeps asking what users need?", ranked)
+    assert [r.position for r in plain].index(6) >= 3  # not a code question: no such arm

@@ -135,3 +135,21 @@ def test_a_code_question_prefers_an_identifier_over_a_quantity():
     assert extract_token("What number of hackers?", ranked, draft="").value == "20"
     # With no identifier in reach, the quantity is still the answer.
     assert extract_token("What is the pass key?", ranked[:3], draft="").value == "20"
+
+
+def test_a_year_is_the_weakest_identifier_and_glued_text_is_no_code():
+    # An essay's date line glued to its first sentence, ranked first by the embedder for
+    # "pass key" (hackers, breaking into computers): the 128k miss of 2026-12-01.
+    assert candidates('April 2004To the popular press, "hacker" means one who breaks in.') == [
+        "2004"
+    ]
+    ranked = [
+        'April 2004To the popular press, "hacker" means someone who breaks into computers.',
+        "Keys were the subject of his talk.",
+        "The lock on the old shed opens with the sequence 69751.",
+    ]
+    got = extract_token("What is the pass key?", ranked, draft="The pass key is 2004To.")
+    assert got is not None and got.value == "69751" and got.sentence_rank == 2
+    # Alone, the year is still an answer; and a sentence's code beats its year.
+    assert extract_token("What is the PIN?", ranked[:2], draft="").value == "2004"
+    assert extract_token("What is the PIN?", ["In 1998 the PIN became 4821."], "").value == "4821"

@@ -1,7 +1,8 @@
 """In-process backend: SmolLM2-135M-Instruct on the CPU through transformers.
 
 The default backend and the one the tests run. One model per process, loaded lazily
-on first use (from the bf16 safetensors folder that ``model_store`` converts once);
+on first use (from the bf16 safetensors folder that ``model_store`` converts once,
+computing in bf16 only where the CPU has it natively: ``compute_dtype``);
 a lock serialises generation, so a batch runs its items one after another (on a
 couple of CPU threads, batching would gain nothing anyway).
 """
@@ -67,17 +68,48 @@ def _apply_threads(n: int) -> None:
         torch.set_num_threads(n)
 
 
+DTYPES = ("float32", "bfloat16")
+
+
+def compute_dtype(requested: str | None = None) -> Any:
+    """The torch dtype the model computes in: ``requested`` or LLM_TORCH_DTYPE (float32 |
+    bfloat16), else bfloat16 where the CPU does bf16 natively (AVX512-BF16 / AMX, as oneDNN
+    reports it) and float32 everywhere else. The weights are stored in bf16 either way;
+    widening them is exact. Why: on an AVX2-only EPYC a 1024x1024 bf16 matmul ran at 0.9
+    GFLOPS against 72 in float32, and scoring a 1k-token segment took 34 s instead of 1-2 s.
+    """
+    import torch
+
+    name = (requested or os.environ.get("LLM_TORCH_DTYPE") or "").strip().lower()
+    if name:
+        if name not in DTYPES:
+            raise ValueError(f"LLM_TORCH_DTYPE must be one of {', '.join(DTYPES)}, not {name!r}")
+        return getattr(torch, name)
+    return torch.bfloat16 if native_bf16() else torch.float32
+
+
+def native_bf16() -> bool:
+    """Does this CPU compute bf16 natively? (False when it cannot be told.)"""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:  # an older or unusual build: assume emulated bf16
+        return False
+
+
 def load_model(folder: Path, threads: int | None = None) -> tuple[Any, Any]:
     """(model, tokenizer) for ``folder``, loaded once per process."""
     with _LOAD_LOCK:
         if folder in _LOADED:
             return _LOADED[folder]
         offline()
-        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         _apply_threads(torch_threads(threads))
-        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.bfloat16)
+        dtype = compute_dtype()
+        log.info("loading %s in %s", folder.name, dtype)
+        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype)
         model.eval()
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
         _LOADED[folder] = (model, tokenizer)

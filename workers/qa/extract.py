@@ -38,11 +38,20 @@ def wants_token(question: str) -> bool:
     return bool(_CODE_QUESTION.search(question))
 
 
+# A number glued to the capitalised word after it ("April 2004To the popular press"): two
+# pieces of text joined without a space, not a code. Only the number counts.
+_GLUED = re.compile(r"(\d{2,})[A-Z][a-z]+")
+# A plausible year: the weakest kind of identifier (a date line, "in 1998").
+_YEAR = re.compile(r"1[5-9]\d\d|20\d\d")
+
+
 def candidates(text: str) -> list[str]:
     """Candidate answer tokens in ``text``, in order, without repeats."""
     seen: dict[str, None] = {}
     for m in _CANDIDATE.finditer(text):
-        seen.setdefault(m.group(0).strip(".,-"), None)
+        token = m.group(0).strip(".,-")
+        glued = _GLUED.fullmatch(token)
+        seen.setdefault(glued.group(1) if glued else token, None)
     return [c for c in seen if c]
 
 
@@ -62,15 +71,18 @@ def extract_token(
     with an identifier-like candidate (4+ characters) among the first ``IDENTIFIER_DEPTH``
     come first: "20" in "a couple of 20 year old hackers" is a quantity, and that sentence
     about PINs ranked above the paraphrased needle (3rd vs 4th) at 128k, where XL3M
-    answered "20" in 3 of 4 haystacks."""
+    answered "20" in 3 of 4 haystacks. A year ("April 2004") is the weakest identifier:
+    such a sentence comes after those with another one."""
     in_question = set(candidates(question))
     ranked = list(enumerate(ranked_sentences[:depth]))
-    if _IDENTIFIER_QUESTION.search(question):
+    identifier = bool(_IDENTIFIER_QUESTION.search(question))
+    if identifier:
         ranked = list(enumerate(ranked_sentences[: max(depth, IDENTIFIER_DEPTH)]))
-        strong = [(r, s) for r, s in ranked if any(_identifier(c) for c in candidates(s))]
-        ranked = strong + [(r, s) for r, s in ranked if (r, s) not in strong]
+        ranked.sort(key=lambda item: _identifier_tier(candidates(item[1])))  # stable
     for rank, sentence in ranked:
         options = [c for c in candidates(sentence) if c not in in_question]
+        if identifier:
+            options.sort(key=lambda c: _identifier_tier([c]))
         if not options:
             continue
         for option in options:
@@ -82,6 +94,14 @@ def extract_token(
 
 def _identifier(token: str) -> bool:
     return len(re.sub(r"[^\w]", "", token)) >= MIN_IDENTIFIER_CHARS
+
+
+def _identifier_tier(tokens: Sequence[str]) -> int:
+    """0: holds an identifier that is not a year; 1: only a year-like one; 2: none."""
+    ids = [t for t in tokens if _identifier(t)]
+    if any(not _YEAR.fullmatch(t) for t in ids):
+        return 0
+    return 1 if ids else 2
 
 
 def final_text(draft: str, extraction: Extraction | None) -> str:

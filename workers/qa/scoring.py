@@ -98,11 +98,21 @@ def dense_best_region(question: str, regions: Sequence[Span]) -> int | None:
 
 def fuse_with_dense(question: str, ranked: Sequence[ScoredSpan]) -> list[ScoredSpan]:
     """``ranked`` (by likelihood) re-ordered by RRF with the embedder's ranking of the same
-    spans; unchanged when no embedder is available."""
+    spans; unchanged when no embedder is available.
+
+    For a key / number / code question a third arm joins, ``answer_type_ranking`` of the
+    spans, and each arm's first pick leads. Measured at 128k: "The lock on the old shed
+    opens with the sequence 69751." was in the kept segments but ranked below the five key
+    sentences by likelihood + embedder, both of which judge it unrelated to "the pass key";
+    only its answer type ties it to the question."""
     dense_order = dense_ranking(question, [r.span.text for r in ranked])
     if dense_order is None:
         return list(ranked)
-    fused = rrf([list(range(len(ranked))), dense_order])
+    arms = [list(range(len(ranked))), dense_order]
+    typed = answer_type_ranking(question, [r.span for r in ranked])
+    if typed:
+        arms.append(typed)
+    fused = rrf(arms, lead=1 if typed else 0)
     return [ranked[int(i)] for i, _ in fused]  # type: ignore[call-overload]
 
 
