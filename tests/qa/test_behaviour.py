@@ -305,3 +305,23 @@ def test_final_ranking_of_a_code_question_leads_with_the_code_sentence():
     assert [r.position for r in fused].index(6) < 3  # among the leads
     plain = fuse_with_dense("Who keeps asking what users need?", ranked)
     assert [r.position for r in plain].index(6) >= 3  # not a code question: no such arm
+
+
+def test_answer_type_ranking_puts_a_code_before_years_and_quantities():
+    """By similarity alone the embedder put "hackers" and "breaks into computers" sentences
+    (holding a year and a quantity) above the paraphrased code (6th at 128k, 2026-12-01)."""
+    from workers.qa.scoring import Span, answer_type_ranking
+
+    parts = [
+        "I suspect the pin will be wielded by a couple of 20 year old hackers. ",
+        'April 2004To the popular press, "hacker" means someone who breaks into computers. ',
+        "The lock on the old shed opens with the sequence 69751. ",
+    ]
+    text = "".join(parts)
+    doc = SourceDocument("d", "Essays", text)
+    starts = [text.index(p) for p in parts]
+    regions = [Span(doc, s, s + len(p)) for s, p in zip(starts, parts, strict=True)]
+    assert answer_type_ranking("What is the pass key?", regions)[0] == 2
+    # A quantity question keeps the embedder's order: no code shape there.
+    by_similarity = answer_type_ranking("How many numbers did the hackers have?", regions)
+    assert by_similarity is not None and by_similarity[0] != 2

@@ -153,3 +153,24 @@ def test_a_year_is_the_weakest_identifier_and_glued_text_is_no_code():
     # Alone, the year is still an answer; and a sentence's code beats its year.
     assert extract_token("What is the PIN?", ranked[:2], draft="").value == "2004"
     assert extract_token("What is the PIN?", ["In 1998 the PIN became 4821."], "").value == "4821"
+
+
+@pytest.mark.parametrize(
+    ("token", "shape"),
+    [("69751", 0), ("X7K-29Q", 0), ("7-3-9", 0), ("4821", 1), ("A1B2", 1), ("2004", 2),
+     ("1998", 2), ("20", 3), ("1,024", 3), ("3.25", 3), ("20-25", 3)],
+)
+def test_code_shape_orders_codes_before_years_and_quantities(token, shape):
+    from workers.qa.extract import code_shape
+
+    assert code_shape(token) == shape
+
+
+def test_a_long_code_beats_a_pin_like_number_and_a_range():
+    ranked = [
+        "What that means is that at least 20-25% of the code is macros.",
+        "Back in 1300, with number replaced by gender.",
+        "The lock on the old shed opens with the sequence 69751.",
+    ]
+    got = extract_token("What is the pass key?", ranked, draft="")
+    assert got is not None and got.value == "69751"

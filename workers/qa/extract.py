@@ -33,6 +33,11 @@ MIN_IDENTIFIER_CHARS = 4
 IDENTIFIER_DEPTH = 5  # identifier questions look a little deeper (the key context's size)
 
 
+def wants_identifier(question: str) -> bool:
+    """Is the answer a key / code / password / PIN (not a quantity)?"""
+    return bool(_IDENTIFIER_QUESTION.search(question))
+
+
 def wants_token(question: str) -> bool:
     """Is the answer a key/number/code that can be picked out of a sentence verbatim?"""
     return bool(_CODE_QUESTION.search(question))
@@ -67,22 +72,21 @@ def extract_token(
 ) -> Extraction | None:
     """The candidate of the best-ranked sentence (among the first ``depth``) that has one;
     the draft decides between several candidates of that sentence. Tokens that occur in
-    the question are not answers. For a key / code / password / PIN question, sentences
-    with an identifier-like candidate (4+ characters) among the first ``IDENTIFIER_DEPTH``
-    come first: "20" in "a couple of 20 year old hackers" is a quantity, and that sentence
-    about PINs ranked above the paraphrased needle (3rd vs 4th) at 128k, where XL3M
-    answered "20" in 3 of 4 haystacks. A year ("April 2004") is the weakest identifier:
-    such a sentence comes after those with another one."""
+    the question are not answers. For a key / code / password / PIN question, the first
+    ``IDENTIFIER_DEPTH`` sentences are taken by ``code_shape`` first, then rank: "20" in
+    "a couple of 20 year old hackers" is a quantity, and that sentence about PINs ranked
+    above the paraphrased needle (3rd vs 4th) at 128k, where XL3M answered "20" in 3 of 4
+    haystacks; "April 2004" (a year) made it answer "2004" in another."""
     in_question = set(candidates(question))
     ranked = list(enumerate(ranked_sentences[:depth]))
-    identifier = bool(_IDENTIFIER_QUESTION.search(question))
+    identifier = wants_identifier(question)
     if identifier:
         ranked = list(enumerate(ranked_sentences[: max(depth, IDENTIFIER_DEPTH)]))
-        ranked.sort(key=lambda item: _identifier_tier(candidates(item[1])))  # stable
+        ranked.sort(key=lambda item: sentence_code_shape(item[1]))  # stable
     for rank, sentence in ranked:
         options = [c for c in candidates(sentence) if c not in in_question]
         if identifier:
-            options.sort(key=lambda c: _identifier_tier([c]))
+            options.sort(key=code_shape)
         if not options:
             continue
         for option in options:
@@ -92,16 +96,25 @@ def extract_token(
     return None
 
 
-def _identifier(token: str) -> bool:
-    return len(re.sub(r"[^\w]", "", token)) >= MIN_IDENTIFIER_CHARS
-
-
-def _identifier_tier(tokens: Sequence[str]) -> int:
-    """0: holds an identifier that is not a year; 1: only a year-like one; 2: none."""
-    ids = [t for t in tokens if _identifier(t)]
-    if any(not _YEAR.fullmatch(t) for t in ids):
+def code_shape(token: str) -> int:
+    """How much ``token`` looks like a code, 0 (most) to 3 (least): 0 a code of 5+
+    characters ("69751", "X7K-29Q", "7-3-9"); 1 four characters that are not a year
+    ("4821", "A1B2"); 2 a year ("2004"); 3 a quantity ("20", "1,024", "3.25", the range
+    "20-25"). The answer type of a question for a key, code, password or PIN."""
+    alnum = re.sub(r"[^\w]", "", token)
+    parts = token.split("-")
+    if re.search(r"[,.]", token) or (len(parts) == 2 and all(p.isdigit() for p in parts)):
+        return 3
+    if len(alnum) >= 5 or (len(parts) >= 3 and all(parts)):
         return 0
-    return 1 if ids else 2
+    if len(alnum) == MIN_IDENTIFIER_CHARS:
+        return 2 if _YEAR.fullmatch(alnum) else 1
+    return 3
+
+
+def sentence_code_shape(sentence: str) -> int:
+    """``code_shape`` of the sentence's most code-like candidate (4 when it holds none)."""
+    return min((code_shape(c) for c in candidates(sentence)), default=4)
 
 
 def final_text(draft: str, extraction: Extraction | None) -> str:
