@@ -22,13 +22,22 @@ from .compression import compressed_blocks
 from .prompts import MANAGER_INSTRUCTIONS, document_block, notes_block, worker_messages
 from .questions import wants_whole_document
 from .run import Run
-from .scoring import ScoredSpan, Span, dense_scores, fuse_with_dense, prefilter, rank_spans
+from .scoring import (
+    ScoredSpan,
+    Span,
+    answer_type_keys,
+    dense_scores,
+    fuse_with_dense,
+    prefilter,
+    rank_spans,
+)
 from .types import Citation, QuestionTooLong, SourceDocument
 
 DEFAULT_CU_TOKENS = 128
 EVIDENCE_KEEP = 3  # evidence sentences carried in the CU
 EVIDENCE_CANDIDATES = 8  # sentences per chunk scored by the model after the pre-filter
-EVIDENCE_ROOM = 96 * (EVIDENCE_KEEP + 1)  # tokens reserved for them (+ the closest by embedder)
+# tokens reserved for them, the embedder's closest and the best by answer type
+EVIDENCE_ROOM = 96 * (EVIDENCE_KEEP + 2)
 
 
 @dataclass
@@ -102,6 +111,7 @@ def answer_coa(
     counter = 0  # positions of evidence in reading order
     quoted_citations: list[Citation] = []
     closest: tuple[float, ScoredSpan] | None = None  # the embedder's best sentence so far
+    typed_best: tuple[tuple[int, float], ScoredSpan] | None = None  # best by answer type
     total = len(chunks) + 1
     for i, chunk in enumerate(chunks):
         run.check(i, total, f"coa: worker {i + 1} of {len(chunks)}")
@@ -118,8 +128,13 @@ def answer_coa(
                     Span(chunk.document, s, e)
                     for s, e in sentence_units(chunk.document.text, chunk.start, chunk.end)
                 ]
+                typed = answer_type_keys(question, units) if dense else None
                 keep, info = prefilter(
-                    question, [u.text for u in units], EVIDENCE_CANDIDATES, dense=dense
+                    question,
+                    [u.text for u in units],
+                    EVIDENCE_CANDIDATES,
+                    dense=dense,
+                    extra=[sorted(typed, key=typed.__getitem__)] if typed else (),
                 )
                 scored = rank_spans(run, question, [units[k] for k in keep])
                 sims = dense_scores(question, [s.span.text for s in scored]) if dense else None
@@ -128,12 +143,17 @@ def answer_coa(
                     pool.append(e)
                     if sims is not None and (closest is None or sims[j] > closest[0]):
                         closest = (sims[j], e)
+                    key = typed.get(keep[s.position]) if typed else None
+                    if key is not None and (typed_best is None or key < typed_best[0]):
+                        typed_best = (key, e)
                 counter += len(scored)
                 pool = sorted(pool, key=lambda e: (e.score, e.position))[:EVIDENCE_KEEP]
                 # The embedder's closest sentence so far rides along (paraphrases, which
-                # the likelihood misses; see xl3m.py).
-                if closest is not None and closest[1] not in pool:
-                    pool.append(closest[1])
+                # the likelihood misses; see xl3m.py), and for a code question the best
+                # sentence by answer type (a paraphrased key; see answer_type_ranking).
+                for extra in (closest, typed_best):
+                    if extra is not None and extra[1] not in pool:
+                        pool.append(extra[1])
                 step.notes["evidence_scores"] = [
                     {"start": s.span.start, "end": s.span.end, "mean_nll": round(s.score, 4)}
                     for s in scored

@@ -101,10 +101,10 @@ def fuse_with_dense(question: str, ranked: Sequence[ScoredSpan]) -> list[ScoredS
     spans; unchanged when no embedder is available.
 
     For a key / number / code question a third arm joins, ``answer_type_ranking`` of the
-    spans, and each arm's first pick leads. Measured at 128k: "The lock on the old shed
-    opens with the sequence 69751." was in the kept segments but ranked below the five key
-    sentences by likelihood + embedder, both of which judge it unrelated to "the pass key";
-    only its answer type ties it to the question."""
+    spans, and each arm's first pick leads: likelihood and embedder both judge "The lock on
+    the old shed opens with the sequence 69751." unrelated to "What is the pass key?" (5th
+    of 7 sentences in the unit test, behind sentences about keys and passes); only its
+    answer type ties it to the question."""
     dense_order = dense_ranking(question, [r.span.text for r in ranked])
     if dense_order is None:
         return list(ranked)
@@ -165,11 +165,14 @@ def _fuse(
 ANSWER_TYPE_HINT = "a code, number, password or PIN"
 
 
-def answer_type_ranking(question: str, regions: Sequence[Span]) -> list[int] | None:
+def answer_type_keys(
+    question: str, regions: Sequence[Span]
+) -> dict[int, tuple[int, float]] | None:
     """For a question whose answer is a key, number or code: the regions holding a sentence
-    with such a token, ranked by the embedder's best similarity among those sentences to the
-    question with its answer type spelled out (``ANSWER_TYPE_HINT``); for a key / code /
-    password / PIN question, by the token's ``code_shape`` first. About 8 % of prose
+    with such a token, each with its sort key (lower is better): the embedder's best
+    similarity among those sentences to the question with its answer type spelled out
+    (``ANSWER_TYPE_HINT``); for a key / code / password / PIN question, the token's
+    ``code_shape`` first. About 8 % of prose
     sentences hold one, so this is a cheap sentence-level arm where a region's averaged
     vector loses a paraphrased needle. Measured at 128k over 7 haystacks: the paraphrased
     needle sentence ranked 1st-6th of ~410 such sentences with the hint (1st-12th without),
@@ -198,7 +201,14 @@ def answer_type_ranking(question: str, regions: Sequence[Span]) -> list[int] | N
     for owner, shape, sim in zip(owners, shapes, sims, strict=True):
         key = (shape, -sim)
         best[owner] = min(best.get(owner, key), key)
-    return sorted(best, key=lambda i: best[i])
+    return best
+
+
+def answer_type_ranking(question: str, regions: Sequence[Span]) -> list[int] | None:
+    """Indices of ``regions`` by ``answer_type_keys``, best first (None: not a code question
+    or no embedder); regions without a candidate token are left out."""
+    keys = answer_type_keys(question, regions)
+    return None if keys is None else sorted(keys, key=lambda i: keys[i])
 
 
 def prefilter_by_index(
