@@ -25,10 +25,9 @@ from .run import Run
 from .scoring import (
     ScoredSpan,
     Span,
-    answer_type_keys,
     dense_scores,
     fuse_with_dense,
-    prefilter,
+    prefilter_sentences,
     rank_spans,
 )
 from .types import Citation, QuestionTooLong, SourceDocument
@@ -128,13 +127,8 @@ def answer_coa(
                     Span(chunk.document, s, e)
                     for s, e in sentence_units(chunk.document.text, chunk.start, chunk.end)
                 ]
-                typed = answer_type_keys(question, units) if dense else None
-                keep, info = prefilter(
-                    question,
-                    [u.text for u in units],
-                    EVIDENCE_CANDIDATES,
-                    dense=dense,
-                    extra=[sorted(typed, key=typed.__getitem__)] if typed else (),
+                keep, info, typed = prefilter_sentences(
+                    question, units, EVIDENCE_CANDIDATES, dense
                 )
                 scored = rank_spans(run, question, [units[k] for k in keep])
                 sims = dense_scores(question, [s.span.text for s in scored]) if dense else None

@@ -211,6 +211,17 @@ def answer_type_ranking(question: str, regions: Sequence[Span]) -> list[int] | N
     return None if keys is None else sorted(keys, key=lambda i: keys[i])
 
 
+def prefilter_sentences(
+    question: str, spans: Sequence[Span], top_n: int, dense: bool = True
+) -> tuple[list[int], dict[str, object], dict[int, tuple[int, float]] | None]:
+    """``prefilter`` over sentence spans with, for a key / number / code question, the
+    answer-type arm; also returns that arm's keys (``answer_type_keys``) for reuse."""
+    keys = answer_type_keys(question, spans) if dense else None
+    typed = [sorted(keys, key=keys.__getitem__)] if keys else []
+    keep, info = prefilter(question, [s.text for s in spans], top_n, dense=dense, extra=typed)
+    return keep, info, keys
+
+
 def prefilter_by_index(
     question: str,
     segments: Sequence[Span],

@@ -41,6 +41,7 @@ from .scoring import (
     fuse_with_dense,
     prefilter,
     prefilter_by_index,
+    prefilter_sentences,
     question_nll,
     rank_spans,
     sentences_in,
@@ -163,14 +164,7 @@ def answer_xl3m(
         sentences = sentences_in([segs[i] for i in kept])
         step.notes["sentences_in_kept"] = len(sentences)
         if len(sentences) > NARROW_CANDIDATES:  # cheap pre-filter, then the model's score
-            typed_sentences = answer_type_ranking(question, sentences) if dense else None
-            keep, _ = prefilter(
-                question,
-                [s.text for s in sentences],
-                NARROW_CANDIDATES,
-                dense=dense,
-                extra=[typed_sentences] if typed_sentences else (),
-            )
+            keep, _, _ = prefilter_sentences(question, sentences, NARROW_CANDIDATES, dense)
             sentences = [sentences[i] for i in keep]
         ranked = rank_spans(run, question, sentences)
         if dense:
