@@ -25,6 +25,7 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench.machine import describe_machine, machine_line  # noqa: E402
 from workers.llm import get_backend  # noqa: E402
 from workers.qa import SourceDocument, answer, build_haystack  # noqa: E402
 from workers.scope import TOLERANCE, compress  # noqa: E402
@@ -163,6 +164,7 @@ def _report(out: Path, results: dict[str, Any]) -> None:
           "retention is the engine's own figure (SCOPE: the keywords of the chunks it kept, as "
           "many as each budget can carry; deletion: every keyword of the text); \"all text "
           "keywords kept\" is the same yardstick for both (every keyword of the original).",
+          *(["", machine_line(results["machine"])] if "machine" in results else []),
           "",
           "| method | target | mean achieved | max abs error | on target | keyword retention "
           "| all text keywords kept | input tok/s |", "|---|---|---|---|---|---|---|---|"]
@@ -266,6 +268,7 @@ def main() -> None:
         return
     llm = get_backend()
     results: dict[str, Any] = {"backend": f"{llm.name} {llm.model}", "tokens": args.tokens,
+                               "machine": describe_machine(llm.name),
                                "quick": args.quick, "compression": [], "qa": []}
     inputs = _inputs(args, llm)
     compression_runs(args, llm, inputs, results, out)

@@ -16,13 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from bench.machine import describe_machine, machine_line
 
 PROMPT = [{"role": "user", "content": "Write a long essay about the history of Rome."}]
 
@@ -177,9 +178,8 @@ def write_markdown(results: dict[str, Any], path: Path) -> None:
     machine = results["machine"]
     lines += [
         "",
-        f"Machine: {machine['cpus']} CPUs, {machine['platform']}, "
-        f"torch threads {emb['torch_threads']}, best of {emb['repeats']} interleaved runs "
-        f"(medians in llm_bench.json).",
+        f"{machine_line(machine)} Best of {emb['repeats']} interleaved runs "
+        f"with {emb['torch_threads']} torch threads (medians in llm_bench.json).",
     ]
     path.write_text("\n".join(lines) + "\n")
 
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
 
     results: dict[str, Any] = {
-        "machine": {"cpus": len(os.sched_getaffinity(0)), "platform": platform.platform()},
+        "machine": describe_machine(),
     }
     print("embedded vs raw generate ...", flush=True)
     results["embedded"] = bench_embedded(args.tokens, args.repeats, args.models_dir)

@@ -28,6 +28,7 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench.machine import describe_machine, machine_line  # noqa: E402
 from workers.llm import get_backend  # noqa: E402
 from workers.llm.errors import ContextOverflow  # noqa: E402
 from workers.qa import SourceDocument, answer, build_haystack, choose  # noqa: E402
@@ -315,6 +316,7 @@ def _report(out: Path, results: dict[str, Any]) -> None:
         "",
         f"Command: `{results['command']}`",
         "",
+        *([machine_line(results["machine"]), ""] if "machine" in results else []),
         "## Haystack QA (accuracy = expected answer in the answer text)",
         "",
         _table(results),
@@ -480,6 +482,7 @@ def main() -> None:
     llm.count_tokens("warm up")
     results: dict[str, Any] = {
         "command": " ".join(sys.argv),
+        "machine": describe_machine(llm.name),
         "haystack": [],
         "full_sweep": [],
         "loogle": [],

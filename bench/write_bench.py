@@ -33,6 +33,7 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench.machine import describe_machine, machine_line  # noqa: E402
 from workers.llm import get_backend  # noqa: E402
 from workers.writing import (  # noqa: E402
     Plan,
@@ -172,6 +173,7 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
              f"= {raw.get('words_per_min')} words/min (mean of {measured} words/min, measured "
              "before and after each prompt; \"vs raw\" compares a prompt with the two "
              "measurements around it).", "",
+             *([machine_line(results["machine"]), ""] if "machine" in results else []),
              "| set | required | target | words | length score | plan | plan s | write s | "
              "words/min (write) | raw words/min | vs raw | tokens kept | repeats dropped | "
              "distinct 4-grams | prompt |",
@@ -259,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     llm = get_backend()
     llm.count_tokens("warm up")
     results: dict[str, Any] = {"model": f"{llm.name}:{llm.model}", "max_words": max_words,
-                               "prompts": []}
+                               "machine": describe_machine(llm.name), "prompts": []}
     results["raw_decodes"] = [raw_decode(llm)]
     print(f"raw decode: {results['raw_decodes'][-1]}", flush=True)
     for item in items:
