@@ -25,7 +25,7 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench.machine import describe_machine, machine_line  # noqa: E402
+from bench.machine import describe_machine, machine_lines  # noqa: E402
 from workers.llm import get_backend  # noqa: E402
 from workers.qa import SourceDocument, answer, build_haystack  # noqa: E402
 from workers.scope import TOLERANCE, compress  # noqa: E402
@@ -164,8 +164,8 @@ def _report(out: Path, results: dict[str, Any]) -> None:
           "retention is the engine's own figure (SCOPE: the keywords of the chunks it kept, as "
           "many as each budget can carry; deletion: every keyword of the text); \"all text "
           "keywords kept\" is the same yardstick for both (every keyword of the original).",
-          *(["", machine_line(results["machine"])] if "machine" in results else []),
           "",
+          *machine_lines(results),
           "| method | target | mean achieved | max abs error | on target | keyword retention "
           "| all text keywords kept | input tok/s |", "|---|---|---|---|---|---|---|---|"]
     for s in _summary(results):

@@ -179,7 +179,7 @@ def write_markdown(results: dict[str, Any], path: Path) -> None:
     lines += [
         "",
         f"{machine_line(machine)} Best of {emb['repeats']} interleaved runs "
-        f"with {emb['torch_threads']} torch threads (medians in llm_bench.json).",
+        "(medians in llm_bench.json).",
     ]
     path.write_text("\n".join(lines) + "\n")
 

@@ -48,3 +48,9 @@ def machine_line(info: dict[str, Any]) -> str:
         bf16 = "native bf16" if info["native_bf16"] else "no native bf16"
         parts.append(f"{info['dtype']} ({bf16}), torch threads: {info['torch_threads']}")
     return "Machine: " + ", ".join(parts) + "."
+
+
+def machine_lines(results: dict[str, Any]) -> list[str]:
+    """The machine line and a blank for a report, or nothing for results saved before
+    the machine was recorded (``--report-only`` on old runs)."""
+    return [machine_line(results["machine"]), ""] if "machine" in results else []

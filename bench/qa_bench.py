@@ -28,7 +28,7 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench.machine import describe_machine, machine_line  # noqa: E402
+from bench.machine import describe_machine, machine_lines  # noqa: E402
 from workers.llm import get_backend  # noqa: E402
 from workers.llm.errors import ContextOverflow  # noqa: E402
 from workers.qa import SourceDocument, answer, build_haystack, choose  # noqa: E402
@@ -316,7 +316,7 @@ def _report(out: Path, results: dict[str, Any]) -> None:
         "",
         f"Command: `{results['command']}`",
         "",
-        *([machine_line(results["machine"]), ""] if "machine" in results else []),
+        *machine_lines(results),
         "## Haystack QA (accuracy = expected answer in the answer text)",
         "",
         _table(results),

@@ -33,7 +33,7 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench.machine import describe_machine, machine_line  # noqa: E402
+from bench.machine import describe_machine, machine_lines  # noqa: E402
 from workers.llm import get_backend  # noqa: E402
 from workers.writing import (  # noqa: E402
     Plan,
@@ -173,7 +173,7 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
              f"= {raw.get('words_per_min')} words/min (mean of {measured} words/min, measured "
              "before and after each prompt; \"vs raw\" compares a prompt with the two "
              "measurements around it).", "",
-             *([machine_line(results["machine"]), ""] if "machine" in results else []),
+             *machine_lines(results),
              "| set | required | target | words | length score | plan | plan s | write s | "
              "words/min (write) | raw words/min | vs raw | tokens kept | repeats dropped | "
              "distinct 4-grams | prompt |",

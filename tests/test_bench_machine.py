@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.machine import cpu_model, describe_machine, machine_line
+from bench.machine import cpu_model, describe_machine, machine_line, machine_lines
 
 
 def test_cpu_model_is_read_from_cpuinfo(tmp_path):
@@ -33,3 +33,9 @@ def test_a_served_model_records_only_the_host():
     info = describe_machine("vllm")
     assert "dtype" not in info  # the server chooses it, not this process
     assert machine_line(info).startswith(f"Machine: {info['cpus']} CPUs, ")
+
+
+def test_reports_of_runs_saved_before_the_machine_was_recorded_still_render():
+    assert machine_lines({"haystack": []}) == []
+    info = describe_machine("vllm")
+    assert machine_lines({"machine": info}) == [machine_line(info), ""]
