@@ -12,6 +12,7 @@ from datetime import timedelta
 import environ
 
 from apps import stack
+from workers.events import redis_py_url
 
 BASE_DIR = stack.BASE_DIR
 env = environ.Env()
@@ -101,6 +102,14 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="") or stack.ensure_redis()
+# The cache holds the API throttles and allauth's login rate limits: in Redis they are shared
+# by every process and survive restarts (a local-memory cache counts per process).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                      "LOCATION": redis_py_url(REDIS_URL), "KEY_PREFIX": "scriptorium"}}
+# Live streams (SSE, apps/core/sse.py): open at once per person (all processes together) and
+# per web process; past either the answer is 429.
+SSE_MAX_STREAMS_PER_USER = env.int("SSE_MAX_STREAMS_PER_USER", default=10)
+SSE_MAX_STREAMS_PER_PROCESS = env.int("SSE_MAX_STREAMS_PER_PROCESS", default=200)
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_TASK_SERIALIZER = "json"
@@ -132,11 +141,18 @@ DEMO_JOB_STEP_DELAY = env.float("DEMO_JOB_STEP_DELAY", default=0.15)
 # The embedded model's converted weights live under var/, whatever the working directory.
 os.environ.setdefault("LLM_MODELS_DIR", str(stack.var_dir() / "models"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Answers are checked against their citations; unsupported ones say the documents don't
+# appear to answer (strict | normal | off; workers/qa/grounding.py).
+QA_GROUNDING = env.str("QA_GROUNDING", default="normal")
 
 # -- Documents -------------------------------------------------------------------------------
 DOCUMENT_MAX_BYTES = env.int("DOCUMENT_MAX_BYTES", default=100 * 1024 * 1024)
 DOCUMENT_MAX_PAGES = env.int("DOCUMENT_MAX_PAGES", default=5_000)
 DOCUMENT_MAX_FILES_PER_UPLOAD = env.int("DOCUMENT_MAX_FILES_PER_UPLOAD", default=50)
+# Sniffing and reading an upload run in a child process with these limits: CPU seconds, and
+# memory beyond the bare reader's; past either the document fails with a clear error.
+DOCUMENT_PARSE_SECONDS = env.float("DOCUMENT_PARSE_SECONDS", default=120.0)
+DOCUMENT_PARSE_MEMORY_MB = env.int("DOCUMENT_PARSE_MEMORY_MB", default=2048)
 # Long writing: the largest target length a writing project may ask for (words).
 WRITING_MAX_WORDS = env.int("WRITING_MAX_WORDS", default=50_000)
 EMBEDDING_MODEL = env.str("EMBEDDING_MODEL", default="")  # empty: the packaged all-MiniLM-L6-v2
@@ -145,6 +161,10 @@ EMBEDDING_MODEL = env.str("EMBEDDING_MODEL", default="")  # empty: the packaged 
 EMBEDDING_CHUNK_TOKENS = env.int("EMBEDDING_CHUNK_TOKENS", default=0)  # 0: the model's window
 EMBEDDING_STRATEGY = env.str("EMBEDDING_STRATEGY", default="pcw")
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024  # larger uploads spool to a temporary file
+# Request bodies: apps/core/bodylimit.py answers 413 past these as the bytes arrive (chunked
+# too), before Django spools anything. Upload addresses get DOCUMENT_MAX_BYTES per file allowed.
+REQUEST_MAX_BYTES = env.int("REQUEST_MAX_BYTES", default=4 * 1024 * 1024)  # pages and forms
+API_JSON_MAX_BYTES = env.int("API_JSON_MAX_BYTES", default=10 * 1024 * 1024)  # REST bodies
 
 # -- REST API (apps/api) ---------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -156,7 +176,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["apps.api.authentication.ApiKeyRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["apps.api.parsers.LimitedJSONParser"],  # API_JSON_MAX_BYTES
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -172,7 +192,11 @@ SPECTACULAR_SETTINGS = {
 }
 API_BATCH_MAX_ITEMS = env.int("API_BATCH_MAX_ITEMS", default=1000)
 API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="600/minute")  # per key; "" = off
+# Batch items per key (a batch of N items takes N); at least API_BATCH_MAX_ITEMS. "" = off
+API_ITEM_THROTTLE_RATE = env.str("API_ITEM_THROTTLE_RATE", default="3000/hour")
+# One deadline for the whole delivery (lookup, connect, send, answer), not per read.
 API_WEBHOOK_TIMEOUT = env.float("API_WEBHOOK_TIMEOUT", default=10.0)
+API_WEBHOOK_MAX_RESPONSE_BYTES = env.int("API_WEBHOOK_MAX_RESPONSE_BYTES", default=4096)
 # Webhooks to loopback/private addresses are refused (SSRF) unless this is set.
 API_WEBHOOK_ALLOW_PRIVATE = env.bool("API_WEBHOOK_ALLOW_PRIVATE", default=False)
 
@@ -199,6 +223,9 @@ ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_SESSION_REMEMBER = True
 ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
+# Behind N proxies the client's address is the Nth from the right in X-Forwarded-For; 0 (no
+# proxy) uses the peer address. Without it every login behind a proxy shares one IP limit.
+ALLAUTH_TRUSTED_PROXY_COUNT = env.int("ALLAUTH_TRUSTED_PROXY_COUNT", default=0)
 
 EMAIL_BACKEND = env.str(
     "EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
@@ -229,9 +256,19 @@ TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
 
+# -- Security: https only unless DEBUG is on (local http development, `manage.py serve`,
+# turns these off for itself) --------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # the container health check speaks plain http
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+# "HTTP_X_FORWARDED_PROTO,https" behind a TLS proxy that sets that header; empty without one
+# (a client could then claim https itself).
+SECURE_PROXY_SSL_HEADER = tuple(env.list("SECURE_PROXY_SSL_HEADER", default=[])) or None
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 

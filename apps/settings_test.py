@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 import tempfile
+import uuid
 from pathlib import Path
 
 from apps.settings import *  # noqa: F403
-from apps.settings import DATABASES, REDIS_URL
+from apps.settings import CACHES, DATABASES, REDIS_URL
+from workers.events import redis_py_url
 
 # Parallel test runs on one machine (several checkouts or agents) each set their own
 # TEST_REDIS_DB and TEST_DB_SUFFIX so they never share a broker database or test database.
@@ -27,6 +29,13 @@ def _with_db(url: str, db: int) -> str:
 
 REDIS_URL = _with_db(REDIS_URL, TEST_REDIS_DB)
 CELERY_BROKER_URL = REDIS_URL
+CACHES["default"]["LOCATION"] = redis_py_url(REDIS_URL)
+# Ids repeat from run to run (fresh test database), so each test session counts throttles
+# and login failures under its own prefix; the processes it starts inherit it.
+os.environ.setdefault("TEST_CACHE_PREFIX", f"test-{uuid.uuid4().hex[:12]}")
+CACHES["default"]["KEY_PREFIX"] = os.environ["TEST_CACHE_PREFIX"]
+# The test client and the browser tests' live server speak plain http.
+SECURE_SSL_REDIRECT = SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # A worker process started by the tests gets the test process's MEDIA_ROOT in its environment.
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT") or tempfile.mkdtemp(prefix="scriptorium-media-"))

@@ -15,11 +15,14 @@ BENCHES = {
     "stack": ["bench.stack_bench"],
     "llm": ["bench.llm_bench"],
     "retrieval": ["bench.retrieval_bench"],
+    "sentences": ["bench.sentence_index_bench"],
     "ingest": ["bench.ingest_bench"],
     "qa": ["bench.qa_bench"],
+    "qa_quality": ["bench.qa_quality"],
     "compress": ["bench.compress_bench"],
     "write": ["bench.write_bench"],
     "api": ["bench.api_bench"],
+    "fuzz": ["bench.fuzz"],
 }
 
 

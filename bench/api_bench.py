@@ -6,6 +6,10 @@
    on loopback) to a real Celery worker: items/minute both ways and the overhead ratio.
 2. API latency: N concurrent httpx clients on loopback, each sending R requests (document
    list, batch status, batch results): p50 / p99 and errors. Throttling is off for this.
+3. The same latency run against the app without the request-body limit (apps.asgi's
+   django_application) and with it (apps.asgi:application), alternating, ROUNDS times each,
+   in the same run: the median p99 and throughput of each and their ratio (issue 16).
+   `--latency-only` runs 3 alone (no model, no worker).
 
 Runs on a database of its own (test_<name>_apibench, dropped afterwards) and its own Redis
 database (TEST_REDIS_DB=12), so no other worker takes its jobs. No data path needed.
@@ -60,6 +64,18 @@ def _setup():
             for n, fact in enumerate(FACTS)]
     token = keys.create_key(team, user, "bench", ["read", "write"])[1]
     return team, docs, token
+
+
+def _answered_batch(team, docs, n: int):
+    """A finished batch of n answered items, made directly (for --latency-only)."""
+    from apps.api.models import Batch, BatchItem
+
+    batch = Batch.objects.create(team=team, kind="qa", total=n, succeeded=n, status="succeeded")
+    BatchItem.objects.bulk_create(
+        BatchItem(batch=batch, index=i, kind="qa", input=item, status="succeeded",
+                  result={"answer": FACTS[i % 4].split(" is ")[1].rstrip("."), "citations": []})
+        for i, item in enumerate(_items(docs, n)))
+    return batch
 
 
 def _items(docs, n: int) -> list[dict]:
@@ -159,7 +175,98 @@ async def _latency(base: str, token: str, batch_id: int, clients: int, requests:
             "errors": sum(errors.values()), "error_kinds": errors}
 
 
+def _start_server(app: str, port: int, env: dict, workers: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+         "--workers", str(workers), "--log-level", "warning"],
+        env=env, cwd=ROOT, start_new_session=True)
+
+
+def _stop(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
+        server.wait(20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def body_limit_comparison(env: dict, slug: str, token: str, batch_id: int, args) -> dict:
+    """API latency without and with the request-body limit, alternating rounds in one run
+    (load from other processes moves over minutes; alternating spreads it over both)."""
+    import statistics
+
+    apps = {"without": "apps.asgi:django_application", "with": "apps.asgi:application"}
+    ports = {name: _free_port() for name in apps}
+    servers = {name: _start_server(app, ports[name], env, args.web_workers)
+               for name, app in apps.items()}
+    runs: dict[str, list[dict]] = {name: [] for name in apps}
+    try:
+        for name in apps:
+            _wait_http(f"http://127.0.0.1:{ports[name]}/healthz")
+        for round_ in range(args.rounds):
+            for name in (apps if round_ % 2 == 0 else reversed(list(apps))):
+                base = f"http://127.0.0.1:{ports[name]}/api/v1/teams/{slug}"
+                runs[name].append(asyncio.run(_latency(base, token, batch_id, args.clients,
+                                                       args.requests)))
+                print(name, runs[name][-1], flush=True)
+    finally:
+        for server in servers.values():
+            _stop(server)
+    summary = {name: {"p99_ms": statistics.median(r["p99_ms"] for r in rows),
+                      "p50_ms": statistics.median(r["p50_ms"] for r in rows),
+                      "requests_per_s": statistics.median(r["requests_per_s"] for r in rows),
+                      "errors": sum(r["errors"] for r in rows), "runs": rows}
+               for name, rows in runs.items()}
+    summary["p99_ratio"] = round(summary["with"]["p99_ms"] / summary["without"]["p99_ms"], 3)
+    summary["throughput_ratio"] = round(summary["with"]["requests_per_s"]
+                                        / summary["without"]["requests_per_s"], 3)
+    summary["rounds"] = args.rounds
+    return summary
+
+
+def _comparison_rows(results: dict) -> list[tuple[str, str, str]]:
+    c = results.get("body_limit")
+    if not c:
+        return []
+    return [(f"API list latency {name} the body limit ({results['web_workers']} uvicorn "
+             f"workers, median of {c['rounds']} rounds)",
+             f"{c[name]['requests_per_s']} GETs/s, errors {c[name]['errors']}",
+             f"p50 {c[name]['p50_ms']} ms, p99 {c[name]['p99_ms']} ms")
+            for name in ("without", "with")] + [
+        ("body limit: with ÷ without", "", f"p99 {c['p99_ratio']}×, throughput "
+                                          f"{c['throughput_ratio']}×")]
+
+
+def _comparison_png(out: Path, c: dict) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3.2))
+    names = ["without", "with"]
+    left.bar(names, [c[n]["p99_ms"] for n in names], color=["#777", "#37a"])
+    left.set_ylabel("p99 ms")
+    left.set_title("API GET p99, body limit")
+    right.bar(names, [c[n]["requests_per_s"] for n in names], color=["#777", "#3a7"])
+    right.set_ylabel("requests / s")
+    right.set_title(f"throughput (median of {c['rounds']} rounds)")
+    fig.tight_layout()
+    fig.savefig(out / "body_limit.png", dpi=110)
+    plt.close(fig)
+
+
 def _report(out: Path, results: dict) -> None:
+    if "direct" not in results:  # --latency-only
+        rows = _comparison_rows(results)
+        md = ["# API benchmark", "", f"`{results['command']}`", "",
+              "| measure | run | result |", "|---|---|---|",
+              *[f"| {a} | {b} | {c} |" for a, b, c in rows]]
+        (out / "results.md").write_text("\n".join(md) + "\n")
+        _comparison_png(out, results["body_limit"])
+        return
     d, a, lat = results["direct"], results["api"], results["latency"]
     rows = [
         (f"engine directly ({d['threads']} threads, this process)",
@@ -174,6 +281,7 @@ def _report(out: Path, results: dict) -> None:
          "workers", f"{lat['requests']} GETs in {lat['seconds']} s "
          f"({lat['requests_per_s']}/s)",
          f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, errors {lat['errors']}"),
+        *_comparison_rows(results),
     ]
     md = ["# API benchmark", "", f"`{results['command']}`", "",
           "| measure | run | result |", "|---|---|---|",
@@ -200,6 +308,8 @@ def _report(out: Path, results: dict) -> None:
         right.set_title(f"{lat['clients']} concurrent clients")
         fig.tight_layout()
         fig.savefig(out / "api_bench.png", dpi=110)
+        if "body_limit" in results:
+            _comparison_png(out, results["body_limit"])
     except ImportError:
         pass
 
@@ -212,6 +322,10 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--requests", type=int, default=20, help="per client")
     parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="latency rounds without and with the body limit, alternating")
+    parser.add_argument("--latency-only", action="store_true",
+                        help="only the latency comparison without / with the body limit")
     parser.add_argument("--quick", action="store_true", help="--items 10 --requests 6")
     parser.add_argument("--data", help="unused: the benchmark generates its inputs")
     args = parser.parse_args()
@@ -230,8 +344,6 @@ def main() -> None:
     django.setup()
     import logging
 
-    import httpx
-
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
     from django.conf import settings
     from django.db import connection
@@ -241,19 +353,39 @@ def main() -> None:
     connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
 
     from apps.documents.models import Document
-    from tests.live_worker import LiveWorker, test_database_url
+    from tests.live_worker import test_database_url
 
     team, docs, token = _setup()
-    port = _free_port()
     env = {**os.environ, "DATABASE_URL": test_database_url(), "REDIS_URL": settings.REDIS_URL,
-           "API_THROTTLE_RATE": "", "PYTHONUNBUFFERED": "1"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "apps.asgi:application", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", str(args.web_workers), "--log-level", "warning"],
-        env=env, cwd=ROOT, start_new_session=True)
-    worker = LiveWorker()
+           "API_THROTTLE_RATE": "", "API_ITEM_THROTTLE_RATE": "", "PYTHONUNBUFFERED": "1"}
     results: dict = {"command": " ".join(["python -m bench.api_bench", *sys.argv[1:]]),
                      "web_workers": args.web_workers, "worker_threads": WORKER_THREADS}
+    try:
+        if args.latency_only:
+            batch_id = _answered_batch(team, docs, args.items).pk
+        else:
+            _run_full(results, env, team, docs, token, args)
+            batch_id = results["api"]["batch_id"]
+        print("latency without / with the body limit…", flush=True)
+        results["body_limit"] = body_limit_comparison(env, team.slug, token, batch_id, args)
+    finally:
+        Document.objects.filter(team=team).delete()
+        team.delete()
+        connection.creation.destroy_test_db(database, verbosity=0)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    _report(out, results)
+    print((out / "results.md").read_text())
+
+
+def _run_full(results: dict, env: dict, team, docs, token: str, args) -> None:
+    """Parts 1 and 2: engine directly vs API + worker, then latency with the app as served."""
+    import httpx
+
+    from tests.live_worker import LiveWorker
+
+    port = _free_port()
+    server = _start_server("apps.asgi:application", port, env, args.web_workers)
+    worker = LiveWorker()
     try:
         print("engine directly…", flush=True)
         results["direct"] = engine_direct(docs, args.items, WORKER_THREADS)
@@ -288,18 +420,7 @@ def main() -> None:
         print(results["latency"], flush=True)
     finally:
         worker.stop()
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        Document.objects.filter(team=team).delete()
-        team.delete()
-        connection.creation.destroy_test_db(database, verbosity=0)
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    _report(out, results)
-    print((out / "results.md").read_text())
-
+        _stop(server)
 
 if __name__ == "__main__":
     main()

@@ -20,6 +20,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default=str(ROOT / "var" / "bench"))
     parser.add_argument("--pages", type=int, default=500)
+    parser.add_argument("--parse-rounds", type=int, default=5,
+                        help="rounds of in-process vs sandboxed sniff + extract of the same "
+                             "PDF (0: skip the comparison)")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apps.settings")
     import django
@@ -70,6 +73,8 @@ def main() -> None:
             ("total", f"{done - started:.1f} s"),
             ("peak RSS", f"{rss:.0f} MB"),
         ]
+        if args.parse_rounds:
+            rows += compare_parsing(pdf, services.limits(), args.parse_rounds)
         table = "| stage | value |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
@@ -79,6 +84,32 @@ def main() -> None:
         for document in team.documents.all():
             services.delete(document)
         team.delete()
+
+
+def compare_parsing(data: bytes, limits, rounds: int) -> list[tuple[str, str]]:
+    """Sniff + extract in this process (before the sandbox) and in the sandbox's child
+    process (now), alternating on the same bytes; medians and their ratio."""
+    from statistics import median
+
+    from workers.documents import extract_document, sniff
+    from workers.documents.sandbox import extract_sandboxed, sniff_sandboxed
+
+    ways = {"in-process": (sniff, extract_document),
+            "sandboxed": (sniff_sandboxed, extract_sandboxed)}
+    times: dict[str, dict[str, list[float]]] = {w: {"sniff": [], "extract": []} for w in ways}
+    for _ in range(rounds):
+        for way, (sniff_fn, extract_fn) in ways.items():
+            for step, fn in (("sniff", sniff_fn), ("extract", extract_fn)):
+                start = time.perf_counter()
+                fn(data, limits)
+                times[way][step].append(time.perf_counter() - start)
+    med = {w: {k: median(v) for k, v in steps.items()} for w, steps in times.items()}
+    rows = []
+    for step in ("sniff", "extract"):
+        before, after = med["in-process"][step], med["sandboxed"][step]
+        rows.append((f"{step}: in-process (before) / sandboxed (now), median of {rounds}",
+                     f"{before:.2f} s / {after:.2f} s (+{after - before:.2f} s)"))
+    return rows
 
 
 if __name__ == "__main__":

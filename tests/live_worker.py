@@ -97,3 +97,12 @@ def wait_for(predicate, timeout: float = 30, interval: float = 0.1, message: str
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message or predicate}")
+
+
+def settled_document(pk):
+    """The document and its ingest job have both reached an end state (else None)."""
+    from apps.documents.models import DocStatus, Document
+
+    doc = Document.objects.select_related("job").get(pk=pk)
+    done = doc.status in (DocStatus.READY, DocStatus.FAILED) and doc.job.is_finished
+    return doc if done else None

@@ -11,8 +11,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from apps.documents.models import Chunk, DocStatus, Document
-from apps.documents.search import passage_retriever, search
+from apps.documents.models import Chunk, DocStatus, Document, Sentence
+from apps.documents.search import passage_retriever, search, sentences
 from apps.jobs import services as jobs
 from apps.teams.models import Role
 from tests.factories import MembershipFactory
@@ -194,6 +194,69 @@ def test_hybrid_search_finds_passages_and_stays_in_team(client, team, member, ou
     assert "<mark>Lisbon</mark>" in page and "7781" not in page
 
 
+def _essay(fact: str, paragraphs: int = 24) -> str:
+    """Generated prose of several chunks with ``fact`` in the middle."""
+    import random
+
+    from workers.documents.synth import filler_text
+
+    text = filler_text(paragraphs * 700, random.Random(11))
+    at = text.find(". ", len(text) // 2) + 2
+    return f"{text[:at]}{fact} {text[at:]}"
+
+
+FACT = "The audit of the depot was signed off by Margaret Oyelaran on a rainy afternoon."
+PARAPHRASE = "Who approved the inspection of the warehouse?"  # no content word shared
+
+
+def test_sentence_index_finds_a_paraphrased_fact_small_to_big(writer, team):
+    doc = _ingest(Document.objects.get(pk=_upload(writer, team, "essay.txt",
+                                                  _essay(FACT).encode())
+                                       .json()["results"][0]["id"]))
+    assert doc.chunk_count >= 8
+    rows = list(Sentence.objects.filter(document=doc).select_related("chunk"))
+    assert len(rows) > doc.chunk_count * 3
+    for row in rows:  # exact spans, inside their chunk
+        assert row.chunk.start <= row.start < row.end <= row.chunk.end
+        assert doc.text[row.start:row.end].strip() == doc.text[row.start:row.end]
+    fact_at = doc.text.index(FACT)
+    passages = passage_retriever(team, [doc.pk])(PARAPHRASE, 3)
+    holding = [p for p in passages if p.start <= fact_at < p.end]
+    assert holding, [p.text[:60] for p in passages]
+    assert any(s <= fact_at < e for s, e in holding[0].sentences)  # matched small, read big
+    assert doc.text[holding[0].start:holding[0].end] == holding[0].text
+    # Re-ingest replaces the sentence rows with the chunks; delete removes them.
+    from apps.documents import services
+
+    before = Sentence.objects.filter(document=doc).count()
+    services.reingest(doc, None)
+    doc.refresh_from_db()
+    _ingest(doc)
+    assert Sentence.objects.filter(document=doc).count() == before
+
+
+def test_sentence_search_stays_in_team(client, team, member, outsider):
+    client.force_login(member)
+    mine = _ingest(Document.objects.get(pk=_upload(client, team, "mine.txt",
+                                                   _essay("Lunch is at noon.", 6).encode())
+                                        .json()["results"][0]["id"]))
+    client.force_login(outsider)
+    other_team = outsider.teams.get()
+    theirs = _ingest(Document.objects.get(pk=_upload(client, other_team, "theirs.txt",
+                                                     _essay(FACT, 6).encode())
+                                          .json()["results"][0]["id"]))
+    assert Sentence.objects.filter(document=theirs).exists()
+    # The other team's fact is the best match there is, and never comes back to this team,
+    # not even when its document id is asked for.
+    assert sentences(other_team, PARAPHRASE)[0].document_id == theirs.pk
+    for ids in (None, [mine.pk], [theirs.pk], [mine.pk, theirs.pk]):
+        found = sentences(team, PARAPHRASE, ids)
+        assert all(s.team_id == team.pk and s.document_id == mine.pk for s in found), ids
+        hits = search(team, PARAPHRASE, document_ids=ids)
+        assert all(h.chunk.document_id == mine.pk for h in hits), ids
+    assert sentences(team, PARAPHRASE, [theirs.pk]) == []
+
+
 def test_delete_removes_file_chunks_and_vectors(writer, team, settings,
                                                 django_capture_on_commit_callbacks):
     doc = _ingest(Document.objects.get(pk=_upload(writer, team, "r.txt", REPORT.encode())
@@ -204,6 +267,7 @@ def test_delete_removes_file_chunks_and_vectors(writer, team, settings,
                                        kwargs={"team_slug": team.slug, "pk": doc.pk}))
     assert response.status_code == 302
     assert not Document.objects.exists() and not Chunk.objects.exists()
+    assert not Sentence.objects.exists()
     assert _media_files(settings) == []
 
 
@@ -238,3 +302,6 @@ def test_long_chunks_use_the_longembed_strategy(writer, team, settings):
     assert chunk.tokens > 300  # longer than the model's own window
     expected = embed_long(get_embedder(), [chunk.text], "pcw")[0]
     assert abs(float((chunk.embedding * expected).sum()) - 1.0) < 1e-3
+    # Its sentences past the model's window are in the sentence index too.
+    vault = doc.text.index("The secret vault code")
+    assert Sentence.objects.filter(document=doc, start__lte=vault, end__gt=vault).exists()

@@ -10,9 +10,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.documents import services
-from apps.documents.models import DocStatus, Document
+from apps.documents.models import DocStatus
 from tests.documents_engine.builders import make_zip_bomb
-from tests.live_worker import LiveWorker, wait_for
+from tests.live_worker import LiveWorker, settled_document, wait_for
 from workers.documents.synth import make_text_pdf
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -46,13 +46,6 @@ def worker():
     w.stop()
 
 
-def _settled(pk):
-    """The document and its ingest job have both reached an end state."""
-    doc = Document.objects.select_related("job").get(pk=pk)
-    done = doc.status in (DocStatus.READY, DocStatus.FAILED) and doc.job.is_finished
-    return doc if done else None
-
-
 def test_hostile_documents_fail_clearly_and_the_worker_lives_on(team, owner, worker):
     ids = {}
     for name, (data, _) in HOSTILE.items():
@@ -63,11 +56,11 @@ def test_hostile_documents_fail_clearly_and_the_worker_lives_on(team, owner, wor
     good = services.upload(team, owner, SimpleUploadedFile(
         "fine.txt", b"A perfectly ordinary memo about the spring budget.")).document
     for name, pk in ids.items():
-        doc = wait_for(lambda pk=pk: _settled(pk), timeout=120, message=name)
+        doc = wait_for(lambda pk=pk: settled_document(pk), timeout=120, message=name)
         expected = HOSTILE[name][1]
         assert doc.status == DocStatus.FAILED, name
         assert doc.error and expected in doc.error, (name, doc.error)
         assert doc.job.status == "failed"
-    doc = wait_for(lambda: _settled(good.pk), timeout=180, message="the good document")
+    doc = wait_for(lambda: settled_document(good.pk), timeout=180, message="the good document")
     assert doc.status == DocStatus.READY, (doc.error, worker.log)
     assert doc.chunk_count >= 1 and worker.alive

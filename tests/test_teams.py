@@ -156,3 +156,128 @@ def test_team_switcher_lists_only_my_teams(client, team, owner):
     client.force_login(owner)
     page = client.get(reverse("teams:dashboard", kwargs={"team_slug": team.slug})).content.decode()
     assert team.name in page and other.name not in page
+
+
+# -- API keys end with their maker's membership; the last owner is kept under a lock ----------
+
+
+def _key_works(team, token: str) -> bool:
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return api.get(f"/api/v1/teams/{team.slug}/batches/").status_code == 200
+
+
+def test_removing_a_member_revokes_the_keys_they_made_and_says_so(client, team, owner, admin):
+    from apps.api import keys
+    from apps.api.models import ApiKey
+
+    _, theirs = keys.create_key(team, admin, "their script", ["read"])
+    _, mine = keys.create_key(team, owner, "my script", ["read"])
+    other_team = MembershipFactory(user=admin, role=Role.OWNER).team
+    _, elsewhere = keys.create_key(other_team, admin, "other team", ["read"])
+    assert _key_works(team, theirs) and _key_works(team, mine)
+
+    client.force_login(owner)
+    page = client.get(reverse("teams:settings", kwargs={"team_slug": team.slug})).content.decode()
+    assert "Removing a member revokes the API keys they made for this team." in page
+    target = Membership.objects.get(team=team, user=admin)
+    response = client.post(reverse("teams:remove_member",
+                                   kwargs={"team_slug": team.slug, "pk": target.pk}), follow=True)
+    assert "1 API key they made for this team was revoked." in response.content.decode()
+    assert not _key_works(team, theirs)
+    assert _key_works(team, mine)  # another member's key stays
+    assert _key_works(other_team, elsewhere)  # their keys of other teams stay
+    assert ApiKey.objects.get(name="their script").revoked_at is not None
+
+
+def test_leaving_revokes_the_leavers_keys_and_the_page_says_so_first(client, team, owner, member):
+    from apps.api import keys
+
+    _, token = keys.create_key(team, member, "cron", ["read"])
+    client.force_login(member)
+    page = client.get(reverse("teams:settings", kwargs={"team_slug": team.slug})).content.decode()
+    assert "the API keys you made for it are revoked" in page
+    response = client.post(reverse("teams:leave", kwargs={"team_slug": team.slug}), follow=True)
+    assert "1 API key you made for this team was revoked." in response.content.decode()
+    assert not _key_works(team, token)
+
+
+def test_the_migration_revokes_keys_of_people_who_already_left(team, owner, member):
+    from importlib import import_module
+
+    from django.apps import apps as registry
+
+    from apps.api import keys
+    from apps.api.models import ApiKey
+
+    _, kept = keys.create_key(team, owner, "owner's", ["read"])
+    _, stale = keys.create_key(team, member, "former member's", ["read"])
+    Membership.objects.filter(team=team, user=member).delete()  # left before keys were revoked
+    migration = import_module("apps.api.migrations.0002_revoke_keys_of_former_members")
+    migration.revoke_keys_of_former_members(registry, None)
+    assert ApiKey.objects.get(name="former member's").revoked_at is not None
+    assert ApiKey.objects.get(name="owner's").revoked_at is None
+
+
+def _at_once(*actions) -> list:
+    """Run each action in its own thread and database connection, all released together;
+    each returns its result or the TeamError it raised."""
+    import threading
+
+    from django.db import connection
+
+    from apps.teams import services
+
+    barrier, results = threading.Barrier(len(actions)), [None] * len(actions)
+
+    def run(index, action):
+        try:
+            barrier.wait()
+            results[index] = action()
+        except services.TeamError as err:
+            results[index] = err
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(actions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("second", ["the other leaves", "the first removes the other",
+                                    "the first demotes the other"])
+def test_two_owners_at_once_cannot_leave_a_team_without_owner(monkeypatch, second):
+    """Each thread counts the owners, then waits a little before it acts: without the team
+    row lock both would count two owners and both go. With it the second waits, counts one
+    owner and is refused."""
+    import time
+
+    from apps.teams import services
+
+    counted = services._owner_count
+
+    def slow_count(team_id):
+        count = counted(team_id)
+        time.sleep(0.5)  # the race window, made wide
+        return count
+
+    monkeypatch.setattr(services, "_owner_count", slow_count)
+    first = MembershipFactory(role=Role.OWNER)
+    other = MembershipFactory(team=first.team, role=Role.OWNER)
+    # While the first owner leaves, the other owner goes too, one way or another.
+    actions = {
+        "the other leaves": lambda: services.leave_team(other),
+        "the first removes the other": lambda: services.remove_member(first, other),
+        "the first demotes the other": lambda: services.change_role(first, other, Role.MEMBER),
+    }
+    results = _at_once(lambda: services.leave_team(first), actions[second])
+    refused = [r for r in results if isinstance(r, services.TeamError)]
+    assert len(refused) == 1, results
+    owners = Membership.objects.filter(team=first.team, role=Role.OWNER)
+    assert owners.count() == 1

@@ -7,8 +7,11 @@ follows the channel. No Django here.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -21,6 +24,31 @@ def _client_kwargs(url: str) -> dict[str, Any]:
         db = int((parse_qs(parts.query).get("virtual_host") or ["0"])[0] or 0)
         return {"unix_socket_path": parts.path, "db": db}
     return {"url": url}
+
+
+def redis_py_url(url: str) -> str:
+    """The same server in redis-py's URL form: kombu's redis+socket:///path?virtual_host=N
+    (the embedded Redis) becomes unix:///path?db=N; other URLs are already fine."""
+    kwargs = _client_kwargs(url)
+    if "url" in kwargs:
+        return url
+    return f"unix://{kwargs['unix_socket_path']}?db={kwargs['db']}"
+
+
+# One pool per process (per event loop: an asyncio connection belongs to the loop that made
+# it), for the subscriptions' connection and the stream bookkeeping of apps.core.sse.
+_pools: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def async_client(url: str | None = None):
+    """A redis.asyncio client on this process's shared connection pool for `url`."""
+    import redis.asyncio as aioredis
+
+    url = redis_py_url(url or _url())
+    pools = _pools.setdefault(asyncio.get_running_loop(), {})
+    if url not in pools:
+        pools[url] = aioredis.ConnectionPool.from_url(url)
+    return aioredis.Redis(connection_pool=pools[url])
 
 
 def _url() -> str:
@@ -42,33 +70,152 @@ def publish(name: str, event: dict[str, Any], url: str | None = None) -> None:
         client.close()
 
 
+class StreamLost(ConnectionError):
+    """The shared subscription connection failed, or this reader fell too far behind; the
+    stream ends and the browser reconnects (and reads a fresh snapshot)."""
+
+
+class _Hub:
+    """Every subscription of a process (of an event loop) on ONE pub/sub connection: a
+    channel is subscribed while someone listens to it, and one reader task hands each
+    message to the listeners' queues. Idle (nobody listening), the connection is closed."""
+
+    QUEUE_SIZE = 1000  # events a slow reader may fall behind before its stream ends
+
+    def __init__(self, url: str):
+        self.url = url
+        self.pubsub = None
+        self.listeners: dict[str, set[asyncio.Queue]] = {}
+        self.confirmed: dict[str, asyncio.Future] = {}
+        self.lock = asyncio.Lock()
+        self.reader: asyncio.Task | None = None
+
+    async def join(self, name: str) -> asyncio.Queue:
+        queue: asyncio.Queue = asyncio.Queue(self.QUEUE_SIZE)
+        async with self.lock:
+            if name not in self.listeners:
+                # Before subscribing: the reader may see Redis confirm it at once.
+                self.confirmed[name] = asyncio.get_running_loop().create_future()
+                try:
+                    if self.pubsub is None:
+                        self.pubsub = async_client(self.url).pubsub()
+                    await self.pubsub.subscribe(name)
+                except BaseException:
+                    del self.confirmed[name]
+                    raise
+                self.listeners[name] = set()
+            self.listeners[name].add(queue)
+            confirmed = self.confirmed[name]
+            if self.reader is None:  # one reader per connection, started with it
+                self.reader = asyncio.create_task(self._read(self.pubsub))
+        try:  # Redis has confirmed: whatever is published from now on reaches the queue
+            await asyncio.wait_for(asyncio.shield(confirmed), 30)
+        except BaseException:
+            await self.leave(name, queue)
+            raise
+        return queue
+
+    async def leave(self, name: str, queue: asyncio.Queue) -> None:
+        async with self.lock:
+            listeners = self.listeners.get(name)
+            if listeners is None or queue not in listeners:
+                return
+            listeners.discard(queue)
+            if not listeners:
+                del self.listeners[name]
+                self.confirmed.pop(name, None)
+                if self.pubsub is not None:
+                    # A failing connection: the reader ends every stream of it.
+                    with contextlib.suppress(Exception):
+                        await self.pubsub.unsubscribe(name)
+
+    async def _read(self, pubsub) -> None:
+        try:
+            while True:
+                message = await pubsub.get_message(timeout=None)
+                if message is None:
+                    continue
+                channel = message["channel"].decode()
+                if message["type"] == "subscribe" and channel in self.confirmed:
+                    if not self.confirmed[channel].done():
+                        self.confirmed[channel].set_result(True)
+                elif message["type"] == "message":
+                    self._hand_out(channel, message["data"])
+                elif message["type"] == "unsubscribe" and await self._closed_if_idle():
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # the connection failed: every stream ends, none hangs
+            await self._fail(err)
+
+    def _hand_out(self, channel: str, data: bytes) -> None:
+        for queue in list(self.listeners.get(channel, ())):
+            try:
+                queue.put_nowait(data)
+            except asyncio.QueueFull:
+                self.listeners[channel].discard(queue)
+                queue.get_nowait()
+                queue.put_nowait(StreamLost("This stream fell too far behind."))
+
+    async def _closed_if_idle(self) -> bool:
+        async with self.lock:
+            if self.listeners:
+                return False
+            pubsub, self.pubsub, self.reader = self.pubsub, None, None
+        await pubsub.aclose()  # the connection goes back to the shared pool
+        return True
+
+    async def _fail(self, err: Exception) -> None:
+        async with self.lock:
+            for name, listeners in self.listeners.items():
+                for queue in listeners:
+                    queue.put_nowait(StreamLost(f"Live events were interrupted: {err}"))
+                if not self.confirmed[name].done():
+                    self.confirmed[name].set_exception(StreamLost(str(err)))
+            self.listeners.clear()
+            self.confirmed.clear()
+            pubsub, self.pubsub, self.reader = self.pubsub, None, None
+        if pubsub is not None:
+            await pubsub.aclose()
+
+
+_hubs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _hub(url: str) -> _Hub:
+    hubs = _hubs.setdefault(asyncio.get_running_loop(), {})
+    if url not in hubs:
+        hubs[url] = _Hub(url)
+    return hubs[url]
+
+
 class Subscription:
     """`async with Subscription(name, url) as events:` — subscribed on entry, so a reader can
     take a snapshot of the row afterwards and miss nothing; then `async for event in events`
-    yields events (and a {"type": "ping"} every 15 s of silence)."""
+    yields events (and a {"type": "ping"} every 15 s of silence). All subscriptions of a
+    process share one Redis connection (_Hub)."""
 
     def __init__(self, name: str, url: str | None = None):
         self.name, self.url = name, url or _url()
 
     async def __aenter__(self) -> Subscription:
-        import redis.asyncio as aioredis
-
-        kwargs = _client_kwargs(self.url)
-        self.client = (aioredis.Redis.from_url(kwargs.pop("url")) if "url" in kwargs
-                       else aioredis.Redis(**kwargs))
-        self.pubsub = self.client.pubsub()
-        await self.pubsub.subscribe(self.name)
+        self.hub = _hub(self.url)
+        self.queue = await self.hub.join(self.name)
         return self
 
     async def __aexit__(self, *exc) -> None:
-        await self.pubsub.unsubscribe(self.name)
-        await self.pubsub.aclose()
-        await self.client.aclose()
+        await self.hub.leave(self.name, self.queue)
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         return self._events()
 
     async def _events(self) -> AsyncIterator[dict[str, Any]]:
         while True:
-            message = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=15.0)
-            yield {"type": "ping"} if message is None else json.loads(message["data"])
+            try:
+                data = await asyncio.wait_for(self.queue.get(), 15.0)
+            except TimeoutError:
+                yield {"type": "ping"}
+                continue
+            if isinstance(data, StreamLost):
+                raise data
+            yield json.loads(data)

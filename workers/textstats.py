@@ -13,7 +13,9 @@ from collections import Counter
 from workers.progress import Progress, no_progress
 
 _WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*", re.UNICODE)
-_SENTENCE_END = re.compile(r"[.!?…]+(?=\s|$)")
+# Only from the start of a run of stops (the lookbehind), taken whole (possessive): without
+# both, a long run of dots not followed by a space is rescanned from each of its positions.
+_SENTENCE_END = re.compile(r"(?<![.!?…])[.!?…]++(?=\s|$)")
 
 
 def paragraphs(text: str) -> list[str]:

@@ -55,7 +55,12 @@ class HasPrincipal(permissions.BasePermission):
 
 
 class ApiKeyRateThrottle(throttling.SimpleRateThrottle):
-    """One bucket per API key (per user for session requests); rate: API_THROTTLE_RATE."""
+    """One bucket per API key (per user for session requests); rate: API_THROTTLE_RATE.
+
+    Counted in the shared cache (Redis: every web process together) with atomic increments,
+    so concurrent requests cannot all read the same history and pass together, as DRF's
+    list of timestamps lets them. A sliding window estimated from two fixed ones: this
+    window's count plus the previous one's, weighted by how much of it still overlaps."""
 
     scope = "api"
 
@@ -73,3 +78,63 @@ class ApiKeyRateThrottle(throttling.SimpleRateThrottle):
         from django.conf import settings
 
         return settings.API_THROTTLE_RATE or None  # read per request: settings may change
+
+    def take(self, request, view, n: int = 1) -> bool:
+        """Count n against the bucket; False (and nothing counted) if that passes the rate."""
+        key = self.get_cache_key(request, view)
+        if self.rate is None or key is None:
+            return True
+        now, length, limit = self.timer(), self.duration, self.num_requests
+        window = int(now // length)
+        current = f"{key}:{window}"
+        self.cache.add(current, 0, 2 * length + 1)  # read as the previous one next window
+        try:
+            used = self.cache.incr(current, n)
+        except ValueError:  # expired between add and incr
+            self.cache.add(current, n, 2 * length + 1)
+            used = n
+        previous = self.cache.get(f"{key}:{window - 1}", 0)
+        elapsed = now - window * length
+        if previous * (1 - elapsed / length) + used <= limit:
+            return True
+        self.cache.decr(current, n)
+        before = used - n
+        if previous and before + n <= limit:  # fits later in this window, as previous fades
+            self.wait_seconds = length * (1 - (limit - before - n) / previous) - elapsed
+        else:  # fits in the next window, once this one has faded enough
+            self.wait_seconds = length - elapsed + (
+                length * (1 - (limit - n) / before) if before else 0)
+        return False
+
+    def allow_request(self, request, view) -> bool:
+        return self.take(request, view)
+
+    def wait(self) -> float | None:
+        return max(1.0, getattr(self, "wait_seconds", 0.0))
+
+
+class BatchItemThrottle(ApiKeyRateThrottle):
+    """Batch items per key (per user for session requests); rate: API_ITEM_THROTTLE_RATE.
+
+    The request throttle counts a batch of 1,000 items as one request; this one counts its
+    items, so big batches cannot sidestep the rate."""
+
+    scope = "api-items"
+
+    def get_rate(self) -> str | None:
+        from django.conf import settings
+
+        return settings.API_ITEM_THROTTLE_RATE or None
+
+    def admit(self, request, view, items: int) -> None:
+        """Take `items` from the key's rate, or raise Throttled (429 with Retry-After)."""
+        if self.rate is None:
+            return
+        if items > self.num_requests:
+            raise exceptions.ValidationError({"items": [
+                f"The batch has {items:,} items; this key may submit at most "
+                f"{self.num_requests:,} per {self.duration:,} s (API_ITEM_THROTTLE_RATE)."]})
+        if not self.take(request, view, items):
+            raise exceptions.Throttled(self.wait(), detail=(
+                f"This batch of {items:,} items would pass this key's {self.num_requests:,} "
+                f"batch items per {self.duration:,} s (API_ITEM_THROTTLE_RATE)."))

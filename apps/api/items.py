@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from apps.documents.models import DocStatus
+from workers.qa.budget import check_question
+from workers.scope.validation import check_method, check_target
 
 QA_STRATEGIES = ("auto", "full", "rag", "coa", "xl3m")
 # Strategy options a client may set (keyword arguments of the strategy functions in
@@ -90,6 +92,13 @@ def _text(data: dict, name: str, limit: int) -> str:
     value = value.strip()
     if not value:
         raise ItemInvalid(f"{name} is empty")
+    # Neither can be stored (PostgreSQL text refuses NUL; UTF-8 has no lone surrogates).
+    if "\x00" in value:
+        raise ItemInvalid(f"{name} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ItemInvalid(f"{name} is not valid Unicode (a lone surrogate)") from None
     if len(value) > limit:
         raise ItemInvalid(f"{name} is too long ({len(value):,} characters; at most {limit:,})")
     return value
@@ -138,8 +147,13 @@ def validate_qa(data: dict) -> dict:
     if not isinstance(options, dict):
         raise ItemInvalid("options must be a JSON object")
     options = dict(options)
-    clean = {"question": _text(data, "question", MAX_QUESTION_CHARS),
-             "document_ids": list(dict.fromkeys(ids)), "strategy": strategy}
+    question = _text(data, "question", MAX_QUESTION_CHARS)
+    try:  # the engine's question rules (punctuation only, length): one definition
+        question = check_question(question)
+    except ValueError as err:
+        raise ItemInvalid(f"question: {err}") from None
+    clean = {"question": question, "document_ids": list(dict.fromkeys(ids)),
+             "strategy": strategy}
     if "answer_tokens" in options:
         clean["answer_tokens"] = _int(options, "answer_tokens", 1, MAX_ANSWER_TOKENS)
         options.pop("answer_tokens")
@@ -168,6 +182,8 @@ def validate_qa(data: dict) -> dict:
 
 
 def run_qa(item, team, progress) -> dict:
+    from django.conf import settings
+
     from apps.documents.search import passage_retriever
     from workers.qa.api import answer
     from workers.qa.budget import DEFAULT_ANSWER_TOKENS
@@ -180,10 +196,11 @@ def run_qa(item, team, progress) -> dict:
     result = answer(data["question"], [SourceDocument(d.pk, d.title, d.text) for d in documents],
                     data["strategy"], retrieve=retrieve, progress=progress,
                     answer_tokens=data.get("answer_tokens", DEFAULT_ANSWER_TOKENS),
-                    options=data.get("options") or None)
+                    options=data.get("options") or None, grounding=settings.QA_GROUNDING)
     progress.add_tokens(result.usage.prompt_tokens, result.usage.completion_tokens)
     return {
-        "answer": result.text, "strategy": result.strategy, "reason": result.reason,
+        "answer": result.text, "grounded": result.grounded, "abstained": result.abstained,
+        "grounding": result.grounding, "strategy": result.strategy, "reason": result.reason,
         "citations": [{"document_id": c.document_id, "start": c.start, "end": c.end,
                        "quote": c.quote[:500], "page": by_id[c.document_id].page_of(c.start)}
                       for c in result.citations if c.document_id in by_id],
@@ -220,12 +237,6 @@ def validate_compress(data: dict) -> dict:
     if data.get("question") not in (None, ""):
         clean["question"] = _text(data, "question", MAX_QUESTION_CHARS)
     try:  # the engine's own checks: the same messages as everywhere else
-        from workers.scope.validation import check_method, check_target
-    except ImportError:
-        if (ratio is None) == (target is None):
-            raise ItemInvalid("give exactly one of ratio or target_tokens") from None
-        return clean
-    try:
         check_method(clean["method"])
         check_target(ratio, target)
     except ValueError as err:

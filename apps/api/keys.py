@@ -52,3 +52,9 @@ def revoke(key: ApiKey) -> ApiKey:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
     return key
+
+
+def revoke_keys_made_by(team_id: int, user_id: int) -> int:
+    """Revoke the live keys a person made for a team (they left it or were removed)."""
+    return ApiKey.objects.filter(team_id=team_id, created_by_id=user_id,
+                                 revoked_at=None).update(revoked_at=timezone.now())

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from django.utils import timezone
 
-from apps.api import services
+from apps.api import services, webhooks
 from apps.api.items import get_item_kind
 from apps.api.models import ITEM_FINISHED, Batch, BatchItem, BatchStatus, ItemStatus
 from apps.jobs.kinds import register
@@ -62,4 +64,11 @@ def run_batch_webhook(job, progress) -> dict:
     if batch is None or not batch.webhook_url:
         return {"skipped": "No batch or no webhook."}
     progress(0, 1, f"Posting to {batch.webhook_url}"[:300])
-    return services.deliver_webhook(batch, delivery=str(job.pk))
+    body = json.dumps({"event": "batch.finished",
+                       "batch": services.batch_summary(batch)}).encode()
+    headers = {"Content-Type": "application/json",
+               services.SIGNATURE_HEADER: services.sign(batch.webhook_secret, body),
+               "X-Scriptorium-Event": "batch.finished", "X-Scriptorium-Delivery": str(job.pk),
+               "User-Agent": "Scriptorium-Webhook/1"}
+    status = webhooks.post(batch.webhook_url, body, headers)  # WebhookFailed: retried
+    return {"delivered": True, "status_code": status}

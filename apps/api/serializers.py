@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from apps.api.items import QA_STRATEGIES, item_kinds
 from apps.api.models import Batch, BatchItem
+from apps.api.services import BatchRefused, check_count
 from apps.documents.models import DocStatus, Document
 
 
@@ -80,6 +81,18 @@ class BatchCreateSerializer(StrictSerializer):
     webhook_secret = serializers.CharField(required=False, min_length=16, max_length=200,
                                            help_text="HMAC key; made for you when left out.")
 
+    def to_internal_value(self, data):
+        # The item count first, by arithmetic on the raw lists: 10⁵ questions × 10³ documents
+        # is refused before a single question is validated (let alone an item built).
+        if isinstance(data, dict):
+            each = data.get("each_document")
+            each = isinstance(each, str | int) and each in serializers.BooleanField.TRUE_VALUES
+            try:
+                check_count({**data, "each_document": each})
+            except BatchRefused as err:
+                raise serializers.ValidationError(err.errors) from None
+        return super().to_internal_value(data)
+
 
 class BatchSerializer(serializers.ModelSerializer):
     done = serializers.IntegerField(read_only=True)
@@ -107,9 +120,44 @@ class ItemProgressSerializer(serializers.Serializer):
     message = serializers.CharField(allow_blank=True)
 
 
+QA_RESULT_SCHEMA = {
+    "type": "object",
+    "nullable": True,
+    "description": (
+        "The item's result (null until it succeeds). A qa item's result has the fields "
+        "below; compress and write items return their engine's result."),
+    "properties": {
+        "answer": {"type": "string", "description": "The answer text, free of prompt markup. "
+                   "When `abstained`, a sentence saying the documents don't appear to answer."},
+        "grounded": {"type": "boolean", "description": "Every statement of the answer is "
+                     "supported by a cited passage (names, numbers, dates found in it)."},
+        "abstained": {"type": "boolean", "description": "The documents don't appear to "
+                      "answer the question: `citations` are the closest passages, not "
+                      "support. grounded and abstained both false: partly supported (the "
+                      "unsupported statements were removed) or not checked: not verified."},
+        "grounding": {"type": "object", "description": "The check: strictness, verdict "
+                      "(supported | partial | unsupported | unchecked), reasons, removed "
+                      "statements."},
+        "strategy": {"type": "string"}, "reason": {"type": "string"},
+        "citations": {"type": "array", "items": {"type": "object", "properties": {
+            "document_id": {"type": "integer"}, "start": {"type": "integer"},
+            "end": {"type": "integer"}, "quote": {"type": "string"},
+            "page": {"type": "integer", "nullable": True}}}},
+        "usage": {"type": "object", "properties": {
+            "prompt_tokens": {"type": "integer"}, "completion_tokens": {"type": "integer"}}},
+    },
+    "additionalProperties": True,
+}
+
+
+@extend_schema_field(QA_RESULT_SCHEMA)
+class ItemResultField(serializers.JSONField):
+    pass
+
+
 class BatchItemSerializer(serializers.ModelSerializer):
     progress = serializers.SerializerMethodField()
-    result = serializers.JSONField(allow_null=True)
+    result = ItemResultField(allow_null=True)
     input = serializers.JSONField()
 
     class Meta:

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from apps.api.items import ItemInvalid, check_fields, get_item_kind
+from apps.api import webhooks
+from apps.api.items import MAX_DOCUMENTS_PER_ITEM, ItemInvalid, check_fields, get_item_kind
 from apps.api.models import (
     BATCH_FINISHED,
     ITEM_FINISHED,
@@ -55,10 +55,67 @@ def request_hash(data: dict) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def count_items(spec: dict) -> tuple[int, str]:
+    """How many items a request makes, by arithmetic on the lengths of its lists (nothing is
+    built), and how, for the message: `items` plus `questions` × (`document_ids` with
+    each_document, else 1)."""
+    def size(name: str) -> int:
+        value = spec.get(name)
+        return len(value) if isinstance(value, list) else 0
+
+    items, questions = size("items"), size("questions")
+    per_question = size("document_ids") if spec.get("each_document") is True else 1
+    total = items + questions * per_question
+    how = (f" ({questions:,} questions × {per_question:,} documents"
+           + (f" + {items:,} items" if items else "") + ")") if per_question > 1 else ""
+    return total, how
+
+
+def check_count(spec: dict) -> int:
+    """The item count checked against API_BATCH_MAX_ITEMS before any item exists."""
+    total, how = count_items(spec)
+    limit = settings.API_BATCH_MAX_ITEMS
+    if total > limit:
+        raise BatchRefused({"items": [f"The batch has {total:,} items{how}; the limit is "
+                                      f"{limit:,} (API_BATCH_MAX_ITEMS)."]})
+    return total
+
+
+def check_expanded_size(spec: dict) -> None:
+    """each_document repeats every question per document: the stored inputs stay within what
+    one request body may hold (API_JSON_MAX_BYTES), by arithmetic again."""
+    if spec.get("each_document") is not True:
+        return
+    chars = sum(len(q) for q in spec.get("questions") or [] if isinstance(q, str))
+    total, limit = chars * len(spec.get("document_ids") or []), settings.API_JSON_MAX_BYTES
+    if total > limit:
+        raise BatchRefused({"questions": [
+            f"The questions asked of each document add up to {total:,} characters; at most "
+            f"{limit:,} (API_JSON_MAX_BYTES)."]})
+
+
+def known_documents(team, spec: dict) -> set[int]:
+    """The ids among the request's document ids (batch-level and per item) that exist in
+    this team: one query, before any item is built."""
+    wanted = set()
+
+    def add(ids) -> None:
+        if isinstance(ids, list) and len(ids) <= MAX_DOCUMENTS_PER_ITEM * 10:
+            wanted.update(i for i in ids if isinstance(i, int) and not isinstance(i, bool))
+
+    add(spec.get("document_ids"))
+    for item in spec.get("items") or []:
+        if isinstance(item, dict):
+            add(item.get("document_ids"))
+            add([item.get("document_id")])
+    return set(team.documents.filter(pk__in=wanted).values_list("pk", flat=True))
+
+
 def expand_items(spec: dict) -> list[dict]:
     """The items of a request: `items` as given, plus the QA shorthand `questions` asked of
     `document_ids` (one item per question, or per question × document with each_document).
-    Batch-level strategy / options / document_ids fill what a QA item leaves out."""
+    Batch-level strategy / options / document_ids fill what a QA item leaves out.
+    Call check_count first: this builds every item."""
     items = [dict(i) if isinstance(i, dict) else i for i in spec.get("items") or []]
     if spec["kind"] == "qa":
         defaults = {k: spec[k] for k in ("document_ids", "strategy", "options") if k in spec}
@@ -78,8 +135,10 @@ def expand_items(spec: dict) -> list[dict]:
     return items
 
 
-def check_items(team, kind_name: str, raw_items: list) -> list[dict]:
-    """Every item checked (shape, values, document ids of this team); all errors together."""
+def check_items(team, kind_name: str, raw_items: list, known: set[int] | None = None
+                ) -> list[dict]:
+    """Every item checked (shape, values, document ids of this team); all errors together.
+    `known`: the team's ids among those asked for (known_documents), if already looked up."""
     try:
         kind = get_item_kind(kind_name)
     except ItemInvalid as err:
@@ -98,8 +157,9 @@ def check_items(team, kind_name: str, raw_items: list) -> list[dict]:
         except ItemInvalid as err:
             errors.append(f"item {index}: {err}")
     if not errors:
-        wanted = {i for data in clean for i in kind.document_ids(data)}
-        known = set(team.documents.filter(pk__in=wanted).values_list("pk", flat=True))
+        if known is None:
+            wanted = {i for data in clean for i in kind.document_ids(data)}
+            known = set(team.documents.filter(pk__in=wanted).values_list("pk", flat=True))
         for index, data in enumerate(clean):
             unknown = [i for i in kind.document_ids(data) if i not in known]
             if unknown:  # another team's document is as unknown as one that never was
@@ -113,21 +173,11 @@ def check_items(team, kind_name: str, raw_items: list) -> list[dict]:
 
 
 def check_webhook_url(url: str) -> str:
-    """http(s) only; hosts on private or loopback addresses only where allowed (SSRF)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BatchRefused({"webhook_url": ["Give an http:// or https:// URL."]})
-    if not settings.API_WEBHOOK_ALLOW_PRIVATE:
-        host = parts.hostname
-        try:
-            address = ipaddress.ip_address(host)
-            private = not address.is_global
-        except ValueError:
-            private = host == "localhost" or host.endswith((".localhost", ".local", ".internal"))
-        if private:
-            raise BatchRefused({"webhook_url": [f"The host {host} is a private address; "
-                                                "webhooks go to public hosts only."]})
-    return url
+    """http(s) only, to a host whose addresses are all public (SSRF; see apps.api.webhooks)."""
+    try:
+        return webhooks.check_url(url)
+    except webhooks.UnsafeWebhook as err:
+        raise BatchRefused({"webhook_url": [str(err)]}) from err
 
 
 def _existing(team, idempotency_key: str, digest: str) -> Submission | None:
@@ -142,19 +192,28 @@ def _existing(team, idempotency_key: str, digest: str) -> Submission | None:
 
 
 def submit_batch(team, spec: dict, *, user=None, api_key=None,
-                 idempotency_key: str | None = None) -> Submission:
+                 idempotency_key: str | None = None,
+                 admit: Callable[[int], None] | None = None) -> Submission:
     """Check everything, then create the batch, its items and one job per item at once.
 
-    With an idempotency key, the same key and body give the batch made the first time;
-    the same key with another body is refused (422). Nothing is enqueued on a refusal.
+    Counts, document ids and sizes are checked by arithmetic and one query before any item
+    is built. With an idempotency key, the same key and body give the batch made the first
+    time; the same key with another body is refused (422). `admit(n)` is called with the
+    item count of a new, valid batch just before it is created (the item throttle raises
+    there). Nothing is enqueued on a refusal.
     """
     digest = request_hash(spec)
     if idempotency_key:
         found = _existing(team, idempotency_key, digest)
         if found:
             return found
-    items = check_items(team, spec["kind"], expand_items(spec))
+    check_count(spec)
+    check_expanded_size(spec)
+    known = known_documents(team, spec)
+    items = check_items(team, spec["kind"], expand_items(spec), known)
     url = check_webhook_url(spec["webhook_url"]) if spec.get("webhook_url") else ""
+    if admit is not None:
+        admit(len(items))
     try:
         with transaction.atomic():
             batch = Batch.objects.create(
@@ -251,25 +310,3 @@ def item_record(item: BatchItem) -> dict:
 
 def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-class WebhookFailed(Exception):
-    transient = True  # the job retries with backoff
-
-
-def deliver_webhook(batch: Batch, delivery: str = "") -> dict:
-    import httpx
-
-    body = json.dumps({"event": "batch.finished", "batch": batch_summary(batch)}).encode()
-    headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(batch.webhook_secret,
-                                                                          body),
-               "X-Scriptorium-Event": "batch.finished", "X-Scriptorium-Delivery": delivery,
-               "User-Agent": "Scriptorium-Webhook/1"}
-    try:
-        response = httpx.post(batch.webhook_url, content=body, headers=headers,
-                              timeout=settings.API_WEBHOOK_TIMEOUT, follow_redirects=False)
-    except httpx.HTTPError as err:
-        raise WebhookFailed(f"The webhook could not be delivered: {err}") from err
-    if not 200 <= response.status_code < 300:
-        raise WebhookFailed(f"The webhook answered {response.status_code}.")
-    return {"delivered": True, "status_code": response.status_code}

@@ -8,7 +8,12 @@ import json
 from asgiref.sync import sync_to_async
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+)
 from rest_framework import generics, pagination, parsers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import SAFE_METHODS
@@ -17,8 +22,9 @@ from rest_framework.views import APIView
 
 from apps.api import serializers as s
 from apps.api import services
-from apps.api.authentication import principal
+from apps.api.authentication import BatchItemThrottle, principal
 from apps.api.models import ApiKey, Batch
+from apps.core.bodylimit import declared_length, too_large_message, upload_limit
 from apps.documents import services as documents
 from apps.teams.access import resolve_team_for_api
 
@@ -100,6 +106,10 @@ class DocumentList(TeamAPIView):
                               413: OpenApiResponse(description="File too large."), **ERRORS},
                    summary="Upload a document (ingestion is queued; 200 if already there)")
     def post(self, request, slug):
+        length, limit = declared_length(request.META), upload_limit(1)
+        if length > limit:  # refused before the body is parsed (the ASGI edge does too)
+            return Response({"file": [too_large_message(limit, "DOCUMENT_MAX_BYTES", length)],
+                             "code": "too_large"}, status=413)
         files = request.FILES.getlist("file")
         unknown = sorted(set(request.data) - {"file"})
         if unknown:
@@ -170,8 +180,14 @@ class BatchList(TeamAPIView):
         return self.get_paginated_response(s.BatchSerializer(page, many=True).data)
 
     @extend_schema(request=s.BatchCreateSerializer, parameters=[IDEMPOTENCY_HEADER],
+                   examples=[OpenApiExample("Questions of a document", request_only=True, value={
+                       "kind": "qa", "questions": ["Who keeps the lighthouse?"],
+                       "document_ids": [1], "strategy": "auto"})],
                    responses={201: s.BatchSerializer, 200: s.BatchSerializer,
+                              413: OpenApiResponse(description="Body over API_JSON_MAX_BYTES."),
                               422: OpenApiResponse(description="Idempotency-Key reused."),
+                              429: OpenApiResponse(description="Too many requests or batch "
+                                                   "items for this key; see Retry-After."),
                               **ERRORS},
                    summary="Submit a batch of qa, compress or write items")
     def post(self, request, slug):
@@ -183,9 +199,10 @@ class BatchList(TeamAPIView):
         if key and len(key) > 200:
             raise ValidationError({"Idempotency-Key": ["At most 200 characters."]})
         try:
-            submission = services.submit_batch(self.team, dict(body.validated_data),
-                                               user=self.user(), api_key=self.api_key(),
-                                               idempotency_key=key)
+            submission = services.submit_batch(
+                self.team, dict(body.validated_data), user=self.user(), api_key=self.api_key(),
+                idempotency_key=key,
+                admit=lambda items: BatchItemThrottle().admit(request, self, items))
         except services.BatchRefused as err:
             return Response(err.errors, status=err.status)
         data = s.BatchSerializer(submission.batch, context={"show_secret": submission.created})

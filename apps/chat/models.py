@@ -49,6 +49,11 @@ class Message(models.Model):
     # Asked-for context compression (SCOPE stage): read this many times more, compressed.
     compress = models.FloatField(null=True, blank=True)
     citations = models.JSONField(default=list, blank=True)
+    # The grounding check: supported by the citations; or the documents don't appear to
+    # answer it (the citations are then the closest passages). Neither: not verified.
+    grounded = models.BooleanField(default=False)
+    abstained = models.BooleanField(default=False)
+    grounding = models.JSONField(default=dict, blank=True)  # verdict, reasons, removed
     trace = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)
     tokens_in = models.PositiveIntegerField(default=0)

@@ -37,7 +37,8 @@ def run_needle_test(job, progress) -> dict:
     params = job.params
     progress(0, 1, "Building the haystack")
     hay = build_haystack(int(params["tokens"]), kind=params.get("kind", "passkey"),
-                         paraphrase=bool(params.get("paraphrase")), seed=job.pk)
+                         paraphrase=bool(params.get("paraphrase")),
+                         seed=int(params.get("seed", job.pk)))  # a seed repeats a run
     started = time.perf_counter()
     result = answer(hay.question, [SourceDocument("haystack", "Haystack", hay.text)],
                     params.get("strategy", "auto"), progress=progress)

@@ -12,9 +12,9 @@ from apps.chat.models import STRATEGIES, Conversation, Message, MessageStatus
 from apps.documents.models import DocStatus
 from apps.jobs import services as jobs
 from workers import events
+from workers.qa.budget import check_question
 from workers.qa.compression import check_ratio
 
-MAX_QUESTION_CHARS = 20_000
 STRATEGY_NAMES = [name for name, _ in STRATEGIES]
 
 
@@ -31,12 +31,10 @@ def start_conversation(team, user, documents, title: str = "") -> Conversation:
 
 def ask(conversation: Conversation, user, question: str, strategy: str = "auto",
         compress: str | float | None = None) -> Message:
-    question = question.strip()
-    if not question:
-        raise ChatError("Write a question first.")
-    if len(question) > MAX_QUESTION_CHARS:
-        raise ChatError(f"The question is too long ({len(question):,} characters; at most "
-                        f"{MAX_QUESTION_CHARS:,}). Put long material in a document instead.")
+    try:  # the engine's own checks: the same messages as the API's
+        question = check_question(question)
+    except ValueError as err:
+        raise ChatError(f"{str(err)[:1].upper()}{str(err)[1:]}.") from None
     if strategy not in STRATEGY_NAMES:
         raise ChatError(f"Unknown strategy “{strategy}”.")
     try:
@@ -60,7 +58,9 @@ def ask(conversation: Conversation, user, question: str, strategy: str = "auto",
 def retry(reply: Message) -> Message:
     with transaction.atomic():
         Message.objects.filter(pk=reply.pk).update(status=MessageStatus.PENDING, error="",
-                                                   content="", citations=[], trace=[])
+                                                   content="", citations=[], trace=[],
+                                                   grounded=False, abstained=False,
+                                                   grounding={})
         jobs.retry(reply.job)
     reply.refresh_from_db()
     return reply
@@ -128,6 +128,7 @@ def answer(reply: Message, progress) -> dict:
             reply.strategy or "auto", retrieve=retrieve, progress=progress, on_token=streamer,
             history=_history(reply),
             options={"compress": reply.compress} if reply.compress else None,
+            grounding=settings.QA_GROUNDING,
         )
     except Exception as exc:
         if getattr(exc, "transient", False):  # the job retries with backoff: say so, start over
@@ -149,7 +150,9 @@ def answer(reply: Message, progress) -> dict:
     Message.objects.filter(pk=reply.pk).update(
         content=result.text, status=MessageStatus.DONE, strategy=result.strategy,
         reason=result.reason[:500], citations=citations, trace=data["trace"],
+        grounded=result.grounded, abstained=result.abstained, grounding=result.grounding,
         tokens_in=result.usage.prompt_tokens, tokens_out=result.usage.completion_tokens)
     progress.add_tokens(result.usage.prompt_tokens, result.usage.completion_tokens)
     _publish(reply, {"type": "done"})
-    return {"message_id": reply.pk, "strategy": result.strategy, "citations": len(citations)}
+    return {"message_id": reply.pk, "strategy": result.strategy, "citations": len(citations),
+            "grounded": result.grounded, "abstained": result.abstained}

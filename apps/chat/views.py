@@ -159,4 +159,4 @@ async def stream(request, team_slug: str, pk: int, message_pk: int):
                 else:
                     yield ": ping\n\n"
 
-    return event_stream_response(event_stream())
+    return await event_stream_response(request, event_stream())

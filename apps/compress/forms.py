@@ -5,7 +5,14 @@ from __future__ import annotations
 from django import forms
 
 from apps.documents.models import DocStatus
-from workers.scope import MAX_RATIO, METHODS
+from workers.scope import (
+    MAX_RATIO,
+    MAX_TARGET_TOKENS,
+    METHODS,
+    MIN_TARGET_TOKENS,
+    CompressionError,
+    check_target,
+)
 
 MAX_TEXT_CHARS = 2_000_000  # ~500k tokens: more belongs in the library as a document
 METHOD_CHOICES = [("scope", "SCOPE: rewrite (generative)"),
@@ -21,9 +28,13 @@ class CompressForm(forms.Form):
     document = forms.IntegerField(required=False, widget=forms.Select)
     target = forms.ChoiceField(choices=[("ratio", "A ratio"), ("tokens", "A token budget")],
                                initial="ratio", widget=forms.RadioSelect)
-    ratio = forms.FloatField(required=False, initial=3, min_value=1.0001, max_value=MAX_RATIO,
+    # The bounds are the engine's (check_target in clean); the attributes only guide the browser.
+    ratio = forms.FloatField(required=False, initial=3,
+                             widget=forms.NumberInput(attrs={"min": 1, "max": MAX_RATIO}),
                              help_text=f"2 = half as long; at most {MAX_RATIO:g}.")
-    target_tokens = forms.IntegerField(required=False, min_value=4, label="Token budget")
+    target_tokens = forms.IntegerField(
+        required=False, label="Token budget", widget=forms.NumberInput(
+            attrs={"min": MIN_TARGET_TOKENS, "max": MAX_TARGET_TOKENS}))
     question = forms.CharField(required=False, max_length=2000,
                                help_text="Optional: the parts that answer it keep more.")
     method = forms.ChoiceField(choices=METHOD_CHOICES, initial="scope")
@@ -35,12 +46,6 @@ class CompressForm(forms.Form):
         self.fields["document"].widget.choices = [("", "— or pick a document —")] + [
             (d.pk, d.title) for d in self.documents
         ]
-        self.fields["ratio"].error_messages["min_value"] = (
-            "The ratio must be greater than 1 (2 means half as long)."
-        )
-        self.fields["ratio"].error_messages["max_value"] = (
-            f"A ratio above {MAX_RATIO:g} is absurd: nothing worth reading would be left."
-        )
 
     def clean_document(self):
         pk = self.cleaned_data.get("document")
@@ -65,12 +70,18 @@ class CompressForm(forms.Form):
                 raise forms.ValidationError("Paste a text or pick a document to compress.")
         if "\x00" in text:
             self.add_error("text", "This looks like binary content, not text.")
-        if data.get("target") == "tokens":
-            if data.get("target_tokens") is None and "target_tokens" not in self.errors:
-                self.add_error("target_tokens", "Give a token budget.")
-            data["ratio"] = None
-        else:
-            if data.get("ratio") is None and "ratio" not in self.errors:
-                self.add_error("ratio", "Give a ratio, such as 3.")
-            data["target_tokens"] = None
+        field, unused = (("target_tokens", "ratio") if data.get("target") == "tokens"
+                         else ("ratio", "target_tokens"))
+        data[unused] = None
+        if field in self.errors:
+            return data
+        if data.get(field) is None:
+            self.add_error(field, "Give a token budget." if field == "target_tokens"
+                           else "Give a ratio, such as 3.")
+            return data
+        try:
+            check_target(data.get("ratio"), data.get("target_tokens"))
+        except CompressionError as err:
+            message = str(err)
+            self.add_error(field, f"{message[0].upper()}{message[1:]}.")
         return data

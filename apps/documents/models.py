@@ -112,3 +112,27 @@ class Chunk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.document_id}#{self.index}"
+
+
+class Sentence(models.Model):
+    """The fine-grained index: a sentence window (one sentence, short ones joined) of a
+    chunk, with its vector. Search matches a question here and reads the chunk holding it
+    (small-to-big): a paraphrased fact is lost in the average of a 250-token passage."""
+
+    team = models.ForeignKey("teams.Team", on_delete=models.CASCADE, related_name="+")
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="sentences")
+    chunk = models.ForeignKey(Chunk, on_delete=models.CASCADE, related_name="sentences")
+    start = models.PositiveIntegerField()  # offsets in the document's text
+    end = models.PositiveIntegerField()
+    embedding = VectorField(dimensions=EMBEDDING_DIM)
+
+    class Meta:
+        ordering = ["document_id", "start"]
+        indexes = [
+            HnswIndex(name="sentence_embedding_hnsw", fields=["embedding"], m=16,
+                      ef_construction=64, opclasses=["vector_cosine_ops"]),
+            models.Index(fields=["team", "document"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.document_id}@{self.start}-{self.end}"

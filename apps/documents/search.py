@@ -1,6 +1,8 @@
 """Hybrid search over a team's chunks: pgvector (HNSW, cosine) for dense, Postgres full
-text (tsvector + GIN) for lexical, fused by reciprocal rank. The team and the document set
-are filters inside each query, never applied to results afterwards."""
+text (tsvector + GIN) for lexical, and the sentence index (small-to-big: the chunks holding
+the sentences closest to the query, and those holding an answer of the question's kind),
+fused by reciprocal rank (``workers.qa.retrieval.fuse_small_to_big``). The team and the
+document set are filters inside each query, never applied to results afterwards."""
 
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from pgvector.django import CosineDistance
 
-from apps.documents.models import Chunk, DocStatus
-from workers.documents.lexical import rrf
+from apps.documents.models import Chunk, DocStatus, Sentence
+from workers.qa.retrieval import SENTENCE_DEPTH, SentenceHit, fuse_small_to_big
 
 MODES = ("hybrid", "dense", "lexical")
 _WORD = re.compile(r"\w{3,}", re.UNICODE)
@@ -33,6 +35,7 @@ class Hit:
         return highlight_terms(self.chunk.text, self.query_terms)
 
     query_terms: tuple[str, ...] = ()
+    sentences: tuple[tuple[int, int], ...] = ()  # matched sentence windows, document offsets
 
 
 def _scope(team, document_ids):
@@ -42,17 +45,34 @@ def _scope(team, document_ids):
     return chunks.select_related("document")
 
 
-def dense(team, query: str, document_ids=None, limit: int = 20) -> list[Chunk]:
+def _query_vector(query: str):
     from workers.documents.embeddings import get_embedder
 
-    vector = get_embedder(settings.EMBEDDING_MODEL or None).embed([query])[0]
+    return get_embedder(settings.EMBEDDING_MODEL or None).embed([query])[0]
+
+
+def _nearest(queryset, vector, limit: int) -> list:
     with transaction.atomic():
         with connection.cursor() as cursor:
             # Filters apply after the HNSW scan: look at more candidates than we return.
-            cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(100, limit * 4)])
-        return list(_scope(team, document_ids)
-                    .annotate(distance=CosineDistance("embedding", vector))
+            cursor.execute("SET LOCAL hnsw.ef_search = %s", [min(1000, max(100, limit * 4))])
+        return list(queryset.annotate(distance=CosineDistance("embedding", vector))
                     .order_by("distance")[:limit])
+
+
+def dense(team, query: str, document_ids=None, limit: int = 20, vector=None) -> list[Chunk]:
+    vector = _query_vector(query) if vector is None else vector
+    return _nearest(_scope(team, document_ids), vector, limit)
+
+
+def sentences(team, query: str, document_ids=None, limit: int = SENTENCE_DEPTH,
+              vector=None) -> list[Sentence]:
+    """The team's sentence windows closest to the query, with their chunks."""
+    vector = _query_vector(query) if vector is None else vector
+    rows = Sentence.objects.filter(team=team, document__status=DocStatus.READY)
+    if document_ids is not None:
+        rows = rows.filter(document_id__in=list(document_ids))
+    return _nearest(rows.select_related("chunk__document"), vector, limit)
 
 
 def lexical(team, query: str, document_ids=None, limit: int = 20) -> list[Chunk]:
@@ -69,15 +89,21 @@ def search(team, query: str, *, document_ids=None, mode: str = "hybrid",
     if mode not in MODES:
         raise ValueError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
     depth = max(limit * 3, 20)
-    dense_hits = dense(team, query, document_ids, depth) if mode != "lexical" else []
+    vector = _query_vector(query) if mode != "lexical" else None
+    dense_hits = dense(team, query, document_ids, depth, vector) if vector is not None else []
+    fine = sentences(team, query, document_ids, vector=vector) if vector is not None else []
     lexical_hits = lexical(team, query, document_ids, depth) if mode != "dense" else []
-    by_id = {c.pk: c for c in [*dense_hits, *lexical_hits]}
+    by_id = {c.pk: c for c in [*dense_hits, *lexical_hits, *(s.chunk for s in fine)]}
     dense_rank = {c.pk: i for i, c in enumerate(dense_hits, start=1)}
     lexical_rank = {c.pk: i for i, c in enumerate(lexical_hits, start=1)}
-    # Each arm's two best hits always make the list (a paraphrase has no lexical match).
-    fused = rrf([[c.pk for c in dense_hits], [c.pk for c in lexical_hits]], lead=2)
+    hits = [SentenceHit(s.chunk_id, s.start, s.end,
+                        s.chunk.text[s.start - s.chunk.start:s.end - s.chunk.start])
+            for s in fine]
+    fused, evidence = fuse_small_to_big(
+        query, [[c.pk for c in dense_hits], [c.pk for c in lexical_hits]], hits)
     terms = tuple(sorted({w.lower() for w in _WORD.findall(query)}, key=len, reverse=True))
-    return [Hit(by_id[pk], score, dense_rank.get(pk), lexical_rank.get(pk), terms)
+    return [Hit(by_id[pk], score, dense_rank.get(pk), lexical_rank.get(pk), terms,
+                tuple((h.start, h.end) for h in evidence.get(pk, ())))
             for pk, score in fused[:limit]]
 
 
@@ -112,14 +138,16 @@ def highlight_span(text: str, start: int, end: int) -> SafeString:
 
 def passage_retriever(team, document_ids):
     """The QA engine's ``retrieve(query, k)`` over the team's chunks of these documents
-    (hybrid search), as exact-span passages."""
+    (hybrid search with the sentence index), as exact-span passages carrying their matched
+    sentences."""
     from workers.qa.types import Passage
 
     ids = list(document_ids)
 
     def retrieve(query: str, k: int) -> list[Passage]:
         hits = search(team, query, document_ids=ids, limit=k)
-        return [Passage(h.chunk.document_id, h.chunk.start, h.chunk.end, h.chunk.text, h.score)
+        return [Passage(h.chunk.document_id, h.chunk.start, h.chunk.end, h.chunk.text, h.score,
+                        h.sentences)
                 for h in hits]
 
     return retrieve

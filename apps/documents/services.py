@@ -12,9 +12,10 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.documents.models import Chunk, DocStatus, Document
+from apps.documents.models import Chunk, DocStatus, Document, Sentence
 from apps.jobs.services import create_job
-from workers.documents import DocumentError, Limits, safe_filename, sniff
+from workers.documents import DocumentError, Limits, safe_filename
+from workers.documents.sandbox import extract_sandboxed, sniff_sandboxed
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,9 @@ class UploadRefused(Exception):
 
 
 def limits() -> Limits:
-    return Limits(max_bytes=settings.DOCUMENT_MAX_BYTES, max_pages=settings.DOCUMENT_MAX_PAGES)
+    return Limits(max_bytes=settings.DOCUMENT_MAX_BYTES, max_pages=settings.DOCUMENT_MAX_PAGES,
+                  parse_seconds=settings.DOCUMENT_PARSE_SECONDS,
+                  parse_memory_mb=settings.DOCUMENT_PARSE_MEMORY_MB)
 
 
 def _mb(n: int) -> str:
@@ -58,7 +61,7 @@ def upload(team, user, uploaded) -> UploadOutcome:
     if not data:
         raise UploadRefused("The file is empty (0 bytes).", "empty")
     try:
-        kind = sniff(data, limits())
+        kind = sniff_sandboxed(data, limits())  # a child process: hostile bytes stay there
     except DocumentError as err:
         raise UploadRefused(err.message, err.code) from err
     sha = hashlib.sha256(data).hexdigest()
@@ -110,10 +113,8 @@ def _mark_failed(document: Document, err: DocumentError) -> None:
 
 def ingest(document: Document, progress) -> dict:
     """Extract, chunk, embed and index one document; replaces earlier chunks."""
-    from workers.documents import extract_document
     from workers.documents.embeddings import get_embedder
-    from workers.documents.longembed import embed_long
-    from workers.documents.pipeline import chunk_document
+    from workers.documents.pipeline import chunk_document, embed_chunks
 
     Document.objects.filter(pk=document.pk).update(status=DocStatus.PROCESSING, error="",
                                                    error_code="")
@@ -121,7 +122,7 @@ def ingest(document: Document, progress) -> dict:
     with document.file.open("rb") as handle:
         data = handle.read()
     try:
-        extracted = extract_document(data, limits())
+        extracted = extract_sandboxed(data, limits())  # under CPU/memory limits
     except DocumentError as err:
         _mark_failed(document, err)
         raise
@@ -136,26 +137,32 @@ def ingest(document: Document, progress) -> dict:
     size = settings.EMBEDDING_CHUNK_TOKENS or window
     chunks = chunk_document(extracted, embedder.count_tokens, size)
     progress(20, 100, f"Embedding {len(chunks):,} chunks")
-    vectors = []
-    batch = 64
-    for start in range(0, len(chunks), batch):
-        texts = [c.text for c in chunks[start:start + batch]]
-        if size > window:  # longer than the model's window: LongEmbed extension
-            vectors.extend(embed_long(embedder, texts, settings.EMBEDDING_STRATEGY))
-        else:
-            vectors.extend(embedder.embed(texts))
-        done = min(start + batch, len(chunks))
-        progress(20 + int(70 * done / max(len(chunks), 1)), 100,
-                 f"Embedded {done:,} of {len(chunks):,} chunks")
+
+    def embedded(done: int, total: int, _message: str) -> None:
+        progress(20 + int(70 * done / max(total, 1)), 100,
+                 f"Embedded {done:,} of {total:,} chunks")
+
+    # Passages and their sentence windows (the fine-grained index) in one pass; longer
+    # chunks than the model's window: LongEmbed extension.
+    vectors = embed_chunks(embedder, chunks, settings.EMBEDDING_STRATEGY if size > window
+                           else None, progress=embedded)
     tokens = count_model_tokens(extracted.text)
     with transaction.atomic():
-        Chunk.objects.filter(document=document).delete()
-        Chunk.objects.bulk_create(
+        Chunk.objects.filter(document=document).delete()  # sentences go with them (cascade)
+        rows = Chunk.objects.bulk_create(
             [Chunk(team_id=document.team_id, document=document, index=c.index, start=c.start,
                    end=c.end, text=c.text, tokens=c.tokens, pages=c.pages,
                    heading=c.heading[:300], embedding=vector)
-             for c, vector in zip(chunks, vectors, strict=True)],
+             for c, vector in zip(chunks, vectors.vectors, strict=True)],
             batch_size=500,
+        )
+        Sentence.objects.bulk_create(
+            [Sentence(team_id=document.team_id, document=document, chunk=row, start=s, end=e,
+                      embedding=v)
+             for row, spans, vs in zip(rows, vectors.windows, vectors.window_vectors,
+                                       strict=True)
+             for (s, e), v in zip(spans, vs, strict=True)],
+            batch_size=1000,
         )
         Document.objects.filter(pk=document.pk).update(
             status=DocStatus.READY, text=extracted.text, kind=extracted.kind,

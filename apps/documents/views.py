@@ -9,13 +9,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from apps.core.bodylimit import declared_length, upload_limit
 from apps.documents import search as doc_search
 from apps.documents import services
 from apps.documents.models import DocStatus
 from apps.teams.access import team_view
 from apps.teams.models import Role
-
-UPLOAD_OVERHEAD = 64 * 1024  # multipart headers around the file itself
 
 
 @team_view()
@@ -46,11 +45,11 @@ def _result(request, name, outcome=None, error=None, status=200):
 @require_POST
 def upload(request):
     wants_json = "application/json" in request.headers.get("Accept", "")
-    # Refuse an oversized body before Django reads (and stores) any of it.
-    length = int(request.META.get("CONTENT_LENGTH") or 0)
-    limit = settings.DOCUMENT_MAX_BYTES * settings.DOCUMENT_MAX_FILES_PER_UPLOAD
-    if length > limit + UPLOAD_OVERHEAD or (
-        length > settings.DOCUMENT_MAX_BYTES + UPLOAD_OVERHEAD and wants_json
+    # Refuse an oversized body before it is parsed (apps.core.bodylimit's edge check, for a
+    # body without Content-Length too, uses the same limits); the page sends one file a time.
+    length = declared_length(request.META)
+    if length > upload_limit(settings.DOCUMENT_MAX_FILES_PER_UPLOAD) or (
+        length > upload_limit(1) and wants_json
     ):
         err = services.UploadRefused(
             f"The upload is {length / 1024 / 1024:.0f} MB; the limit is "

@@ -104,36 +104,70 @@ def revoke_invitation(invitation: Invitation) -> None:
         invitation.save(update_fields=["revoked_at"])
 
 
-def _owner_count(team: Team) -> int:
-    return team.memberships.filter(role=Role.OWNER).count()
+def _owner_count(team_id: int) -> int:
+    return Membership.objects.filter(team_id=team_id, role=Role.OWNER).count()
+
+
+def _locked(*memberships: Membership) -> list[Membership | None]:
+    """Lock the team row, then read the memberships afresh. Every change that could take
+    the last owner away (role change, removal, leaving) queues on that lock, so two owners
+    leaving at once cannot both see the other one still there."""
+    Team.objects.select_for_update().filter(pk=memberships[0].team_id).first()
+    fresh = Membership.objects.filter(pk__in=[m.pk for m in memberships]).in_bulk()
+    return [fresh.get(m.pk) for m in memberships]
+
+
+def _gone(membership: Membership) -> int:
+    """Delete the membership and revoke the API keys its person made for this team: a key
+    must not outlive the access of the person who made it. Returns the keys revoked."""
+    from apps.api.keys import revoke_keys_made_by
+
+    revoked = revoke_keys_made_by(membership.team_id, membership.user_id)
+    membership.delete()
+    return revoked
 
 
 def change_role(actor: Membership, target: Membership, role: str) -> Membership:
-    if Role.OWNER in (role, target.role) and actor.role != Role.OWNER:
-        raise TeamError("Only an owner can grant or take away the owner role.")
-    if target.role == Role.OWNER and role != Role.OWNER and _owner_count(target.team) == 1:
-        raise TeamError("A team needs at least one owner. Make someone else owner first.")
+    with transaction.atomic():
+        actor, current = _locked(actor, target)
+        if actor is None or current is None:
+            raise TeamError("That membership has just changed; reload the page.")
+        if Role.OWNER in (role, current.role) and actor.role != Role.OWNER:
+            raise TeamError("Only an owner can grant or take away the owner role.")
+        if (current.role == Role.OWNER and role != Role.OWNER
+                and _owner_count(current.team_id) == 1):
+            raise TeamError("A team needs at least one owner. Make someone else owner first.")
+        current.role = role
+        current.save(update_fields=["role"])
     target.role = role
-    target.save(update_fields=["role"])
-    return target
+    return current
 
 
-def remove_member(actor: Membership, target: Membership) -> None:
+def remove_member(actor: Membership, target: Membership) -> int:
+    """Remove `target`; returns how many of their API keys were revoked."""
     if target.pk == actor.pk:
         raise TeamError("Use “Leave team” to remove yourself.")
-    if target.role == Role.OWNER and actor.role != Role.OWNER:
-        raise TeamError("Only an owner can remove an owner.")
     with transaction.atomic():
-        if target.role == Role.OWNER and _owner_count(target.team) == 1:
+        actor, current = _locked(actor, target)
+        if current is None:
+            raise TeamError("That person has already left the team.")
+        if actor is None:
+            raise TeamError("You are no longer a member of this team.")
+        if current.role == Role.OWNER and actor.role != Role.OWNER:
+            raise TeamError("Only an owner can remove an owner.")
+        if current.role == Role.OWNER and _owner_count(current.team_id) == 1:
             raise TeamError("A team needs at least one owner.")
-        target.delete()
+        return _gone(current)
 
 
-def leave_team(membership: Membership) -> None:
+def leave_team(membership: Membership) -> int:
+    """Leave; returns how many of the leaver's API keys were revoked."""
     with transaction.atomic():
-        team = Team.objects.select_for_update().get(pk=membership.team_id)
-        if membership.role == Role.OWNER and _owner_count(team) == 1:
+        (current,) = _locked(membership)
+        if current is None:
+            return 0  # already gone (a second click)
+        if current.role == Role.OWNER and _owner_count(current.team_id) == 1:
             raise TeamError(
                 "You are the last owner. Make another member owner before you leave."
             )
-        membership.delete()
+        return _gone(current)

@@ -101,13 +101,22 @@ def change_role(request, pk: int):
     return redirect("teams:settings", team_slug=request.team.slug)
 
 
+def _revoked_note(count: int, who: str) -> str:
+    """The API keys revoked with a membership, said where it ends."""
+    if not count:
+        return ""
+    keys = "1 API key" if count == 1 else f"{count} API keys"
+    return f" {keys} {who} made for this team {'was' if count == 1 else 'were'} revoked."
+
+
 @team_view(Role.ADMIN)
 @require_POST
 def remove_member(request, pk: int):
     target = get_object_or_404(request.team.memberships.select_related("user"), pk=pk)
     try:
-        services.remove_member(request.membership, target)
-        messages.success(request, f"{target.user.display_name} was removed from the team.")
+        revoked = services.remove_member(request.membership, target)
+        messages.success(request, f"{target.user.display_name} was removed from the team."
+                                  + _revoked_note(revoked, "they"))
     except services.TeamError as err:
         messages.error(request, str(err))
     return redirect("teams:settings", team_slug=request.team.slug)
@@ -117,12 +126,12 @@ def remove_member(request, pk: int):
 @require_POST
 def leave_team(request):
     try:
-        services.leave_team(request.membership)
+        revoked = services.leave_team(request.membership)
     except services.TeamError as err:
         messages.error(request, str(err))
         return redirect("teams:settings", team_slug=request.team.slug)
     request.session.pop("team_slug", None)
-    messages.info(request, f"You left “{request.team.name}”.")
+    messages.info(request, f"You left “{request.team.name}”." + _revoked_note(revoked, "you"))
     return redirect("home")
 
 

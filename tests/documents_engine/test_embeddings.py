@@ -110,3 +110,32 @@ def test_ntk_refuses_absolute_position_models(embedder):
 def test_unknown_strategy():
     with pytest.raises(ValueError, match="choose from"):
         get_strategy("magic")
+
+
+def test_embed_with_spans_gives_the_text_vector_and_one_per_sentence(embedder):
+    """One forward pass, two granularities: the text's vector is ``embed``'s, each span's
+    is the mean of its own contextual tokens (normalised), closest to its own sentence."""
+    from workers.documents.chunking import sentence_windows
+
+    text = ("The harbour was busy and the ships came in at dawn. "
+            "To open the archive door, type the digits 48213. "
+            "The bakers complained loudly about the price of flour that winter.")
+    spans = sentence_windows(text)
+    assert len(spans) == 3
+    vectors, per_text = embedder.embed_with_spans([text, "Short one."], [spans, []])
+    assert np.allclose(vectors, embedder.embed([text, "Short one."]), atol=1e-5)
+    assert per_text[1].shape == (0, embedder.dim)
+    fine = per_text[0]
+    assert np.allclose(np.linalg.norm(fine, axis=1), 1.0, atol=1e-5)
+    own = embedder.embed([text[s:e] for s, e in spans])
+    similarity = own @ fine.T  # row: a sentence on its own; column: its late-pooled vector
+    assert all(int(np.argmax(similarity[i])) == i for i in range(3))
+
+
+def test_spans_past_the_window_get_no_vector(embedder):
+    """The model reads 256 tokens: a span beyond them gets zeros (``embed_chunks`` embeds
+    such spans on their own)."""
+    text = "word " * 400 + "The last sentence is far past the window."
+    start = text.index("The last")
+    _, per_text = embedder.embed_with_spans([text], [[(0, 20), (start, len(text))]])
+    assert per_text[0][0].any() and not per_text[0][1].any()

@@ -231,6 +231,9 @@ def test_an_answer_asked_for_in_n_words_is_written_to_that_length(llm):
         "full",
         backend=llm,
         on_token=deltas.append,
+        # The length loop, not grounding: the 135M model's 120 words about an essay are
+        # mostly its own (grounding removes those sentences; test_grounding.py).
+        grounding="off",
     )
     final = next(s for s in result.trace if s.name == "answer")
     assert final.notes["length"]["target_words"] == 120
@@ -262,24 +265,25 @@ def test_bad_compression_ratio_is_refused(llm, bad):
                options={"compress": bad})
 
 
-def test_answer_type_ranking_finds_a_paraphrased_code_sentence():
-    from workers.qa.scoring import Span, answer_type_ranking
+def test_typed_ranking_finds_the_sentence_holding_the_asked_kind():
+    """The answer-type arm for every kind of question: a code, a person, a date, a number;
+    none for a question whose words do not say what kind of answer it wants."""
+    from workers.qa.scoring import typed_ranking
 
-    text = (
-        "The harbour was busy in 1998 and the ships came in at dawn. Nobody knew the captain. "
-        "The market sold fish, bread and olives to the sailors every morning. "
-        "To open the archive door, type the digits 48213. The door has been painted twice. "
-        "Prices rose by 12 percent that winter, and the bakers complained loudly."
-    )
-    doc = SourceDocument("d", "Harbour", text)
-    cut1, cut2 = text.index("The market"), text.index("To open")
-    cut3 = text.index("Prices")
-    regions = [Span(doc, 0, cut1), Span(doc, cut1, cut2), Span(doc, cut2, cut3),
-               Span(doc, cut3, len(text))]
-    ranking = answer_type_ranking("What is the pass key?", regions)
-    assert ranking is not None and ranking[0] == 2  # the paraphrased code sentence's region
-    assert 1 not in ranking  # no sentence there holds a code-like token
-    assert answer_type_ranking("Who was the captain?", regions) is None  # not a code question
+    sentences = [
+        "The harbour was busy and the ships came in at dawn.",
+        "The market sold fish, bread and olives to the sailors every morning.",
+        "To open the archive door, type the digits 48213.",
+        "The audit of the depot was signed off by Margaret Okafor.",
+        "Prices rose by 12 percent that winter.",
+        "The pier reopened to the public on 14 March 1871.",
+    ]
+    order = list(range(len(sentences)))  # as if the embedder ranked them in this order
+    assert typed_ranking("What is the pass key?", sentences, order)[0] == 2
+    assert typed_ranking("Who approved the inspection?", sentences, order) == [3]
+    assert typed_ranking("When did the jetty start welcoming visitors?", sentences, order)[0] == 5
+    assert 4 in typed_ranking("How many percent did prices rise?", sentences, order)
+    assert typed_ranking("Why was the harbour busy?", sentences, order) is None
 
 
 def test_final_ranking_of_a_code_question_leads_with_the_code_sentence():
@@ -307,21 +311,16 @@ def test_final_ranking_of_a_code_question_leads_with_the_code_sentence():
     assert [r.position for r in plain].index(6) >= 3  # not a code question: no such arm
 
 
-def test_answer_type_ranking_puts_a_code_before_years_and_quantities():
+def test_typed_ranking_puts_a_code_before_years_and_quantities():
     """By similarity alone the embedder put "hackers" and "breaks into computers" sentences
     (holding a year and a quantity) above the paraphrased code (6th at 128k, 2026-12-01)."""
-    from workers.qa.scoring import Span, answer_type_ranking
+    from workers.qa.scoring import typed_ranking
 
-    parts = [
-        "I suspect the pin will be wielded by a couple of 20 year old hackers. ",
-        'April 2004To the popular press, "hacker" means someone who breaks into computers. ',
-        "The lock on the old shed opens with the sequence 69751. ",
+    sentences = [
+        "I suspect the pin will be wielded by a couple of 20 year old hackers.",
+        'April 2004To the popular press, "hacker" means someone who breaks into computers.',
+        "The lock on the old shed opens with the sequence 69751.",
     ]
-    text = "".join(parts)
-    doc = SourceDocument("d", "Essays", text)
-    starts = [text.index(p) for p in parts]
-    regions = [Span(doc, s, s + len(p)) for s, p in zip(starts, parts, strict=True)]
-    assert answer_type_ranking("What is the pass key?", regions)[0] == 2
+    assert typed_ranking("What is the pass key?", sentences, [0, 1, 2])[0] == 2
     # A quantity question keeps the embedder's order: no code shape there.
-    by_similarity = answer_type_ranking("How many numbers did the hackers have?", regions)
-    assert by_similarity is not None and by_similarity[0] != 2
+    assert typed_ranking("How many hackers were there?", sentences, [0, 1, 2])[0] == 0

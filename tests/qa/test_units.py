@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from workers.qa import SYSTEM_PROMPT, UNTRUSTED_RULE, build_haystack
@@ -174,3 +176,16 @@ def test_a_long_code_beats_a_pin_like_number_and_a_range():
     ]
     got = extract_token("What is the pass key?", ranked, draft="")
     assert got is not None and got.value == "69751"
+
+
+def test_a_fuzzy_quote_over_a_long_near_identical_text_is_located_in_bounded_time():
+    # difflib over every sentence pair of a long text took tens of seconds per quote;
+    # only the units sharing most words with the quote are compared now.
+    sentence = ("The committee reviewed the annual report and approved the budget for the east "
+                "wing after a long debate about costs, staffing and the timetable of the works. ")
+    text = "Opening remarks on another topic entirely.\n" + (sentence * 4 + "\n") * 400
+    quote = (sentence * 4).replace("committee", "board").replace("budget", "plan")[:600]
+    started = time.perf_counter()
+    span = locate(quote, text)
+    assert time.perf_counter() - started < 10
+    assert span is not None and "committee reviewed" in text[span[0]:span[1]]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from workers.scope import CompressionError, compress
@@ -82,6 +84,9 @@ def test_truncate_handles_one_enormous_word():
     ({}, "exactly one"),
     ({"ratio": 2, "target_tokens": 100}, "exactly one"),
     ({"target_tokens": 0}, "too small"),
+    ({"target_tokens": 10**40}, "too large: at most 1,000,000"),
+    ({"ratio": 10**400}, "absurd"),  # no float form: the check must not need one
+    ({"ratio": -(10**400)}, "greater than 1"),
     ({"target_tokens": 2.5}, "whole number"),
     ({"ratio": 2, "method": "magic"}, "unknown method"),
 ])
@@ -106,3 +111,20 @@ def test_bad_texts_are_refused_clearly(text, message):
 
 def test_compression_error_is_a_value_error():
     assert issubclass(CompressionError, ValueError)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Ada Lovelace" + " " * 200_000 + "x",  # a space run after a name: was quadratic
+        " ".join(f"Alice{i} met Bob{i}." for i in range(30_000)),  # was a text scan per name
+        " ".join(str(n) for n in range(100_000)),  # was a scan of every kept keyword per number
+    ],
+    ids=["space-run", "many-names", "many-numbers"],
+)
+def test_keywords_take_linear_time_on_hostile_text(text):
+    # The old code took minutes to hours on these; linear code takes well under a second.
+    started = time.perf_counter()
+    found = kw.candidates(text)
+    assert time.perf_counter() - started < 10
+    assert found  # it still finds something

@@ -18,9 +18,15 @@ TokenCounter = Callable[[str], int]
 # A sentence ends at . ! ? … (optionally followed by a closing quote or bracket) and
 # whitespace, or at a blank line (paragraph); CJK full stops need no whitespace after them.
 # A single newline is not a boundary: hard-wrapped prose breaks lines mid-sentence.
-_BOUNDARY = re.compile(
-    r"(?:(?<=[.!?…])|(?<=[.!?…][\"')\]’”»]))\s+|\s*\n[ \t]*\n\s*|(?<=[。！？])\s*"
-)
+# Linear by construction: the pattern only finds whole whitespace runs (and the empty place
+# after a CJK stop); which of them end a sentence is decided in Python. One regex with
+# r"\s*\n[ \t]*\n\s*" as an alternative rescans a long run of spaces from each of its
+# positions (quadratic: a 1 MB run of spaces took hours).
+_CANDIDATE = re.compile(r"(?<=[。！？])\s*|\s+")
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
+_STOPS = frozenset(".!?…")
+_CLOSERS = frozenset("\"')]’”»")
+_CJK_STOPS = frozenset("。！？")
 # Oversized sentences are cut into windows: start by guessing this many chars per token.
 _INITIAL_CHARS_PER_TOKEN = 4.0
 # Never hand the tokenizer a piece longer than this many chars per allowed token.
@@ -46,13 +52,27 @@ class _Unit:
 def sentence_spans(text: str) -> Iterator[tuple[int, int]]:
     """Spans of sentences, whitespace trimmed, lazily (a generator)."""
     pos = 0
-    for m in _BOUNDARY.finditer(text):
-        if m.start() > pos:
-            yield pos, m.start()
-        pos = max(pos, m.end())
+    for start, end in _boundaries(text):
+        if start > pos:
+            yield pos, start
+        pos = max(pos, end)
     end = len(text.rstrip())
     if end > pos:
         yield pos, end
+
+
+def _boundaries(text: str) -> Iterator[tuple[int, int]]:
+    for m in _CANDIDATE.finditer(text):
+        start = m.start()
+        prev = text[start - 1] if start else ""
+        prev2 = text[start - 2] if start > 1 else ""
+        if (
+            prev in _STOPS
+            or prev in _CJK_STOPS
+            or (prev in _CLOSERS and prev2 in _STOPS)
+            or _PARAGRAPH_BREAK.search(m.group())
+        ):
+            yield start, m.end()
 
 
 def _units(text: str, count_tokens: TokenCounter, max_tokens: int) -> Iterator[_Unit]:
@@ -196,3 +216,38 @@ def segments(text: str, budget_tokens: int, count_tokens: TokenCounter) -> Itera
 def whitespace_token_counter(text: str) -> int:
     """A tokenizer-free counter (words), for callers without a model at hand."""
     return len(text.split())
+
+
+# A sentence shorter than this is read with the next one ("Remember it.", "Yes."), up to
+# this many sentences per unit.
+MIN_WINDOW_CHARS = 25
+MAX_WINDOW_SENTENCES = 3
+
+
+def sentence_windows(
+    text: str, start: int = 0, end: int | None = None, min_chars: int = MIN_WINDOW_CHARS
+) -> list[tuple[int, int]]:
+    """The fine-grained retrieval units of ``text[start:end]`` (``text`` coordinates):
+    single sentences, a short one joined to the sentences after it (up to
+    ``MAX_WINDOW_SENTENCES``; a short last one to the unit before), so that no unit is a
+    bare "Yes." One pass over the sentences."""
+    end = len(text) if end is None else end
+    out: list[tuple[int, int]] = []
+    pending, joined = -1, 0  # start of the short sentences waiting for the next one
+    for s, e in sentence_spans(text[start:end]):
+        s, e = s + start, e + start
+        if pending >= 0:
+            s = pending
+        joined += 1
+        if e - s < min_chars and joined < MAX_WINDOW_SENTENCES:
+            pending = s
+            continue
+        out.append((s, e))
+        pending, joined = -1, 0
+    if pending >= 0:
+        tail_end = len(text[:end].rstrip())
+        if out:
+            out[-1] = (out[-1][0], tail_end)
+        elif tail_end > pending:
+            out.append((pending, tail_end))
+    return out

@@ -136,6 +136,49 @@ class Embedder:
         )
         return vectors.astype(np.float32)
 
+    def embed_with_spans(
+        self,
+        texts: list[str],
+        spans: list[list[tuple[int, int]]],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Each text's vector (the pipeline's pooling, as ``embed``) and, from the same
+        forward pass, one vector per character span of it ("late chunking": the mean of the
+        span's contextual token embeddings, L2-normalised). A span past the model's window
+        (or with no token) gets a zero vector; the caller embeds those on their own.
+
+        One pass for both levels: the sentence vectors cost no second read of the text."""
+
+        raw = self._raw_tokenizer
+        prefix, suffix = self.special_tokens
+        limit = self.max_seq_length - len(prefix) - len(suffix)
+        encoded = []
+        for text in texts:
+            enc = raw.encode(text, add_special_tokens=False) if raw is not None else None
+            ids = list(enc.ids)[:limit] if enc is not None else self.token_ids(text)[:limit]
+            offsets = list(enc.offsets)[:limit] if enc is not None else []
+            encoded.append((ids, offsets))
+        dim = self.dim
+        text_vectors = np.zeros((len(texts), dim), dtype=np.float32)
+        span_vectors = [np.zeros((len(s), dim), dtype=np.float32) for s in spans]
+        order = sorted(range(len(texts)), key=lambda i: len(encoded[i][0]))
+        for b in range(0, len(order), batch_size):
+            rows = order[b : b + batch_size]
+            hidden, pooled = self._run([prefix + encoded[i][0] + suffix for i in rows])
+            tokens = hidden.float().cpu().numpy()
+            for r, i in enumerate(rows):
+                text_vectors[i] = pooled[r].cpu().numpy()
+                offsets = encoded[i][1]
+                starts = np.array([o[0] for o in offsets], dtype=np.int64)
+                ends = np.array([o[1] for o in offsets], dtype=np.int64)
+                for j, (s, e) in enumerate(spans[i]):
+                    # tokens inside the span; +len(prefix): the [CLS] row comes first
+                    lo, hi = np.searchsorted(ends, s, "right"), np.searchsorted(starts, e, "left")
+                    if hi > lo:
+                        v = tokens[r, lo + len(prefix) : hi + len(prefix)].mean(axis=0)
+                        span_vectors[i][j] = v / max(float(np.linalg.norm(v)), 1e-12)
+        return text_vectors, span_vectors
+
     def embed_ids(
         self,
         sequences: list[list[int]],
@@ -150,33 +193,43 @@ class Embedder:
         position interpolation); rows are positions. ``model``: a variant of the underlying
         ``transformers`` model sharing its weights (used by NTK scaling).
         """
-        import torch
-
         prefix, suffix = self.special_tokens
-        pad = self.tokenizer.pad_token_id or 0
         out: list[np.ndarray] = []
         # Sort by length so padding stays small; restore the order at the end.
         order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
         for b in range(0, len(order), batch_size):
             batch = [prefix + list(sequences[i]) + suffix for i in order[b : b + batch_size]]
-            width = max(len(s) for s in batch)
-            ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, seq in enumerate(batch):
-                ids[row, : len(seq)] = torch.tensor(seq)
-                mask[row, : len(seq)] = 1
-            with torch.inference_mode():
-                hidden = self._forward(ids, mask, position_table, model)
-                features: dict[str, Any] = {"token_embeddings": hidden, "attention_mask": mask}
-                for module in list(self.model)[1:]:
-                    features = module(features)
-                vectors = features["sentence_embedding"].float()
-                vectors = torch.nn.functional.normalize(vectors, dim=-1)
+            _, vectors = self._run(batch, position_table, model)
             out.append(vectors.cpu().numpy())
         stacked = np.concatenate(out) if out else np.zeros((0, self.dim), dtype=np.float32)
         result = np.empty_like(stacked)
         result[order] = stacked
         return result.astype(np.float32)
+
+    def _run(
+        self,
+        batch: list[list[int]],
+        position_table: torch.Tensor | None = None,
+        model: Any | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One padded batch of id sequences (special tokens included) through the model and
+        the pipeline's pooling: (token embeddings, L2-normalised text vectors)."""
+        import torch
+
+        pad = self.tokenizer.pad_token_id or 0
+        width = max(len(s) for s in batch)
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, seq in enumerate(batch):
+            ids[row, : len(seq)] = torch.tensor(seq)
+            mask[row, : len(seq)] = 1
+        with torch.inference_mode():
+            hidden = self._forward(ids, mask, position_table, model)
+            features: dict[str, Any] = {"token_embeddings": hidden, "attention_mask": mask}
+            for module in list(self.model)[1:]:
+                features = module(features)
+            vectors = torch.nn.functional.normalize(features["sentence_embedding"].float(), dim=-1)
+        return hidden, vectors
 
     def _forward(
         self,

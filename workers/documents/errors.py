@@ -52,3 +52,21 @@ class ArchiveBomb(DocumentError):
 
 class NoTextFound(DocumentError):
     code = "no_text"
+
+
+class ParseTimeout(DocumentError):
+    """Reading the file used up the CPU-time (or wall-clock) budget of the child process."""
+
+    code = "parse_timeout"
+
+
+class ParseMemory(DocumentError):
+    """Reading the file needed more memory than the child process may have."""
+
+    code = "parse_memory"
+
+
+class ParserCrashed(DocumentError):
+    """The reader stopped without an answer (a library crash on a hostile file)."""
+
+    code = "parser_crashed"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
+# Bidirectional controls too: "invoice\u202egpj.exe" would show as "invoiceexe.jpg".
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]')
 _RESERVED = {
     "con",
     "prn",

@@ -16,6 +16,10 @@ class Limits:
     max_members: int = 10_000
     # Chars per synthetic page for formats without pages (cut at a paragraph boundary).
     synthetic_page_chars: int = 3_000
+    # Sniffing and extraction of an upload run in a child process (``sandbox``): CPU seconds
+    # it may use, and memory (address space) beyond what the bare reader already holds.
+    parse_seconds: float = 60.0
+    parse_memory_mb: int = 1024
 
 
 DEFAULT_LIMITS = Limits()

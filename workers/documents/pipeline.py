@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .chunking import TokenCounter, chunk_text
+from .chunking import TokenCounter, chunk_text, sentence_windows
 from .document import ExtractedDocument
 from .embeddings import Embedder, get_embedder
 from .extract import extract_document
 from .limits import DEFAULT_LIMITS, Limits
+from .sandbox import extract_sandboxed
 
 Progress = Callable[[int, int, str], None]  # (done, total, message)
 
@@ -37,6 +38,62 @@ class IngestResult:
     document: ExtractedDocument
     chunks: list[DocumentChunk]
     vectors: np.ndarray  # (len(chunks), dim), L2-normalised
+    # The fine-grained index: per chunk, its sentence windows (document offsets) and vectors.
+    windows: list[list[tuple[int, int]]] | None = None
+    window_vectors: list[np.ndarray] | None = None
+
+
+@dataclass
+class EmbeddedChunks:
+    vectors: np.ndarray  # one per chunk
+    windows: list[list[tuple[int, int]]]  # per chunk: sentence windows, document offsets
+    window_vectors: list[np.ndarray]  # per chunk: (len(windows), dim)
+
+
+def embed_chunks(
+    embedder: Embedder,
+    chunks: list[DocumentChunk],
+    long_strategy: str | None = None,
+    batch_size: int = 64,
+    progress: Progress | None = None,
+) -> EmbeddedChunks:
+    """Vectors at two granularities: each chunk (the passage) and each sentence window in
+    it. Both come from one forward pass per chunk (``Embedder.embed_with_spans``), so the
+    sentence index costs no second read of the text. A chunk longer than the model's
+    window (``long_strategy``: LongEmbed) is embedded with that strategy and its windows
+    on their own."""
+    from .longembed import embed_long
+
+    windows = [sentence_windows(c.text) for c in chunks]
+    vectors: list[np.ndarray] = []
+    window_vectors: list[np.ndarray] = []
+    for start in range(0, len(chunks), batch_size):
+        batch = chunks[start : start + batch_size]
+        spans = windows[start : start + batch_size]
+        if long_strategy:
+            vectors.extend(embed_long(embedder, [c.text for c in batch], long_strategy))
+            window_vectors.extend(
+                embedder.embed([c.text[s:e] for s, e in w]) if w else np.zeros((0, embedder.dim))
+                for c, w in zip(batch, spans, strict=True)
+            )
+        else:
+            text_vectors, span_vectors = embedder.embed_with_spans([c.text for c in batch], spans)
+            vectors.extend(text_vectors)
+            for c, w, v in zip(batch, spans, span_vectors, strict=True):
+                past = [j for j in range(len(w)) if not v[j].any()]  # beyond the window
+                if past:
+                    v[past] = embedder.embed([c.text[w[j][0] : w[j][1]] for j in past])
+                window_vectors.append(v)
+        if progress:
+            progress(min(start + batch_size, len(chunks)), len(chunks), "embedding")
+    dim = embedder.dim
+    return EmbeddedChunks(
+        vectors=np.asarray(vectors, dtype=np.float32).reshape(len(chunks), dim),
+        windows=[[(c.start + s, c.start + e) for s, e in w] for c, w in zip(chunks, windows,
+                                                                           strict=True)],
+        window_vectors=[np.asarray(v, dtype=np.float32).reshape(-1, dim)
+                        for v in window_vectors],
+    )
 
 
 def chunk_document(
@@ -70,25 +127,20 @@ def ingest_bytes(
     data: bytes,
     embedder: Embedder | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    sandboxed: bool = True,
     max_tokens: int | None = None,
     overlap_tokens: int = 0,
     batch_size: int = 32,
     progress: Progress | None = None,
 ) -> IngestResult:
-    """Extract, chunk (to the embedder's window unless ``max_tokens``) and embed."""
+    """Extract, chunk (to the embedder's window unless ``max_tokens``) and embed at both
+    granularities (``embed_chunks``)."""
     embedder = embedder or get_embedder()
-    document = extract_document(data, limits)
+    # In a child process under the CPU/memory limits unless the caller trusts the bytes.
+    document = (extract_sandboxed if sandboxed else extract_document)(data, limits)
     prefix, suffix = embedder.special_tokens
     size = max_tokens or embedder.max_seq_length - len(prefix) - len(suffix)
     chunks = chunk_document(document, embedder.count_tokens, size, overlap_tokens)
-    total = len(chunks)
-    if progress:
-        progress(0, total, "embedding")
-    parts = []
-    for start in range(0, total, batch_size * 8):
-        batch = [c.text for c in chunks[start : start + batch_size * 8]]
-        parts.append(embedder.embed(batch, batch_size=batch_size))
-        if progress:
-            progress(min(start + len(batch), total), total, "embedding")
-    vectors = np.concatenate(parts) if parts else np.zeros((0, embedder.dim), dtype=np.float32)
-    return IngestResult(document=document, chunks=chunks, vectors=vectors)
+    embedded = embed_chunks(embedder, chunks, batch_size=batch_size * 8, progress=progress)
+    return IngestResult(document=document, chunks=chunks, vectors=embedded.vectors,
+                        windows=embedded.windows, window_vectors=embedded.window_vectors)

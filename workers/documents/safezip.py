@@ -8,18 +8,45 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 
 from .errors import ArchiveBomb, CorruptDocument
 from .limits import DEFAULT_LIMITS, Limits
 
 _READ_CHUNK = 1 << 16
+# What zipfile raises on damaged or unsupported archives besides BadZipFile; python -m bench
+# fuzz found ValueError ("negative seek value"), NotImplementedError ("zip file version")
+# and zlib.error; RuntimeError is an encrypted member.
+ZIP_DAMAGE = (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError,
+              RuntimeError, zlib.error)
+# The end-of-directory record: 22 bytes plus a comment of at most 64 KB.
+_EOCD_SEARCH = 22 + 0xFFFF
 
 
-def open_zip(data: bytes) -> zipfile.ZipFile:
+def open_zip(data: bytes, limits: Limits = DEFAULT_LIMITS) -> zipfile.ZipFile:
+    declared = declared_entries(data)
+    if declared > limits.max_members:
+        # Refused before zipfile reads the directory: a million entries cost seconds and GBs.
+        raise ArchiveBomb(f"the archive has {declared} files; the limit is {limits.max_members}")
     try:
         return zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except ZIP_DAMAGE as exc:
         raise CorruptDocument("the archive is damaged and cannot be opened") from exc
+
+
+def declared_entries(data: bytes) -> int:
+    """The entry count the end-of-directory record declares (zip64 too); 0 when none found
+    (zipfile then reports the damage)."""
+    eocd = data.rfind(b"PK\x05\x06", max(0, len(data) - _EOCD_SEARCH))
+    if eocd == -1 or eocd + 22 > len(data):
+        return 0
+    entries = int.from_bytes(data[eocd + 10 : eocd + 12], "little")
+    locator = eocd - 20
+    if entries == 0xFFFF and locator >= 0 and data.startswith(b"PK\x06\x07", locator):
+        record = int.from_bytes(data[locator + 8 : locator + 16], "little")
+        if data.startswith(b"PK\x06\x06", record):
+            entries = int.from_bytes(data[record + 32 : record + 40], "little")
+    return entries
 
 
 def check_declared_sizes(zf: zipfile.ZipFile, limits: Limits = DEFAULT_LIMITS) -> None:
@@ -52,7 +79,10 @@ def read_members(
     out: dict[str, bytes] = {}
     wanted = set(names) if names is not None else None
     for info in zf.infolist():
-        if info.is_dir() or (wanted is not None and info.filename not in wanted):
+        # Not info.is_dir(): it raises IndexError on a member with an empty name (fuzzing).
+        if not info.filename or info.filename.endswith("/") or (
+            wanted is not None and info.filename not in wanted
+        ):
             continue
         buf = bytearray()
         try:
@@ -64,8 +94,10 @@ def read_members(
                         raise ArchiveBomb(
                             f"'{info.filename}' inflates past its declared size; refusing it"
                         )
-        except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError) as exc:
-            raise CorruptDocument(f"the archive member '{info.filename}' is damaged") from exc
+        except ZIP_DAMAGE as exc:
+            raise CorruptDocument(
+                f"the archive member '{info.filename}' is damaged or encrypted"
+            ) from exc
         budget -= len(buf)
         out[info.filename] = bytes(buf)
     return out
@@ -74,7 +106,7 @@ def read_members(
 def safe_zip_bytes(data: bytes, limits: Limits = DEFAULT_LIMITS) -> bytes:
     """Re-pack an archive after bounded inflation, so third-party readers (python-docx) only
     ever see members whose real size we have checked."""
-    members = read_members(open_zip(data), limits=limits)
+    members = read_members(open_zip(data, limits), limits=limits)
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
         for name, content in members.items():

@@ -12,9 +12,12 @@ from workers.writing.length import requested_words
 from .auto import choose
 from .budget import DEFAULT_ANSWER_TOKENS, check_question, content_budget, fit_history
 from .citations import is_valid
+from .cleantext import MarkupFilter, clean_answer
 from .coa import answer_coa
 from .compression import check_ratio
 from .full import answer_full
+from .grounding import check as check_grounding
+from .grounding import check_level
 from .rag import answer_rag
 from .retrieval import InMemoryRetriever
 from .run import Run
@@ -51,6 +54,7 @@ def answer(
     history: Sequence[Mapping[str, str]] | None = None,
     answer_tokens: int = DEFAULT_ANSWER_TOKENS,
     options: Mapping[str, Any] | None = None,
+    grounding: str | None = None,
 ) -> Answer:
     """Answer ``question`` from ``documents`` with citations and a trace.
 
@@ -60,9 +64,12 @@ def answer(
     ``{"compress": 3}``: read 3× more text, SCOPE-compressed into the same budget. Raises
     ``ValueError`` for an empty question or a bad option, ``QuestionTooLong`` /
     ``DocumentsTooLong`` (both ``ContextOverflow``) when it cannot fit, ``Cancelled`` when
-    ``progress`` raises it.
+    ``progress`` raises it. ``grounding``: strict | normal (default) | off, how strictly the
+    answer is checked against its citations before it is returned (``grounding.py``); the
+    answer text (and every streamed delta) is cleaned of prompt markup (``cleantext.py``).
     """
-    question = check_question(question)
+    question = check_question(question, max_chars=None)
+    level = check_level(grounding)
     if strategy not in STRATEGIES:
         raise UnknownStrategy(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
     docs = _documents(documents)
@@ -71,12 +78,14 @@ def answer(
 
         backend = get_backend()
     opts = dict(options or {})
-    run = Run(backend, progress, on_token)
+    stream = MarkupFilter(on_token) if on_token is not None else None
+    run = Run(backend, progress, stream)
     run.target_words = requested_words(question)
     run.compress_ratio = check_ratio(opts.pop("compress", None))
     turns = fit_history(backend, history)
     with run.step("prepare", question_chars=len(question), documents=len(docs)) as step:
         content_budget(backend, question, turns, answer_tokens)  # early QuestionTooLong
+        check_question(question)  # within the window, still too long for a question
         step.notes["history_turns"] = {"given": len(history or []), "kept": len(turns)}
         if run.target_words:
             step.notes["length_asked"] = run.target_words
@@ -101,10 +110,17 @@ def answer(
             retrieve = InMemoryRetriever(docs, dense=bool(opts.pop("dense", False)))
         text, citations = answer_rag(run, question, docs, retrieve, **common, **opts)
     elif strategy == "coa":
-        text, citations = answer_coa(run, question, docs, **common, **opts)
+        text, citations = answer_coa(run, question, docs, retrieve=retrieve, **common, **opts)
     else:
         text, citations = answer_xl3m(run, question, docs, retrieve=retrieve, **common, **opts)
     # Never hand out a citation that is not an exact span of a given document.
     citations = [c for c in citations if is_valid(c, docs)]
+    if stream is not None:
+        stream.close()
+    with run.step("grounding", strictness=level) as step:
+        verdict = check_grounding(question, clean_answer(text), citations, docs, level)
+        step.notes.update(verdict.notes)
     run.check(1, 1, "done")
-    return Answer(text, citations, run.steps, run.usage, strategy, reason)
+    summary = {k: v for k, v in verdict.notes.items() if k not in ("draft", "claims")}
+    return Answer(verdict.text, verdict.citations, run.steps, run.usage, strategy, reason,
+                  grounded=verdict.grounded, abstained=verdict.abstained, grounding=summary)

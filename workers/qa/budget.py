@@ -15,10 +15,27 @@ DEFAULT_ANSWER_TOKENS = 128
 DEFAULT_HISTORY_TOKENS = 512
 
 
-def check_question(question: str) -> str:
+# A question, not material: longer text belongs in a document (and would crowd the window
+# and every XL3M scoring pass).
+MAX_QUESTION_CHARS = 4_000
+
+
+def check_question(question: str, max_chars: int | None = MAX_QUESTION_CHARS) -> str:
+    """The question, stripped; ``ValueError`` with a message for the person asking.
+    (``answer()`` checks the length after the window: a question longer than the window is
+    ``QuestionTooLong``, whatever its characters.)"""
     if not isinstance(question, str) or not question.strip():
         raise ValueError("the question is empty: ask something about the documents")
-    return question.strip()
+    question = question.strip()
+    if max_chars is not None and len(question) > max_chars:
+        raise ValueError(
+            f"the question is too long ({len(question):,} characters; at most "
+            f"{max_chars:,}): put long material in a document and ask about it"
+        )
+    if not any(ch.isalnum() for ch in question):
+        raise ValueError("the question has no words, only punctuation or symbols: "
+                         "ask something about the documents")
+    return question
 
 
 def fit_history(

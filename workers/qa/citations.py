@@ -7,6 +7,7 @@ similar sentence (fuzzy), else dropped (a quote that is not in the source is no 
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections.abc import Iterable, Sequence
 from difflib import SequenceMatcher
@@ -18,6 +19,7 @@ from .extract import candidates
 from .types import Citation, SourceDocument
 
 FUZZY_THRESHOLD = 0.6
+FUZZY_CANDIDATES = 40  # units compared by difflib, those sharing most words
 # A "sentence" longer than this (a table row, a line without full stops) is cut into
 # pieces, so that scoring and citing stay sentence-sized.
 MAX_UNIT_CHARS = 1200
@@ -75,24 +77,35 @@ def locate(quote: str, text: str, start: int = 0, end: int | None = None) -> tup
 
 
 def _fuzzy(quote: str, text: str, start: int, end: int) -> tuple[int, int] | None:
-    """The sentence (or pair of neighbouring sentences) most similar to the quote."""
+    """The sentence (or pair of neighbouring sentences) most similar to the quote.
+
+    Only the units that share the most words with the quote are compared character by
+    character: difflib over every unit of a long text took tens of seconds per quote."""
     target = " ".join(quote.lower().split())
     units = sentence_units(text, start, end)
-    best, best_ratio = None, FUZZY_THRESHOLD
+    wanted = set(target.split())
+    spans = []
     for i, (s, _e) in enumerate(units):
         for j in (i, i + 1):
             if j >= len(units):
                 break
             span = (s, units[j][1])
-            candidate = " ".join(text[span[0] : span[1]].lower().split())
-            if len(candidate) > 3 * len(target) + 40:
+            if span[1] - span[0] > 6 * len(target) + 200:  # far longer than the quote
                 continue
-            matcher = SequenceMatcher(None, target, candidate, autojunk=False)
-            if matcher.quick_ratio() <= best_ratio:
-                continue
-            ratio = matcher.ratio()
-            if ratio > best_ratio:
-                best, best_ratio = span, ratio
+            words = set(text[span[0] : span[1]].lower().split())
+            spans.append((len(wanted & words) / (len(wanted) or 1), span))
+    best, best_ratio = None, FUZZY_THRESHOLD
+    closest = heapq.nlargest(FUZZY_CANDIDATES, spans, key=lambda t: t[0])
+    for _overlap, span in sorted(closest, key=lambda t: t[1]):  # text order: earliest wins ties
+        candidate = " ".join(text[span[0] : span[1]].lower().split())
+        if len(candidate) > 3 * len(target) + 40:
+            continue
+        matcher = SequenceMatcher(None, target, candidate, autojunk=False)
+        if matcher.quick_ratio() <= best_ratio:
+            continue
+        ratio = matcher.ratio()
+        if ratio > best_ratio:
+            best, best_ratio = span, ratio
     return best
 
 

@@ -2,7 +2,8 @@
 communication unit (CU) to the next; a manager answers from the last CU.
 
 The CU is the worker's notes plus an evidence list the engine maintains: in each chunk the
-sentences are pre-filtered (BM25 + dense) and scored by the question's likelihood (XL3M's
+sentences are pre-filtered (BM25 + the search index's matched sentences, or the embedder
+without an index, + the answer-type arm) and scored by the question's likelihood (XL3M's
 score, at sentence level); the best few so far are carried verbatim. A 135M worker often
 loses or garbles a key, so the evidence list is what makes the chain reliable; quotes the
 workers write are verified against their chunk and cited only if found.
@@ -15,12 +16,14 @@ from dataclasses import dataclass
 
 from workers.documents.chunking import segments
 
+from .answer_types import question_kinds, typed_key
 from .answering import final_answer
 from .budget import content_budget
 from .citations import dedupe, locate, make_citation, quoted, sentence_units
 from .compression import compressed_blocks
 from .prompts import MANAGER_INSTRUCTIONS, document_block, notes_block, worker_messages
 from .questions import wants_whole_document
+from .retrieval import matched_sentences
 from .run import Run
 from .scoring import (
     ScoredSpan,
@@ -30,11 +33,12 @@ from .scoring import (
     prefilter_sentences,
     rank_spans,
 )
-from .types import Citation, QuestionTooLong, SourceDocument
+from .types import Citation, QuestionTooLong, Retriever, SourceDocument
 
 DEFAULT_CU_TOKENS = 128
 EVIDENCE_KEEP = 3  # evidence sentences carried in the CU
 EVIDENCE_CANDIDATES = 8  # sentences per chunk scored by the model after the pre-filter
+INDEX_PASSAGES = 20  # passages asked of the search index (their matched sentences)
 # tokens reserved for them, the embedder's closest and the best by answer type
 EVIDENCE_ROOM = 96 * (EVIDENCE_KEEP + 2)
 
@@ -94,6 +98,7 @@ def answer_coa(
     chunk_tokens: int | None = None,
     evidence: bool | None = None,
     dense: bool = True,
+    retrieve: Retriever | None = None,
 ) -> tuple[str, list[Citation]]:
     content_budget(run.backend, question, history, answer_tokens)  # refuses an over-long question
     summary = wants_whole_document(question)
@@ -105,12 +110,25 @@ def answer_coa(
             {"chunks": len(chunks), "chunk_budget": budget, "task": "summary" if summary else "qa"}
         )
 
+    # With a search index, its matched sentences (stored vectors) stand for the embedder
+    # in every chunk: nothing is embedded per question.
+    passages = retrieve(question, INDEX_PASSAGES) if retrieve is not None and use_evidence else []
+    matched = matched_sentences(passages)
+    kinds = question_kinds(question)
+
+    def closeness(span: Span) -> float | None:
+        """How close the index put the sentence (higher is closer), None if not matched."""
+        for rank, (doc_id, s, e) in enumerate(matched):
+            if doc_id == span.document.id and span.start < e and s < span.end:
+                return -float(rank)
+        return None
+
     notes = ""
     pool: list[ScoredSpan] = []  # best evidence so far, by score
     counter = 0  # positions of evidence in reading order
     quoted_citations: list[Citation] = []
-    closest: tuple[float, ScoredSpan] | None = None  # the embedder's best sentence so far
-    typed_best: tuple[tuple[int, float], ScoredSpan] | None = None  # best by answer type
+    closest: tuple[float, ScoredSpan] | None = None  # the closest sentence so far
+    typed_best: tuple[tuple[int, float], ScoredSpan] | None = None  # closest of the kind
     total = len(chunks) + 1
     for i, chunk in enumerate(chunks):
         run.check(i, total, f"coa: worker {i + 1} of {len(chunks)}")
@@ -127,24 +145,30 @@ def answer_coa(
                     Span(chunk.document, s, e)
                     for s, e in sentence_units(chunk.document.text, chunk.start, chunk.end)
                 ]
-                keep, info, typed = prefilter_sentences(
-                    question, units, EVIDENCE_CANDIDATES, dense
+                keep, info = prefilter_sentences(
+                    question, units, EVIDENCE_CANDIDATES, dense and not passages, passages
                 )
                 scored = rank_spans(run, question, [units[k] for k in keep])
-                sims = dense_scores(question, [s.span.text for s in scored]) if dense else None
+                if passages:
+                    sims = [closeness(s.span) for s in scored]
+                elif dense:
+                    sims = dense_scores(question, [s.span.text for s in scored])
+                else:
+                    sims = None
                 for j, s in enumerate(scored):
                     e = ScoredSpan(s.span, s.score, counter + s.position)
                     pool.append(e)
-                    if sims is not None and (closest is None or sims[j] > closest[0]):
-                        closest = (sims[j], e)
-                    key = typed.get(keep[s.position]) if typed else None
+                    sim = sims[j] if sims is not None else None
+                    if sim is not None and (closest is None or sim > closest[0]):
+                        closest = (sim, e)
+                    key = typed_key(kinds, s.span.text, sim)
                     if key is not None and (typed_best is None or key < typed_best[0]):
                         typed_best = (key, e)
                 counter += len(scored)
                 pool = sorted(pool, key=lambda e: (e.score, e.position))[:EVIDENCE_KEEP]
-                # The embedder's closest sentence so far rides along (paraphrases, which
-                # the likelihood misses; see xl3m.py), and for a code question the best
-                # sentence by answer type (a paraphrased key; see answer_type_ranking).
+                # The closest sentence so far (the index's, else the embedder's) rides
+                # along (paraphrases, which the likelihood misses; see xl3m.py), and the
+                # closest one holding an answer of the question's kind (``answer_types``).
                 for extra in (closest, typed_best):
                     if extra is not None and extra[1] not in pool:
                         pool.append(extra[1])

@@ -26,6 +26,8 @@ def check_ratio(ratio: object) -> float | None:
         return None
     try:
         value = float(ratio)  # type: ignore[arg-type]
+    except OverflowError:  # an integer of hundreds of digits: no float, and far too large
+        value = float("inf")
     except (TypeError, ValueError):
         raise ValueError(f"compress must be a ratio like 2 or 3, not {ratio!r}") from None
     if not 1 < value <= MAX_RATIO:

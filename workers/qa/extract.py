@@ -45,7 +45,7 @@ def wants_token(question: str) -> bool:
 
 # A number glued to the capitalised word after it ("April 2004To the popular press"): two
 # pieces of text joined without a space, not a code. Only the number counts.
-_GLUED = re.compile(r"(\d{2,})[A-Z][a-z]+")
+_GLUED = re.compile(r"(?<!\d)(\d{2,}+)[A-Z][a-z]+")  # a digit run read once, not per digit
 # A plausible year: the weakest kind of identifier (a date line, "in 1998").
 _YEAR = re.compile(r"1[5-9]\d\d|20\d\d")
 

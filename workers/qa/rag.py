@@ -10,6 +10,7 @@ from .citations import locate, make_citation
 from .compression import compressed_blocks
 from .extract import wants_token
 from .prompts import document_block
+from .retrieval import matched_sentences
 from .run import Run
 from .scoring import Span, lexical_sentences
 from .types import Citation, Passage, Retriever, SourceDocument
@@ -28,6 +29,21 @@ def _as_span(passage: Passage, docs: Mapping[object, SourceDocument]) -> Span | 
         return Span(doc, passage.start, passage.end)
     found = locate(passage.text, doc.text)
     return Span(doc, *found) if found else None
+
+
+def _matched_sentences(
+    passages: Sequence[Passage], used: Sequence[tuple[Span, float]],
+    docs: Mapping[object, SourceDocument],
+) -> list[Span]:
+    """The index's matched sentences (``matched_sentences``) inside the used passages."""
+    out: list[Span] = []
+    for document_id, start, end in matched_sentences(passages):
+        doc = docs.get(document_id)
+        if doc is not None and any(
+            u.document is doc and u.start <= start and end <= u.end for u, _ in used
+        ):
+            out.append(Span(doc, start, end))
+    return out
 
 
 def answer_rag(
@@ -98,8 +114,10 @@ def answer_rag(
             documents,
             history=history,
             max_tokens=answer_tokens,
-            # Sentences of the passages, BM25-ranked: what a key is extracted from.
-            evidence=lexical_sentences(question, [s for s, _ in used])
+            # What a key is extracted from: the sentences the index matched in the passages
+            # used (its sentence and answer-type arms), then their sentences by BM25.
+            evidence=_matched_sentences(passages, used, docs)
+            + lexical_sentences(question, [s for s, _ in used])
             if wants_token(question)
             else [s for s, _ in used],
         )

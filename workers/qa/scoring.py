@@ -3,7 +3,8 @@
 - ``question_nll``: XL3M's score, the mean negative log-likelihood of the question tokens
   given a piece of text (lower = the text makes the question more expected = relevant).
   Measured here: it ranks a needle segment first where the mean entropy does not.
-- ``prefilter``: cheap lexical (BM25) + dense (the embedder) ranking fused by RRF, used to
+- ``prefilter``: cheap lexical (BM25) + dense (the embedder) ranking fused by RRF, with
+  the search index's matches and the answer-type arm (``answer_types``) when given, used to
   cut the candidates before the model scores them.
 """
 
@@ -15,9 +16,10 @@ from dataclasses import dataclass
 
 from workers.documents.lexical import BM25Index, rrf
 
+from .answer_types import CODE, question_kinds, typed_order
 from .prompts import scoring_continuation
 from .run import Run
-from .types import Retriever, SourceDocument
+from .types import Passage, SourceDocument
 
 log = logging.getLogger(__name__)
 
@@ -96,23 +98,35 @@ def dense_best_region(question: str, regions: Sequence[Span]) -> int | None:
     return owners[order[0]] if order else None
 
 
+def typed_ranking(question: str, texts: Sequence[str], order: Sequence[int]) -> list[int] | None:
+    """The indices of ``order`` (a ranking of ``texts``, best first) whose text holds an
+    answer of the question's kind (``answer_types``; a code question's by code shape first),
+    in that order; None when the question does not say what kind of answer it wants."""
+    typed = typed_order(question, [texts[i] for i in order])
+    return None if typed is None else [order[j] for j in typed]
+
+
 def fuse_with_dense(question: str, ranked: Sequence[ScoredSpan]) -> list[ScoredSpan]:
     """``ranked`` (by likelihood) re-ordered by RRF with the embedder's ranking of the same
     spans; unchanged when no embedder is available.
 
-    For a key / number / code question a third arm joins, ``answer_type_ranking`` of the
-    spans, and each arm's first pick leads: likelihood and embedder both judge "The lock on
-    the old shed opens with the sequence 69751." unrelated to "What is the pass key?" (5th
-    of 7 sentences in the unit test, behind sentences about keys and passes); only its
-    answer type ties it to the question."""
-    dense_order = dense_ranking(question, [r.span.text for r in ranked])
+    A third arm joins for a question that says what kind of answer it wants: the spans
+    holding such an answer, in the embedder's order (``typed_ranking``). For a code
+    question its first pick leads: likelihood and embedder both judge "The lock on the old
+    shed opens with the sequence 69751." unrelated to "What is the pass key?" (5th of 7
+    sentences in the unit test, behind sentences about keys and passes); only its answer
+    type ties it to the question. For other kinds it is one more vote (a name or a number
+    is far commoner in prose than a code)."""
+    texts = [r.span.text for r in ranked]
+    dense_order = dense_ranking(question, texts)
     if dense_order is None:
         return list(ranked)
     arms = [list(range(len(ranked))), dense_order]
-    typed = answer_type_ranking(question, [r.span for r in ranked])
+    typed = typed_ranking(question, texts, dense_order)
     if typed:
         arms.append(typed)
-    fused = rrf(arms, lead=1 if typed else 0)
+    lead = 1 if typed and CODE in question_kinds(question) else 0
+    fused = rrf(arms, lead=lead)
     return [ranked[int(i)] for i, _ in fused]  # type: ignore[call-overload]
 
 
@@ -122,25 +136,29 @@ def prefilter(
     top_n: int,
     dense: bool = True,
     extra: Sequence[list[int]] = (),
+    typed: bool = False,
 ) -> tuple[list[int], dict[str, object]]:
     """The ``top_n`` most promising texts (indices, input order) and what ranked them.
-    ``extra``: more rankings of the same texts to fuse (e.g. ``answer_type_ranking``)."""
+    ``extra``: more rankings of the same texts to fuse (e.g. the search index's);
+    ``typed``: also the texts holding an answer of the question's kind (``typed_ranking``
+    over the embedder's order, else BM25's)."""
     if len(texts) <= top_n:
         return list(range(len(texts))), {"method": "none (all candidates kept)"}
     lexical = [i for i, _ in BM25Index(list(texts)).search(question, k=len(texts))]
     rankings: list[list[int]] = [lexical]
     method = "bm25"
-    if dense:
-        dense_order = dense_ranking(question, texts)
-        if dense_order is not None:
-            rankings.append(dense_order)
-            method = "bm25+dense (rrf)"
-    kept = _fuse(rankings, extra, top_n, fill=range(len(texts)))
-    return kept, {
-        "method": method + (" + answer type" if extra else ""),
-        "bm25_top": lexical[:top_n],
-        "kept": kept,
-    }
+    dense_order = dense_ranking(question, texts) if dense else None
+    if dense_order is not None:
+        rankings.append(dense_order)
+        method = "bm25+dense (rrf)"
+    arms = [list(r) for r in extra]
+    method += " + search index" if extra else ""
+    by_type = typed_ranking(question, texts, dense_order or lexical) if typed else None
+    if by_type:
+        arms.append(by_type)
+        method += " + answer type"
+    kept = _fuse(rankings, arms, top_n, fill=range(len(texts)))
+    return kept, {"method": method, "bm25_top": lexical[:top_n], "kept": kept}
 
 
 def _fuse(
@@ -162,81 +180,58 @@ def _fuse(
     return sorted(out)
 
 
-ANSWER_TYPE_HINT = "a code, number, password or PIN"
+def index_ranking(spans: Sequence[Span], passages: Sequence[Passage]) -> list[int]:
+    """Indices of ``spans`` holding the sentences the search index matched
+    (``matched_sentences``): the stored sentence vectors' verdict, with no embedding at
+    question time."""
+    from .retrieval import matched_sentences
 
-
-def answer_type_keys(
-    question: str, regions: Sequence[Span]
-) -> dict[int, tuple[int, float]] | None:
-    """For a question whose answer is a key, number or code: the regions holding a sentence
-    with such a token, each with its sort key (lower is better): the embedder's best
-    similarity among those sentences to the question with its answer type spelled out
-    (``ANSWER_TYPE_HINT``); for a key / code / password / PIN question, the token's
-    ``code_shape`` first. About 8 % of prose
-    sentences hold one, so this is a cheap sentence-level arm where a region's averaged
-    vector loses a paraphrased needle. Measured at 128k over 7 haystacks: the paraphrased
-    needle sentence ranked 1st-6th of ~410 such sentences with the hint (1st-12th without),
-    while its 120-word passage ranked 90th of 966 in the index. By similarity alone "The
-    lock on the old shed opens with the sequence 69751." came 6th, behind "20 year old
-    hackers", "April 2004", "20-25%", "late 2015" and "1300)": quantities and years, not
-    codes. None for other questions."""
-    from .citations import sentence_units
-    from .extract import candidates, sentence_code_shape, wants_identifier, wants_token
-
-    if not wants_token(question):
-        return None
-    shaped = wants_identifier(question)
-    owners, texts, shapes = [], [], []
-    for i, r in enumerate(regions):
-        for s, e in sentence_units(r.document.text, r.start, r.end):
-            text = r.document.text[s:e]
-            if candidates(text):
-                owners.append(i)
-                texts.append(text)
-                shapes.append(sentence_code_shape(text) if shaped else 0)
-    sims = dense_scores(f"{question} ({ANSWER_TYPE_HINT})", texts) if texts else None
-    if sims is None:
-        return None
-    best: dict[int, tuple[int, float]] = {}
-    for owner, shape, sim in zip(owners, shapes, sims, strict=True):
-        key = (shape, -sim)
-        best[owner] = min(best.get(owner, key), key)
-    return best
-
-
-def answer_type_ranking(question: str, regions: Sequence[Span]) -> list[int] | None:
-    """Indices of ``regions`` by ``answer_type_keys``, best first (None: not a code question
-    or no embedder); regions without a candidate token are left out."""
-    keys = answer_type_keys(question, regions)
-    return None if keys is None else sorted(keys, key=lambda i: keys[i])
+    by_document: dict[object, list[int]] = {}
+    for i, span in enumerate(spans):
+        by_document.setdefault(span.document.id, []).append(i)
+    out: list[int] = []
+    for document_id, start, end in matched_sentences(passages):
+        for i in by_document.get(document_id, ()):
+            if spans[i].start < end and start < spans[i].end and i not in out:
+                out.append(i)
+    return out
 
 
 def prefilter_sentences(
-    question: str, spans: Sequence[Span], top_n: int, dense: bool = True
-) -> tuple[list[int], dict[str, object], dict[int, tuple[int, float]] | None]:
-    """``prefilter`` over sentence spans with, for a key / number / code question, the
-    answer-type arm; also returns that arm's keys (``answer_type_keys``) for reuse."""
-    keys = answer_type_keys(question, spans) if dense else None
-    typed = [sorted(keys, key=keys.__getitem__)] if keys else []
-    keep, info = prefilter(question, [s.text for s in spans], top_n, dense=dense, extra=typed)
-    return keep, info, keys
+    question: str,
+    spans: Sequence[Span],
+    top_n: int,
+    dense: bool = True,
+    passages: Sequence[Passage] = (),
+) -> tuple[list[int], dict[str, object]]:
+    """``prefilter`` over sentence spans with the answer-type arm and, given the search
+    index's ``passages``, the sentences it matched (``index_ranking``). ``dense``: also
+    embed the spans (a few hundred sentences, never the corpus)."""
+    matched = index_ranking(spans, passages) if passages else []
+    return prefilter(
+        question,
+        [s.text for s in spans],
+        top_n,
+        dense=dense,
+        extra=[matched] if matched else [],
+        typed=True,
+    )
 
 
 def prefilter_by_index(
     question: str,
     segments: Sequence[Span],
     top_n: int,
-    retrieve: Retriever,
-    extra: Sequence[list[int]] = (),
+    passages: Sequence[Passage],
 ) -> tuple[list[int], dict[str, object]]:
-    """About ``top_n`` segments holding the search index's best passages, fused with the
-    ``extra`` rankings (indices, input order), filled up from BM25 over the segments."""
+    """About ``top_n`` segments holding the search index's best ``passages`` (retrieved for
+    about ``2 * top_n``; the index fuses passage, sentence and answer-type rankings), in
+    input order, filled up from BM25 over the segments."""
     if len(segments) <= top_n:
         return list(range(len(segments))), {"method": "none (all candidates kept)"}
     by_document: dict[object, list[int]] = {}
     for i, seg in enumerate(segments):
         by_document.setdefault(seg.document.id, []).append(i)
-    passages = retrieve(question, top_n * 2)
     from_index: list[int] = []
     for p in passages:  # a passage across a boundary brings both segments
         for i in by_document.get(p.document_id, ()):
@@ -247,9 +242,9 @@ def prefilter_by_index(
     if len(from_index) < top_n:
         lexical = BM25Index([s.text for s in segments]).search(question, k=len(segments))
         fill = [*(i for i, _ in lexical), *range(len(segments))]
-    kept = _fuse([from_index], extra, top_n, fill)
+    kept = _fuse([from_index], [], top_n, fill)
     return kept, {
-        "method": "search index" + (" + answer type" if extra else ""),
+        "method": "search index (passages + sentences + answer type)",
         "passages": len(passages),
         "from_index": from_index[:top_n],
         "kept": kept,

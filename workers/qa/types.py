@@ -31,13 +31,18 @@ class Citation:
 
 @dataclass(frozen=True)
 class Passage:
-    """What a retriever returns: a span of a document and its relevance score."""
+    """What a retriever returns: a span of a document and its relevance score.
+
+    ``sentences``: the sentence windows inside it that matched the question at the fine
+    level (document offsets, best first), when the retriever indexes sentences
+    (small-to-big: matched small, read big). Strategies use them as evidence."""
 
     document_id: DocumentId
     start: int
     end: int
     text: str
     score: float
+    sentences: tuple[tuple[int, int], ...] = ()
 
 
 Retriever = Callable[[str, int], list[Passage]]
@@ -64,6 +69,12 @@ class Answer:
     usage: Usage
     strategy: str
     reason: str = ""
+    # The grounding check (``grounding.py``): every claim supported by a cited span; or the
+    # documents do not appear to answer it (the text says so, the citations are the closest
+    # passages, not support). Neither: partly supported or not checked ("not verified").
+    grounded: bool = False
+    abstained: bool = False
+    grounding: dict[str, Any] = field(default_factory=dict)  # verdict, reasons, evidence
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (the job row stores it)."""
@@ -77,6 +88,9 @@ class Answer:
             },
             "strategy": self.strategy,
             "reason": self.reason,
+            "grounded": self.grounded,
+            "abstained": self.abstained,
+            "grounding": self.grounding,
         }
 
 

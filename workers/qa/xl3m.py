@@ -10,9 +10,10 @@
    tokens) and the evidence the answer is extracted from and cited with.
 Fast path for very long inputs: a pre-filter picks candidate segments, XL3M scores those
 only; the trace says which path ran. With a search index (``retrieve``: the app's pgvector +
-full text, built at ingest) the candidates are the segments of its best passages, so a 1M-token
-question costs a search plus ~12 segment passes; without one, BM25 + the embedder over the
-segments themselves (embedding 1M tokens costs minutes on 2 cores).
+full text + sentence vectors, built at ingest) the candidates are the segments of its best
+passages (matched at the sentence level, read at the passage level), so a 1M-token question
+costs a search plus ~12 segment passes; without one, the same small-to-big retrieval is built
+in memory (embedding 1M tokens costs minutes on 2 cores).
 
 A second judge (``dense=True``, the default): the embedder's similarity. Measured here, the
 135M model's question likelihood ranks a needle that repeats the question's words first,
@@ -33,12 +34,13 @@ from .answering import final_answer
 from .budget import content_budget
 from .compression import compressed_blocks
 from .prompts import document_block, scoring_continuation
+from .retrieval import InMemoryRetriever
 from .run import Run
 from .scoring import (
     Span,
-    answer_type_ranking,
     dense_best_region,
     fuse_with_dense,
+    index_ranking,
     prefilter,
     prefilter_by_index,
     prefilter_sentences,
@@ -46,7 +48,7 @@ from .scoring import (
     rank_spans,
     sentences_in,
 )
-from .types import Citation, QuestionTooLong, Retriever, SourceDocument
+from .types import Citation, Passage, QuestionTooLong, Retriever, SourceDocument
 
 DEFAULT_SEGMENT_TOKENS = 1024  # the size measured in DESIGN.md (needle ranked 20/20)
 DEFAULT_KEEP_SEGMENTS = 2
@@ -55,7 +57,7 @@ FAST_PATH_SEGMENTS = 48  # more segments than this (~48k tokens): pre-filter fir
 FAST_PATH_CANDIDATES = 12
 SCORE_BATCH = 4
 NARROW_CANDIDATES = 24  # sentences of the kept segments scored by the model
-TYPED_KEEP = 2  # segments of the answer-type arm kept besides the likelihood's best
+INDEX_KEEP = 2  # segments of the index's best sentences kept besides the likelihood's best
 ANSWER_CONTEXT_TOKENS = 2048  # with compression: the compressed context's size
 
 
@@ -103,19 +105,22 @@ def answer_xl3m(
         step.notes.update({"segments": len(segs), "path": "fast" if use_fast else "full-scan"})
 
     to_score = list(range(len(segs)))
-    typed: list[int] | None = None
+    if retrieve is None and dense and use_fast and len(segs) > candidates:
+        # No stored index: build one in memory (one embedding pass over the text, as the
+        # embedder's pre-filter of the segments cost before).
+        retrieve = InMemoryRetriever(documents, dense=True)
+    # The index's passages (fused passage, sentence and answer-type rankings: the stored
+    # sentence vectors, nothing embedded here) and the segments holding its best sentences.
+    passages: list[Passage] = retrieve(question, candidates * 2) if retrieve else []
+    fine = index_ranking(segs, passages)
     if use_fast and len(segs) > candidates:
         with run.step("prefilter", candidates=candidates, segments=len(segs)) as step:
-            typed = answer_type_ranking(question, segs) if dense else None
-            extra = [typed] if typed else []
-            if retrieve is not None:
-                to_score, info = prefilter_by_index(question, segs, candidates, retrieve, extra)
+            if passages:
+                to_score, info = prefilter_by_index(question, segs, candidates, passages)
             else:
-                to_score, info = prefilter(
-                    question, [s.text for s in segs], candidates, dense=dense, extra=extra
-                )
+                to_score, info = prefilter(question, [s.text for s in segs], candidates,
+                                           dense=False)
             step.notes.update(info)
-
     batches = [to_score[i : i + SCORE_BATCH] for i in range(0, len(to_score), SCORE_BATCH)]
     total = len(batches) + 2
     scores: dict[int, float] = {}
@@ -131,16 +136,21 @@ def answer_xl3m(
             scores.update(zip(batch, nlls, strict=True))
         ranking = sorted(scores, key=lambda i: (scores[i], i))
         kept_set = set(ranking[: max(1, keep_segments)])
-        best = dense_best_region(question, [segs[i] for i in to_score]) if dense else None
+        # Without an index, the embedder's best sentence of the scored segments stands in.
+        best = (
+            dense_best_region(question, [segs[i] for i in to_score])
+            if dense and retrieve is None
+            else None
+        )
         if best is not None:
             kept_set.add(to_score[best])
             step.notes["dense_best"] = to_score[best]
-        # The answer-type arm's best scored segments ride along: its first pick is often a
-        # sentence that only mentions codes ("the pin will be wielded by 20 year olds").
-        typed_best = [i for i in typed or () if i in scores][:TYPED_KEEP]
-        if typed_best:
-            kept_set.update(typed_best)
-            step.notes["answer_type_best"] = typed_best
+        # The segments of the index's best sentences (its sentence and answer-type arms)
+        # ride along: the likelihood misses a paraphrase.
+        index_best = [i for i in fine if i in scores][:INDEX_KEEP]
+        if index_best:
+            kept_set.update(index_best)
+            step.notes["index_best"] = index_best
         kept = sorted(kept_set)
         step.notes.update(
             {
@@ -164,7 +174,10 @@ def answer_xl3m(
         sentences = sentences_in([segs[i] for i in kept])
         step.notes["sentences_in_kept"] = len(sentences)
         if len(sentences) > NARROW_CANDIDATES:  # cheap pre-filter, then the model's score
-            keep, _, _ = prefilter_sentences(question, sentences, NARROW_CANDIDATES, dense)
+            keep, info = prefilter_sentences(
+                question, sentences, NARROW_CANDIDATES, dense, passages=passages
+            )
+            step.notes["prefilter"] = info["method"]
             sentences = [sentences[i] for i in keep]
         ranked = rank_spans(run, question, sentences)
         if dense:

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 from .api import TOLERANCE, compress, compress_to_budget
 from .types import ChunkTrace, CompressionError, CompressionResult
-from .validation import MAX_RATIO, METHODS
+from .validation import MAX_RATIO, MAX_TARGET_TOKENS, METHODS, MIN_TARGET_TOKENS, check_target
 
 __all__ = [
     "MAX_RATIO",
+    "MAX_TARGET_TOKENS",
     "METHODS",
+    "MIN_TARGET_TOKENS",
     "TOLERANCE",
+    "check_target",
     "ChunkTrace",
     "CompressionError",
     "CompressionResult",

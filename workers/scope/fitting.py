@@ -52,7 +52,7 @@ def truncate(text: str, budget: int, count: TokenCounter, *, clause: bool = True
 
 
 def _clauses(sentence: str) -> list[str]:
-    parts = re.split(r"(?<=[,;:])\s+|\s+(?=[—–-]\s)", sentence)
+    parts = re.split(r"(?<=[,;:])\s++|(?<!\s)\s++(?=[—–-]\s)", sentence)  # each run read once
     return [p for p in parts if p.strip()]
 
 

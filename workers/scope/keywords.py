@@ -21,9 +21,14 @@ _DATE = re.compile(
     rf"|\d{{4}}-\d{{2}}-\d{{2}}|\d{{1,2}}/\d{{1,2}}/\d{{2,4}})\b"
 )
 _NUMBER = re.compile(r"(?<![\w.])[$€£]?\d[\d,]*(?:\.\d+)?%?(?![\w])")
+# One way to match each space run (no `\s+ … \s*` pair): a long run of spaces after a
+# name must not backtrack quadratically.
 _NAME = re.compile(
-    r"\b[A-Z][\w'’-]*[a-z0-9][\w'’-]*(?:\s+(?:of|de|von|van|del|da)?\s*[A-Z][\w'’-]+)*"
+    r"\b[A-Z][\w'’-]*[a-z0-9][\w'’-]*(?:\s+(?:(?:of|de|von|van|del|da)\s+)?[A-Z][\w'’-]+)*"
 )
+# A capitalised word inside a sentence (after a lower-case letter, comma or semicolon).
+_INNER_CAP = re.compile(r"[a-z,;]\s+([A-Z][\w'’-]*)")
+_SENTENCE_END = frozenset(".!?:\"“'‘(")
 _WORD = re.compile(r"[A-Za-z][A-Za-z-]{2,}")
 _TECHNICAL = re.compile(r"\b(?:[a-z]+[A-Z]\w*|[A-Za-z]+\d\w*|[a-z]{3,}-[a-z]{3,}(?:-[a-z]+)*)\b")
 _COMMON_CAPS = frozenset(
@@ -41,11 +46,34 @@ _TITLES = frozenset({"dr", "mr", "mrs", "ms", "prof", "st", "sir", "mt"})
 RANK = {"date": 4, "number": 3, "name": 2, "term": 1}
 
 
+def _opens_sentence(text: str, start: int) -> bool:
+    """True if only spaces stand between ``start`` and a line start or sentence punctuation.
+    Walks back over the space run alone, so all matches together cost linear time."""
+    i = start
+    while i > 0 and text[i - 1].isspace():
+        i -= 1
+        if text[i] == "\n":
+            return True
+    return start == 0 or (i > 0 and text[i - 1] in _SENTENCE_END)
+
+
+def _inner_capitals(text: str) -> set[str]:
+    """Every capitalised word (and its parts before an apostrophe or hyphen) that appears
+    inside a sentence: one pass, instead of one search of the whole text per name."""
+    out: set[str] = set()
+    for m in _INNER_CAP.finditer(text):
+        word = m.group(1)
+        out.add(word.strip("'’-"))
+        out.update(word[:i] for i, ch in enumerate(word) if ch in "'’-" and i)
+    return out
+
+
 def _names(text: str) -> list[str]:
     out = []
+    inner: set[str] | None = None
     for m in _NAME.finditer(text):
         words = m.group(0).split()
-        at_start = m.start() == 0 or re.search(r"[.!?:\"“'‘(]\s*$|\n\s*$", text[: m.start()])
+        at_start = _opens_sentence(text, m.start())
         while words and (words[0] in _COMMON_CAPS or (at_start and words[0].endswith("ly"))):
             words, at_start = words[1:], False
         if not words:
@@ -53,30 +81,51 @@ def _names(text: str) -> list[str]:
         name = " ".join(words).strip("'’-")
         # A lone capitalised word opening a sentence is a name only if it is also
         # capitalised somewhere inside a sentence.
-        if len(words) == 1 and at_start and not re.search(rf"[a-z,;]\s+{re.escape(name)}\b", text):
-            continue
+        if len(words) == 1 and at_start:
+            inner = _inner_capitals(text) if inner is None else inner
+            if name not in inner:
+                continue
         if len(name) > 1:
             out.append(name)
     return out
 
 
+def _phrases(keyword: str) -> set[str]:
+    """The keyword's runs of whole words (lower case): what `in` on the keyword tested for,
+    without testing every earlier keyword again (that was quadratic in a long text)."""
+    low = keyword.lower()
+    words = re.findall(r"[\w.$€£%'’-]+", low)
+    runs = {" ".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, len(words) + 1)}
+    parts = {p for w in words for p in re.split(r"['’-]", w.rstrip(".,")) if p}
+    # Short pieces anywhere inside it (the "4" of "2004", "web" of "website").
+    short = {low[i:i + n] for n in range(1, 5) for i in range(len(low) - n + 1)}
+    return runs | parts | short | {w.rstrip(".,") for w in words} | {low}
+
+
 def candidates(text: str) -> list[tuple[str, str]]:
-    """(keyword, kind) in order of first appearance, without duplicates."""
+    """(keyword, kind) in order of first appearance, without duplicates; a number or name
+    that is part of an earlier keyword (the year of a date, a surname) is not repeated."""
     seen: dict[str, tuple[str, str]] = {}
+    inside: set[str] = set()  # every word run of the keywords kept so far
+
+    def keep(key: str, value: tuple[str, str]) -> None:
+        if key not in seen:
+            seen[key] = value
+            inside.update(_phrases(key))
+
     for m in _DATE.finditer(text):
-        seen.setdefault(m.group(0).lower(), (m.group(0), "date"))
+        keep(m.group(0).lower(), (m.group(0), "date"))
     for m in _NUMBER.finditer(text):
         value = m.group(0).rstrip(",")
-        if any(value in k for k in seen):
-            continue
-        seen.setdefault(value.lower(), (value, "number"))
+        if value.lower() not in inside:
+            keep(value.lower(), (value, "number"))
     months = {m.lower() for m in _MONTHS.split("|")}
     for name in _names(text):
         low = name.lower().rstrip(".")
         # Skip months (the dates carry them), titles, and names inside a kept keyword.
-        if low in months or low in _TITLES or any(low in k for k in seen):
+        if low in months or low in _TITLES or low in inside:
             continue
-        seen.setdefault(low, (name, "name"))
+        keep(low, (name, "name"))
     return list(seen.values())
 
 

@@ -7,8 +7,11 @@ import math
 from .types import CompressionError
 
 METHODS = ("scope", "deletion")
+# The bounds of a compression target, checked here for every caller (the Compress page's
+# form, the API's compress items, the engine itself).
 MAX_RATIO = 100.0  # beyond this nothing of the text is left worth reading
 MIN_TARGET_TOKENS = 4
+MAX_TARGET_TOKENS = 1_000_000  # more than any model's context: the result is a prompt
 # Share of control characters (other than whitespace) above which "text" is binary.
 _BINARY_SHARE = 0.01
 
@@ -40,25 +43,29 @@ def check_method(method: str) -> str:
 
 
 def check_target(ratio: float | None, target_tokens: int | None) -> None:
+    """Exactly one of a ratio in (1, MAX_RATIO] or a token budget in
+    [MIN_TARGET_TOKENS, MAX_TARGET_TOKENS]. The value is not echoed in the messages: an
+    integer of hundreds of digits (valid JSON) has no float form to print."""
     if (ratio is None) == (target_tokens is None):
         raise CompressionError("give exactly one of a ratio or a token budget")
     if ratio is not None:
         number = isinstance(ratio, int | float) and not isinstance(ratio, bool)
-        if not number or not math.isfinite(ratio):
+        if not number or (isinstance(ratio, float) and not math.isfinite(ratio)):
             raise CompressionError("the ratio must be a finite number such as 2, 3 or 5")
         if ratio <= 1:
-            raise CompressionError(
-                f"the ratio must be greater than 1 (got {ratio:g}): 2 means half as long"
-            )
+            raise CompressionError("the ratio must be greater than 1: 2 means half as long")
         if ratio > MAX_RATIO:
             raise CompressionError(
-                f"a ratio of {ratio:g} is absurd: at most {MAX_RATIO:g}× is allowed"
+                f"a ratio above {MAX_RATIO:g} is absurd: nothing worth reading would be left"
             )
     if target_tokens is not None:
         if isinstance(target_tokens, bool) or not isinstance(target_tokens, int):
             raise CompressionError("the token budget must be a whole number")
         if target_tokens < MIN_TARGET_TOKENS:
             raise CompressionError(
-                f"a budget of {target_tokens} tokens is too small: at least "
-                f"{MIN_TARGET_TOKENS} are needed"
+                f"the token budget is too small: at least {MIN_TARGET_TOKENS} tokens are needed"
+            )
+        if target_tokens > MAX_TARGET_TOKENS:
+            raise CompressionError(
+                f"the token budget is too large: at most {MAX_TARGET_TOKENS:,} tokens"
             )

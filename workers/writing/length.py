@@ -24,12 +24,16 @@ _WORD = re.compile(rf"[{_CJK}]|[^\s{_CJK}]+")
 _HAS_ALNUM = re.compile(r"[^\W_]")
 # A sentence ends at . ! ? … (optionally followed by closing quotes/brackets), or at a
 # line break (list items and headings end without a full stop).
-_SENTENCE_END = re.compile(r"[.!?…。！？]+[\"'”’)\]]*(?=\s|$)|\n")
-_NUMBER = r"(?P<number>\d{1,3}(?:[,\u202f ]\d{3})+|\d+(?:\.\d+)?)\s*(?P<k>k|thousand)?"
+# Read from the start of a run of stops, possessively: a long run of dots is read once.
+_SENTENCE_END = re.compile(r"(?<![.!?…。！？])[.!?…。！？]++[\"'”’)\]]*+(?=\s|$)|\n")
+# A number from its first digit, groups of thousands at most 4 (10^15 words), possessive
+# repeats: no digit or space run is re-read from each position (linear on hostile text).
+_NUMBER = (r"(?P<number>(?<!\d)(?:\d{1,3}(?:[,\u202f ]\d{3}){1,4}+|\d++(?:\.\d++)?))"
+           r"\s*+(?P<k>k|thousand)?")
 _REQUEST = re.compile(
     rf"(?P<prefix>\b(?:in|about|around|approximately|roughly|exactly|of|at least|at most|"
-    rf"no more than|no shorter than|no fewer than|under|within|some|up to|~)\s+)?~?{_NUMBER}"
-    rf"(?P<sep>[\s-]*)words?\b", re.IGNORECASE)
+    rf"no more than|no shorter than|no fewer than|under|within|some|up to|~)\s++)?~?{_NUMBER}"
+    rf"(?P<sep>[\s-]*+)words?\b", re.IGNORECASE)
 
 TOKENS_PER_WORD = 1.4  # a first guess for English; refined from what the model returns
 # Words one round may add: a long round drifts (with a repetition penalty, every common

@@ -112,16 +112,22 @@ def section_count(target_words: int) -> int:
 # -- Parsing -------------------------------------------------------------------------------
 
 _LINE = re.compile(
-    r"^\s*[#*>\-\s]*(?:\*\*)?(?:paragraph|section|part|step|chapter)?\s*(?P<n>\d+)\s*"
+    r"^[#*>\-\s]*+(?:\*\*)?(?:paragraph|section|part|step|chapter)?\s*+(?P<n>\d++)\s*"
     r"(?:\*\*)?\s*[.:)\-–—]*\s*(?:\*\*)?\s*"
-    r"(?:[-–—:]\s*)?(?:main\s*points?\s*[:：]?\s*)?(?P<point>.*?)"
-    r"(?:[\s\-–—,;|(]*(?:word\s*count|words?|length)\s*[:：]?\s*(?:of\s*|about\s*|approx\.?\s*|~)?"
-    r"(?P<count>\d[\d,]*)\s*(?:words?)?\)?\.?\s*|[\s\-–—,;|(]*(?P<count2>\d[\d,]*)\s*words?\)?\.?\s*)?$",
+    # The point grows by a character, a whole run of separators or a whole number (it never
+    # ends inside one, where the count could not start first): each run is read once.
+    r"(?:[-–—:]\s*)?(?:main\s*points?\s*[:：]?\s*)?"
+    r"(?P<point>(?:[^\s\-–—,;|(\d]|(?:[^\S\n]|[\-–—,;|(])++|\d++(?:,++\d++)*+)*?)"
+    r"(?:[\s\-–—,;|(]*+(?:word\s*count|words?|length)\s*+[:：]?\s*+"
+    r"(?:of\s*+|about\s*+|approx\.?\s*+|~)?(?P<count>\d[\d,]*+)\s*+(?:words?)?\)?\.?\s*+"
+    r"|[\s\-–—,;|(]*+(?P<count2>\d[\d,]*+)\s*+words?\)?\.?\s*+)?$",
     re.IGNORECASE,
 )
-_HEADER = re.compile(r"^\s*[#*\s]*(?:\d+[.)]\s*)?(?:paragraph|section|part|step|chapter)\s*\d+"
-                     r"\s*[:.)\-–—]?\s*(?:\*\*)?\s*$", re.IGNORECASE)
-_COUNT = re.compile(r"(\d[\d,]*)\s*words?\b", re.IGNORECASE)
+# Possessive repeats, a number read from the start of its run: model output with long runs
+# of spaces, marks or digits is read in linear time (the regex audit, issue 16).
+_HEADER = re.compile(r"^[#*\s]*+(?:\d++[.)]\s*+)?(?:paragraph|section|part|step|chapter)\s*+"
+                     r"\d++\s*+[:.)\-–—]?\s*+(?:\*\*)?\s*+$", re.IGNORECASE)
+_COUNT = re.compile(r"(?<![\d,]),*+(\d[\d,]*+)\s*+words?\b", re.IGNORECASE)
 _LABEL = re.compile(r"^(?:paragraph|section|part|step|chapter)\s*\d*$", re.IGNORECASE)
 _PLACEHOLDER = re.compile(
     r"^\[?(?:\.\.\.|…|describe the main point.*|what this section says.*)\]?$", re.IGNORECASE)
@@ -177,7 +183,7 @@ def parse_plan(text: str) -> list[PlanSection]:
     seen: set[str] = set()
     label_only = False  # "Paragraph 2:" alone on its line: the point is on the next line
     for line in (text or "").splitlines():
-        if label_only and line.strip() and not re.match(r"^\s*\W*(?:paragraph|section|part)\b",
+        if label_only and line.strip() and not re.match(r"^\W*+(?:paragraph|section|part)\b",
                                                         line, re.IGNORECASE):
             label_only = False
             first = sentences(line.strip())[0]
@@ -308,8 +314,9 @@ ANGLES = [
 def strip_length_request(text: str) -> str:
     """The instruction without its length request ("a 3000-word essay" → "an essay"): each
     section gets its own count, and the whole-text count would confuse the writer."""
-    text = re.sub(r"\s*\b(?:(?:in|of|with|at)\s+)?(?:(?:about|around|approximately|roughly|"
-                  r"exactly|at least|at most)\s+)?\d[\d,.]*\s*k?[\s-]*words?\b", "", text,
+    text = re.sub(r"(?<!\s)\s*+\b(?:(?:in|of|with|at)\s++)?(?:(?:about|around|approximately|"
+                  r"roughly|exactly|at least|at most)\s++)?(?<![\d,.])\d[\d,.]*+\s*+k?[\s-]*+"
+                  r"words?\b", "", text,
                   flags=re.IGNORECASE)
     text = re.sub(r"\b([Aa]) (?=[aeiouAEIOU])", r"\1n ", text)
     return re.sub(r"\s{2,}", " ", text).strip()

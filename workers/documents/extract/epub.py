@@ -24,7 +24,7 @@ _XML = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
 
 @register("epub")
 def extract_epub(data: bytes, limits: Limits) -> ExtractedDocument:
-    members = read_members(open_zip(data), limits=limits)
+    members = read_members(open_zip(data, limits), limits=limits)
     try:
         container = etree.fromstring(members["META-INF/container.xml"], _XML)
         opf_path = container.find(".//c:rootfile", _NS).get("full-path")

@@ -12,7 +12,7 @@ from ..sniff import decode_text
 from . import register
 from .htmltext import html_blocks, html_title, parse_html
 
-_MD_HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
+_MD_HEADING = re.compile(r"(#{1,6})[ \t]+(.*)")  # one line only: see extract_html
 # trafilatura's Markdown escapes punctuation ("\<b>"); the text is stored, not rendered.
 _MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!<>|~])")
 
@@ -33,7 +33,9 @@ def extract_html(data: bytes, limits: Limits) -> ExtractedDocument:
     if markdown and markdown.strip():
         blocks = []
         for para in markdown.split("\n\n"):
-            m = _MD_HEADING.match(para.strip())
+            para = para.strip()
+            # A heading is a single line; checking that first keeps the match linear.
+            m = _MD_HEADING.fullmatch(para) if "\n" not in para else None
             level, text = (len(m.group(1)), m.group(2)) if m else (0, para)
             blocks.append((level, _MD_ESCAPE.sub(r"\1", text)))
     else:

@@ -36,7 +36,10 @@ def parse_html(data: bytes | str) -> etree._Element:
     if isinstance(data, str):
         data = data.encode("utf-8")
     parser = lxml_html.HTMLParser(remove_comments=True, remove_pis=True, encoding="utf-8")
-    return lxml_html.document_fromstring(data, parser=parser)
+    try:
+        return lxml_html.document_fromstring(data, parser=parser)
+    except etree.ParserError:  # "Document is empty" (found by fuzzing): no text, not a crash
+        return etree.Element("html")
 
 
 def html_title(root: etree._Element) -> str:

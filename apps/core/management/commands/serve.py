@@ -32,6 +32,8 @@ class Command(BaseCommand):
         call_command("demo_data")
         env = {**os.environ, "DATABASE_URL": settings.DATABASE_URL,
                "REDIS_URL": settings.REDIS_URL, "PYTHONUNBUFFERED": "1"}
+        for name in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
+            env.setdefault(name, "0")  # uvicorn below speaks plain http (unless told otherwise)
         children: list[subprocess.Popen] = []
         if not opts["no_worker"]:
             children.append(subprocess.Popen(

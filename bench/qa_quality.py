@@ -1,0 +1,548 @@
+"""QA quality benchmark: can people trust the answers? Per strategy and length.
+
+    python -m bench qa_quality [--lengths 8000 32000 128000 1000000]
+        [--strategies auto rag xl3m coa] [--registers essays transcript report]
+        [--kinds person organisation …] [--per-kind 1] [--unanswerable 4]
+        [--loogle-documents 1] [--loogle-questions 2] [--loogle-strategies …]
+        [--index ingest|memory] [--seed 0] [--data /work/shared/data] [--report-only]
+
+Haystacks (``bench.qa_facts``): per length, documents in three registers (essays,
+transcript, report) hold paraphrased facts of every kind — person, organisation, place,
+date, weekday, quantity, title, code — at random depths; each fact is asked for in other
+words, and *unanswerable* questions ask for a fact that is in no document. LooGLE
+long-dependency QA adds real questions with gold evidence. Every document goes through the
+app's ingest (``ingest_bytes``: extract, chunk, embed) and is searched as the app searches
+its stored chunks (dense + lexical, fused by RRF), built once per document outside the
+timed question → answer; every strategy gets that ``retrieve``, as chat passes it.
+
+Reported per strategy and length: answer accuracy, evidence recall (a citation covers the
+gold evidence), abstention on unanswerable questions, false abstention on answerable ones,
+answers carrying prompt markup, and seconds. Writes results.json (after every answer),
+results.md and qa_quality.png into OUT/qa_quality.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from bench.machine import describe_machine, machine_lines  # noqa: E402
+from bench.qa_facts import (  # noqa: E402
+    KINDS,
+    REGISTERS,
+    SHAPES,
+    Document,
+    LoogleQuestion,
+    load_loogle,
+    load_sources,
+    plan_documents,
+    tokens_of,
+)
+from workers.documents.lexical import BM25Index, rrf  # noqa: E402
+from workers.qa.haystack import STOPWORDS  # noqa: E402
+from workers.qa.types import Passage, SourceDocument  # noqa: E402
+
+DEFAULT_DATA = Path("/work/shared/data")
+STRATEGIES = ("auto", "rag", "xl3m", "coa")
+CONTAINMENT_CORRECT = 0.5  # LooGLE: at least half the gold answer's content words
+
+# An answer "abstains" when the engine says so (an ``abstained`` field, once it has one)
+# or, before that, when its text says the documents do not give the answer.
+_ABSTAIN = re.compile(
+    r"\b(?:cannot|can't|can not|could not|couldn't|unable to)\s+(?:find|locate|determine|"
+    r"answer|tell)|\bdo(?:es)?\s*(?:n't|not)\s+(?:appear\s+to\s+)?(?:answer|say|mention|"
+    r"contain|state|specify|include|provide)|\bnot\s+(?:mentioned|stated|specified|given|"
+    r"provided|found|included)\b|\bno\s+(?:information|mention)\b|\bdon't know\b",
+    re.IGNORECASE,
+)
+# Prompt markup that must never reach an answer: our delimiter tags (also defanged or
+# partial), their attribute strings, and the instructions (phrases from workers.qa.prompts).
+_MARKUP = re.compile(
+    r"<\s*/?\s*(?:document|notes|question)\b|\b(?:part|title|id)\s*=\s*[\"']", re.IGNORECASE
+)
+
+
+# -- the index, as the app builds it at ingest ----------------------------------------------
+
+
+class IngestedDocument:
+    """A document after the app's ingest (``ingest_bytes``: extract, chunk to the embedder's
+    window, embed), with a retriever over what the app stores, searched as
+    ``apps.documents.search`` searches it: cosine over the chunk vectors and a lexical arm
+    (BM25 here, Postgres full text there), each ``max(3k, 20)`` deep, and, where ingest
+    stores sentence windows (small-to-big), the windows closest to the query, all fused by
+    the engine's ``fuse_small_to_big`` (else by RRF with each arm's two best kept)."""
+
+    def __init__(self, doc_id: str, title: str, data: bytes, index: str = "ingest") -> None:
+        from workers.documents.embeddings import get_embedder
+        from workers.documents.pipeline import ingest_bytes
+
+        began = time.perf_counter()
+        result = ingest_bytes(data)
+        self.document = SourceDocument(doc_id, title, result.document.text)
+        self.chunks = result.chunks
+        self.vectors = result.vectors
+        # The sentence index, where ingest builds one: (chunk, start, end) and vectors.
+        windows = getattr(result, "windows", None)
+        self.windows = [(i, s, e) for i, spans in enumerate(windows or []) for s, e in spans]
+        parts = [v for v in getattr(result, "window_vectors", None) or [] if len(v)]
+        self.window_vectors = np.concatenate(parts) if parts else None
+        if index == "memory":  # the engine's own in-memory index over the ingested text
+            from workers.qa.retrieval import InMemoryRetriever
+
+            self.retrieve: Callable[[str, int], list[Passage]] = InMemoryRetriever(
+                [self.document], dense=True)
+        else:
+            self._embedder = get_embedder()
+            self._bm25 = BM25Index([c.text for c in self.chunks]) if self.chunks else None
+            self.retrieve = self._search
+        self.seconds = round(time.perf_counter() - began, 2)
+
+    def _sentence_hits(self, vector: np.ndarray, retrieval: Any) -> list[Any]:
+        if self.window_vectors is None or len(self.window_vectors) != len(self.windows):
+            return []
+        sims = self.window_vectors @ vector
+        best = np.argsort(-sims, kind="stable")[: getattr(retrieval, "SENTENCE_DEPTH", 300)]
+        text = self.document.text
+        return [retrieval.SentenceHit(self.windows[j][0], self.windows[j][1], self.windows[j][2],
+                                      text[self.windows[j][1] : self.windows[j][2]])
+                for j in map(int, best)]
+
+    def _search(self, query: str, k: int) -> list[Passage]:
+        from workers.qa import retrieval
+
+        if self._bm25 is None or k < 1:
+            return []
+        depth = max(k * 3, 20)
+        vector = self._embedder.embed([query])[0]
+        dense = [int(i) for i in np.argsort(-(self.vectors @ vector), kind="stable")[:depth]]
+        lexical = [i for i, _ in self._bm25.search(query, k=depth)]
+        fuse = getattr(retrieval, "fuse_small_to_big", None)
+        hits = self._sentence_hits(vector, retrieval) if fuse else []
+        if hits:
+            fused, evidence = fuse(query, [dense, lexical], hits)
+        else:
+            fused, evidence = rrf([dense, lexical], lead=2), {}
+        out = []
+        for i, score in fused[:k]:
+            c = self.chunks[int(i)]  # type: ignore[call-overload]
+            spans = tuple((h.start, h.end) for h in evidence.get(i, ()))
+            args = (self.document.id, c.start, c.end, c.text, float(score))
+            out.append(Passage(*args, spans) if spans else Passage(*args))  # type: ignore
+        return out
+
+
+# -- scoring ----------------------------------------------------------------------------
+
+
+def covers(citation: tuple[int, int], gold: tuple[int, int]) -> bool:
+    """A citation covers gold evidence when they overlap by at least half of the shorter:
+    a passage holding the sentence, or a quote inside it, not a brush at its edge."""
+    overlap = min(citation[1], gold[1]) - max(citation[0], gold[0])
+    shorter = min(citation[1] - citation[0], gold[1] - gold[0])
+    return shorter > 0 and overlap * 2 >= shorter
+
+
+def evidence_covered(citations: Iterable[tuple[int, int]], gold: Sequence[tuple[int, int]]
+                     ) -> list[bool]:
+    """For each gold span, whether some citation covers it."""
+    spans = list(citations)
+    return [any(covers(c, g) for c in spans) for g in gold]
+
+
+def abstained(result: Any) -> tuple[bool, str]:
+    """Whether the answer abstains, and how we know: the engine's ``abstained`` field
+    where it has one, else the answer's words."""
+    field = getattr(result, "abstained", None)
+    if isinstance(field, bool):
+        return field, "field"
+    return bool(_ABSTAIN.search(getattr(result, "text", "") or "")), "text"
+
+
+def _instruction_phrases() -> list[str]:
+    """The first six words of every sentence of the engine's instructions."""
+    from workers.qa import prompts
+
+    phrases = []
+    for name in dir(prompts):
+        value = getattr(prompts, name)
+        if name.isupper() and isinstance(value, str):
+            for sentence in re.split(r"(?<=[.:])\s+", value):
+                words = sentence.split()
+                if len(words) >= 6:
+                    phrases.append(" ".join(words[:6]).lower())
+    return sorted(set(phrases))
+
+
+_PHRASES: list[str] | None = None
+
+
+def markup_found(text: str, phrases: Sequence[str] | None = None) -> list[str]:
+    """Prompt markup in an answer: tags, attribute strings, instruction sentences."""
+    global _PHRASES
+    if phrases is None:
+        if _PHRASES is None:
+            _PHRASES = _instruction_phrases()
+        phrases = _PHRASES
+    found = [m.group(0) for m in _MARKUP.finditer(text)]
+    flat = " ".join(text.lower().split())
+    return found + [p for p in phrases if p in flat]
+
+
+def containment(answer: str, gold: str) -> float:
+    """The share of the gold answer's content words (lower case, digit groups joined, no
+    stopwords) that the answer contains."""
+    want = [t for t in tokens_of(gold) if t not in STOPWORDS]
+    if not want:
+        return 0.0
+    have = set(tokens_of(answer))
+    return sum(t in have for t in want) / len(want)
+
+
+# -- running ----------------------------------------------------------------------------
+
+
+def _ask(question: str, ingested: IngestedDocument, strategy: str, llm: Any) -> dict[str, Any]:
+    from workers.llm.errors import ContextOverflow
+    from workers.qa import answer
+
+    began = time.perf_counter()
+    try:
+        result = answer(question, [ingested.document], strategy, backend=llm,
+                        retrieve=ingested.retrieve)
+    except ContextOverflow as exc:
+        return {"refused": str(exc), "seconds": round(time.perf_counter() - began, 2)}
+    except Exception as exc:  # one failing answer must not end a long run
+        traceback.print_exc()
+        return {"error": f"{type(exc).__name__}: {exc}",
+                "seconds": round(time.perf_counter() - began, 2)}
+    seconds = round(time.perf_counter() - began, 2)
+    gave_up, how = abstained(result)
+    grounding = getattr(result, "grounding", None)
+    return {
+        "seconds": seconds,
+        "answer": result.text[:500],
+        "strategy_used": result.strategy,
+        "citations": [(c.start, c.end) for c in result.citations],
+        "abstained": gave_up,
+        "abstained_by": how,
+        "grounded": getattr(result, "grounded", None),
+        "grounding": grounding if isinstance(grounding, dict | str | None) else str(grounding),
+        "markup": markup_found(result.text),
+        "prompt_tokens": result.usage.prompt_tokens,
+    }
+
+
+def _locate_fact(doc: Document, q: Any, text: str) -> tuple[int, int] | None:
+    at = text.find(q.fact.sentence)
+    return (at, at + len(q.fact.sentence)) if at >= 0 else None
+
+
+def haystack_runs(args: argparse.Namespace, llm: Any, results: dict[str, Any], save) -> None:
+    sources = load_sources(args.data)
+    docs = plan_documents(args.lengths, args.registers, args.kinds, args.per_kind,
+                          args.unanswerable, args.seed, sources, llm.count_tokens)
+    for n, doc in enumerate(docs):
+        ingested = IngestedDocument(f"hay-{n}", f"{doc.register} {doc.length}",
+                                    doc.text.encode(), args.index)
+        results["documents"].append({"register": doc.register, "length": doc.length,
+                                     "tokens": doc.tokens, "chunks": len(ingested.chunks),
+                                     "ingest_seconds": ingested.seconds})
+        print(f"ingested {doc.register} {doc.length}: {doc.tokens} tokens, "
+              f"{len(ingested.chunks)} chunks, {ingested.seconds} s", flush=True)
+        for q in doc.questions:
+            gold = _locate_fact(doc, q, ingested.document.text) if q.answerable else None
+            for strategy in args.strategies:
+                row = {"suite": "haystack", "id": q.id, "register": doc.register,
+                       "length": doc.length, "tokens": doc.tokens, "kind": q.kind,
+                       "answerable": q.answerable, "strategy": strategy,
+                       "question": q.fact.question, "expected": q.fact.value,
+                       "accept": q.fact.accept, "fact": q.fact.sentence}
+                row.update(_ask(q.fact.question, ingested, strategy, llm))
+                if "answer" in row:
+                    if q.answerable:
+                        row["correct"] = (not row["abstained"]
+                                          and q.fact.is_correct(row["answer"]))
+                        row["gold_located"] = gold is not None  # else: no evidence to cite
+                        row["evidence"] = bool(gold) and evidence_covered(
+                            row["citations"], [gold])[0]
+                    else:
+                        row["correct"] = row["abstained"]
+                results["rows"].append(row)
+                print(json.dumps({k: row.get(k) for k in (
+                    "id", "kind", "strategy", "strategy_used", "correct", "evidence",
+                    "abstained", "seconds", "answer")}, default=str)[:400], flush=True)
+                save()
+
+
+def loogle_runs(args: argparse.Namespace, llm: Any, results: dict[str, Any], save) -> None:
+    from workers.qa.citations import locate
+
+    path = args.data / "loogle" / "longdep_qa.jsonl"
+    if args.loogle_documents < 1 or not path.exists():
+        return
+    docs, questions = load_loogle(path, args.loogle_documents, args.loogle_questions)
+    ingested: dict[int, IngestedDocument] = {}
+    for q in questions:
+        if q.document not in ingested:
+            title, text = docs[q.document]
+            ingested[q.document] = IngestedDocument(f"loogle-{q.document}", title,
+                                                    text.encode(), args.index)
+        doc = ingested[q.document]
+        gold = [span for e in q.evidence if (span := locate(e, doc.document.text))]
+        for strategy in args.loogle_strategies:
+            row = _loogle_row(q, doc, strategy, llm, gold)
+            results["rows"].append(row)
+            print(json.dumps({k: row.get(k) for k in (
+                "title", "strategy", "score", "evidence_covered", "evidence_located",
+                "abstained", "seconds")}, default=str)[:300], flush=True)
+            save()
+
+
+def _loogle_row(q: LoogleQuestion, doc: IngestedDocument, strategy: str, llm: Any,
+                gold: list[tuple[int, int]]) -> dict[str, Any]:
+    tokens = llm.count_tokens(doc.document.text)
+    row: dict[str, Any] = {"suite": "loogle", "title": q.title, "length": tokens,
+                           "tokens": tokens, "answerable": True, "strategy": strategy,
+                           "question": q.question, "expected": q.gold,
+                           "evidence_pieces": len(q.evidence), "evidence_located": len(gold)}
+    row.update(_ask(q.question, doc, strategy, llm))
+    if "answer" in row:
+        row["score"] = max(containment(row["answer"], alt) for alt in q.alternatives)
+        row["correct"] = not row["abstained"] and row["score"] >= CONTAINMENT_CORRECT
+        row["evidence_covered"] = sum(evidence_covered(row["citations"], gold))
+        row["evidence"] = row["evidence_covered"] > 0
+    return row
+
+
+# -- report -----------------------------------------------------------------------------
+
+
+def _frac(rows: list[dict], test: Callable[[dict], bool]) -> str:
+    return f"{sum(bool(test(r)) for r in rows)}/{len(rows)}" if rows else "—"
+
+
+def summary(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """The figures of one group of rows (refused / failed answers count as wrong)."""
+    answered = [r for r in rows if "answer" in r]
+    yes = [r for r in rows if r.get("answerable")]
+    no = [r for r in rows if not r.get("answerable")]
+    secs = [r["seconds"] for r in answered]
+    return {
+        "accuracy": _frac(yes, lambda r: r.get("correct")),
+        "evidence": _frac(yes, lambda r: r.get("evidence")),
+        "abstains": _frac(no, lambda r: r.get("abstained")),
+        "false_abstain": _frac(yes, lambda r: r.get("abstained")),
+        "markup": str(sum(bool(r.get("markup")) for r in rows)),
+        "failed": str(len(rows) - len(answered)),
+        "seconds": f"{sum(secs) / len(secs):.1f}" if secs else "—",
+        "used": ", ".join(f"{k} ×{v}" for k, v in sorted(Counter(
+            r.get("strategy_used") for r in answered).items())),
+    }
+
+
+def _group(rows: Iterable[dict], *keys: str) -> dict[tuple, list[dict]]:
+    out: dict[tuple, list[dict]] = {}
+    for r in rows:
+        out.setdefault(tuple(r.get(k) for k in keys), []).append(r)
+    return out
+
+
+def _order(strategy: str) -> int:
+    return STRATEGIES.index(strategy) if strategy in STRATEGIES else len(STRATEGIES)
+
+
+def _by_strategy(rows: list[dict], key: str) -> Iterator[tuple[Any, str, dict[str, str]]]:
+    """(value of ``key``, strategy, summary), sorted by the value then the strategy."""
+    groups = _group(rows, key, "strategy")
+    for (value, strategy), sel in sorted(groups.items(),
+                                         key=lambda kv: (kv[0][0], _order(kv[0][1]))):
+        yield value, strategy, summary(sel)
+
+
+def tables(results: dict[str, Any]) -> list[str]:
+    hay = [r for r in results["rows"] if r["suite"] == "haystack"]
+    loogle = [r for r in results["rows"] if r["suite"] == "loogle"]
+    md: list[str] = []
+    if hay:
+        md += ["## Paraphrased facts (haystacks)", "",
+               "| length | strategy | accuracy | evidence cited | abstains (unanswerable) "
+               "| false abstention | markup | failed | mean s | answered by |",
+               "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for length, strategy, s in _by_strategy(hay, "length"):
+            md.append(f"| {length} | {strategy} | {s['accuracy']} | {s['evidence']} | "
+                      f"{s['abstains']} | {s['false_abstain']} | {s['markup']} | "
+                      f"{s['failed']} | {s['seconds']} | {s['used']} |")
+        strategies = sorted({r["strategy"] for r in hay}, key=_order)
+        md += ["", "Answer right / evidence cited by kind (all lengths and registers):", "",
+               "| kind | " + " | ".join(strategies) + " |",
+               "|---|" + "---:|" * len(strategies)]
+        for kind in [k for k in KINDS if any(r["kind"] == k for r in hay)]:
+            cells = []
+            for strategy in strategies:
+                sel = [r for r in hay if r["kind"] == kind and r["strategy"] == strategy
+                       and r["answerable"]]
+                s = summary(sel)
+                cells.append(f"{s['accuracy']} / {s['evidence']}")
+            md.append(f"| {kind} ({SHAPES[kind]}) | " + " | ".join(cells) + " |")
+        md += ["", "By register (all lengths):", "",
+               "| register | strategy | accuracy | evidence cited | abstains | false abstention |",
+               "|---|---|---:|---:|---:|---:|"]
+        for register, strategy, s in _by_strategy(hay, "register"):
+            md.append(f"| {register} | {strategy} | {s['accuracy']} | {s['evidence']} | "
+                      f"{s['abstains']} | {s['false_abstain']} |")
+        md.append("")
+    if loogle:
+        md += ["## LooGLE long-dependency QA", "",
+               f"Accuracy: the answer contains ≥ {CONTAINMENT_CORRECT:.0%} of the gold "
+               "answer's content words (or of the chosen option's). Evidence recall: gold "
+               "evidence pieces (located in the text) covered by a citation.", "",
+               "| strategy | questions | accuracy | mean containment | evidence recall "
+               "| questions with evidence cited | abstained | markup | failed | mean s |",
+               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for (strategy,), rows in sorted(_group(loogle, "strategy").items(),
+                                        key=lambda kv: _order(kv[0][0])):
+            s = summary(rows)
+            scores = [r["score"] for r in rows if "score" in r]
+            covered = sum(r.get("evidence_covered", 0) for r in rows)
+            located = sum(r["evidence_located"] for r in rows)
+            mean = f"{sum(scores) / len(scores):.2f}" if scores else "—"
+            md.append(f"| {strategy} | {len(rows)} | {s['accuracy']} | {mean} | "
+                      f"{covered}/{located} | {s['evidence']} | {s['false_abstain']} | "
+                      f"{s['markup']} | {s['failed']} | {s['seconds']} |")
+        md.append("")
+    return md
+
+
+def report(out: Path, results: dict[str, Any]) -> None:
+    docs = results.get("documents", [])
+    md = ["# QA quality benchmark", "", f"Command: `{results['command']}`", "",
+          *machine_lines(results), *tables(results)]
+    if docs:
+        md += ["Ingest (extract, chunk, embed) of the haystacks:", "",
+               "| register | length | tokens | chunks | ingest s | s per 1M tokens |",
+               "|---|---:|---:|---:|---:|---:|"]
+        md += [f"| {d['register']} | {d['length']} | {d['tokens']} | {d['chunks']} | "
+               f"{d['ingest_seconds']} | {d['ingest_seconds'] * 1e6 / d['tokens']:.0f} |"
+               for d in docs]
+        md.append("")
+    (out / "results.md").write_text("\n".join(md))
+    plot(out, results)
+
+
+def plot(out: Path, results: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hay = [r for r in results["rows"] if r["suite"] == "haystack"]
+    if not hay:
+        return
+    strategies = sorted({r["strategy"] for r in hay}, key=_order)
+    lengths = sorted({r["length"] for r in hay})
+    panels = (
+        ("answer right (answerable)", lambda r: r["answerable"], "correct"),
+        ("evidence cited (answerable)", lambda r: r["answerable"], "evidence"),
+        ("abstains (unanswerable)", lambda r: not r["answerable"], "abstained"),
+        ("false abstention (answerable)", lambda r: r["answerable"], "abstained"),
+        ("seconds per question", lambda r: "seconds" in r, "seconds"),
+    )
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.8))
+    width = 0.8 / max(1, len(strategies))
+    for ax, (title, keep, field) in zip(axes, panels, strict=True):
+        for j, strategy in enumerate(strategies):
+            values = []
+            for length in lengths:
+                sel = [float(r.get(field) or 0) for r in hay
+                       if r["strategy"] == strategy and r["length"] == length and keep(r)]
+                values.append(sum(sel) / len(sel) if sel else 0.0)
+            bars = ax.bar([i + j * width for i in range(len(lengths))], values, width,
+                          label=strategy)
+            ax.bar_label(bars, fmt="%.0f" if field == "seconds" else "%.2f", fontsize=6)
+        if field != "seconds":
+            ax.set_ylim(0, 1.05)
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(lengths))])
+        ax.set_xticklabels([f"{n // 1000}k" for n in lengths])
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7)
+    fig.suptitle("QA quality: paraphrased facts by document length (tokens)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out / "qa_quality.png", dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("var/bench"))
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--lengths", nargs="*", type=int, default=[8000])
+    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
+    parser.add_argument("--registers", nargs="+", default=list(REGISTERS), choices=REGISTERS)
+    parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
+    parser.add_argument("--per-kind", type=int, default=1,
+                        help="answerable questions per kind and length")
+    parser.add_argument("--unanswerable", type=int, default=4,
+                        help="unanswerable questions per length")
+    parser.add_argument("--loogle-documents", type=int, default=1, help="0: no LooGLE")
+    parser.add_argument("--loogle-questions", type=int, default=2,
+                        help="questions per LooGLE document (0: all)")
+    parser.add_argument("--loogle-strategies", nargs="+", choices=STRATEGIES,
+                        help="default: --strategies")
+    parser.add_argument("--index", choices=("ingest", "memory"), default="ingest",
+                        help="ingest: the app's stored chunks and vectors, searched as the app "
+                        "does; memory: the engine's InMemoryRetriever over the ingested text")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--append", action="store_true",
+                        help="add to OUT/qa_quality/results.json (e.g. another length with "
+                        "other options) instead of starting anew")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite results.md and the plot from results.json")
+    args = parser.parse_args()
+    out = args.out / "qa_quality"
+    out.mkdir(parents=True, exist_ok=True)
+    if args.report_only:
+        report(out, json.loads((out / "results.json").read_text()))
+        print((out / "results.md").read_text())
+        return
+    args.loogle_strategies = args.loogle_strategies or args.strategies
+    from workers.llm import get_backend
+
+    llm = get_backend()
+    llm.count_tokens("warm up")
+    command = "python -m bench qa_quality " + " ".join(sys.argv[1:])
+    results: dict[str, Any] = {"command": command, "machine": describe_machine(llm.name),
+                               "documents": [], "rows": []}
+    if args.append and (out / "results.json").exists():
+        results = json.loads((out / "results.json").read_text())
+        results["command"] += f"`, then `{command}"
+
+    def save() -> None:
+        (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+
+    began = time.perf_counter()
+    haystack_runs(args, llm, results, save)
+    loogle_runs(args, llm, results, save)
+    results["total_seconds"] = results.get("total_seconds", 0) + round(
+        time.perf_counter() - began, 1)
+    save()
+    report(out, results)
+    print((out / "results.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,526 @@
+"""Grounding: an answer is shown as a fact only when the documents support it.
+
+A 135M model answers every question, the unanswerable ones included, and cites whatever it
+read. So before an answer is returned it is checked against the spans it cites and the
+documents' text near them, claim by claim (a claim is a sentence of the answer; a summary is
+checked sentence by sentence), deterministically and cheaply (string search plus one batch
+of the MiniLM embedder, no model call):
+
+1. **Substance**: the claim's key tokens, what it adds to the question (numbers, dates,
+   names: capitalised words, quoted strings), must all occur (normalised: case, accents,
+   digit grouping, number words) in one evidence window, a cited sentence with its
+   neighbours, or a sentence of the documents holding the claim's rarest tokens. A claim
+   without key tokens needs its content words there (``word_coverage``) or a window the
+   embedder finds close to it (``claim_similarity``).
+2. **Relevance**: that window must be about the question: it holds enough of the question's
+   content words (``question_words``), or the embedder finds it close to the question
+   (``question_similarity``), or it holds, in the answer's own tokens, the kind of answer the
+   question asks for (a date for "when", a number for "how many", a code for "pass key",
+   ``answer_types``) and is not far from it (``typed_similarity``).
+3. **Kind**: a question that asks for a number, a date or a code is not answered by a text
+   that holds none.
+
+Outcome: every claim supported: grounded. Some: the unsupported sentences are removed and
+the answer is marked not verified (``grounded=False``). None, or the model said it could
+not find it: the reply says the documents do not appear to answer the question and the
+citations are the closest passages, not support (``abstained=True``). The verdict, the
+reasons and the evidence of each claim go into the trace (step ``grounding``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from workers.writing.length import requested_words
+
+from . import answer_types
+from .citations import dedupe, make_citation, sentence_units
+from .questions import wants_whole_document
+from .types import Citation, SourceDocument
+
+ABSTAIN_TEXT = "The documents don't appear to answer this question."
+
+
+@dataclass(frozen=True)
+class Strictness:
+    name: str
+    question_words: float  # share of the question's content words in the window
+    question_similarity: float  # cosine(question, window) without shared words
+    typed_similarity: float  # cosine(question, window) when it holds the asked kind
+    word_coverage: float  # share of a claim's content words in the window (no key tokens)
+    claim_similarity: float  # cosine(claim, window) instead of word_coverage
+
+
+LEVELS: dict[str, Strictness | None] = {
+    "strict": Strictness("strict", 0.67, 0.45, 0.2, 0.7, 0.7),
+    "normal": Strictness("normal", 0.5, 0.35, 0.05, 0.5, 0.6),
+    "off": None,
+}
+DEFAULT_LEVEL = "normal"
+# Kinds whose evidence is specific (a number, a date, a code is in few sentences; a
+# capitalised name is in most): holding one lowers the relevance bar to typed_similarity.
+# A weak kind (person, organisation, place, title) lowers it by WEAK_KIND_FACTOR only.
+STRONG_KINDS = frozenset({answer_types.NUMBER, answer_types.DATE, answer_types.CODE})
+WEAK_KIND_FACTOR = 0.6
+MAX_CLAIMS = 40  # sentences of an answer checked (a longer answer keeps the rest unchecked)
+HITS_PER_TOKEN = 4  # document sentences fetched per searched token
+SEARCHED_TOKENS = 3  # the claim's rarest tokens searched in the documents
+NEIGHBOURS = 1  # sentences on each side of an evidence sentence ("the text near it")
+MAX_SEARCH_CHARS = 20_000_000  # documents longer than this are searched near citations only
+MAX_COUNTED = 1_000  # occurrences of a question word counted for its weight
+MAX_CLOSEST_CANDIDATES = 24  # passages ranked for them
+CLOSEST = 3  # closest passages shown when the documents do not appear to answer
+SHORT_TEXT_CHARS = 20_000  # a text this short is searched sentence by sentence if need be
+
+
+def check_level(level: str | None) -> str:
+    """The strictness setting, validated (None → the default)."""
+    level = (level or DEFAULT_LEVEL).strip().lower()
+    if level not in LEVELS:
+        raise ValueError(f"grounding must be one of {', '.join(LEVELS)}, not {level!r}")
+    return level
+
+
+# -- words -----------------------------------------------------------------------------------
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+_STOP = frozenset(_words(
+    """a an the and or but if of to in on at by for with from as into onto about over under
+    after before between during through than then so that this these those there here it its
+    is are was were be been being am do does did done has have had having not no nor yes
+    i me my we our you your he him his she her they them their what which who whom whose
+    when where why how whether can could may might must shall should will would also just
+    only very more most some any all each every both either neither other such same own
+    one ones up down out off again further once because while until since per via
+    said says say according answer answers question document documents text texts
+    called named name names mr mrs ms dr
+    mention mentions mentioned passage passages context information provided provides
+    states stated refers referred"""
+))
+# Question words that name the kind of answer, not its subject ("how many", "what year").
+_CUES = frozenset(_words(
+    """many much long far old big often large tall year years date day days time month
+    kind type number amount percentage percent happen happened"""
+))
+_NUMBER_WORDS = {
+    w: str(i)
+    for i, w in enumerate(_words(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen "
+        "fourteen fifteen sixteen seventeen eighteen nineteen twenty"
+    ))
+}
+_TENS = _words("thirty forty fifty sixty seventy eighty ninety")
+_NUMBER_WORDS.update({w: str(10 * (i + 3)) for i, w in enumerate(_TENS)})
+_TOKEN = re.compile(r"\d[\d,.]*\d|\d|[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
+_QUOTED = re.compile(r"[\"“«]([^\"“”«»\n]{2,80})[\"”»]")
+# "I cannot find…", "the text does not mention…", "not stated": the model's own refusal.
+_REFUSAL = re.compile(
+    r"\b(?:can ?not|can't|could ?not|couldn't|unable to)\s(?:find|locate|determine|answer|tell"
+    r"|identify)\b|\b(?:do not|don't|does not|doesn't|did not|didn't)\s(?:know|contain|mention"
+    r"|say|state|specify|provide|include)\b|\bno (?:information|mention|answer|data|details?)\b"
+    r"|\bnot (?:mentioned|stated|specified|provided|given|found|available|known)\b",
+    re.IGNORECASE,
+)
+REFUSAL_MAX_SENTENCES = 2  # a longer answer is checked sentence by sentence instead
+
+
+def _fold(word: str) -> str:
+    """Lower case, accents off, digit grouping off, number words as digits."""
+    word = unicodedata.normalize("NFKD", word.lower())
+    word = "".join(ch for ch in word if not unicodedata.combining(ch)).replace("’", "'")
+    if word[:1].isdigit():
+        return word.replace(",", "").rstrip(".")
+    word = word.removesuffix("'s")
+    return _NUMBER_WORDS.get(word, word)
+
+
+_SUFFIX = re.compile(r"(?:ing|ed|es|s|ly|e)$")
+
+
+def _stem(word: str) -> str:
+    """Crude, but the same on both sides: "closed"/"close", "approved"/"approval",
+    "inspection"/"inspector"."""
+    if word[:1].isdigit() or len(word) <= 3:
+        return word
+    return _SUFFIX.sub("", word)[:6]
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    """(as written, folded) for every word and number of ``text``."""
+    return [(m.group(0), _fold(m.group(0))) for m in _TOKEN.finditer(text)]
+
+
+def _bag(text: str) -> set[str]:
+    """Folded and stemmed words of ``text``."""
+    return {_stem(f) for _, f in _tokens(text)}
+
+
+def _content(text: str) -> list[str]:
+    return [f for _, f in _tokens(text) if f not in _STOP and (len(f) > 2 or f.isdigit())]
+
+
+@dataclass
+class Claim:
+    text: str
+    key: list[str]  # folded key tokens (numbers, names, quoted strings' words)
+    words: list[str]  # folded content words that are not key tokens
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+def _claim(sentence: str, question_bag: set[str], lowercase_in_docs: set[str]) -> Claim:
+    key: list[str] = []
+    words: list[str] = []
+    quoted = {_fold(w) for q in _QUOTED.findall(sentence) for w in q.split()}
+    for i, (raw, folded) in enumerate(_tokens(sentence)):
+        if folded in _STOP or _stem(folded) in question_bag:
+            continue
+        is_key = (
+            folded[:1].isdigit()
+            or folded in quoted
+            or (raw[:1].isupper() and (i > 0 or folded not in lowercase_in_docs))
+        )
+        if is_key:
+            key.append(folded)
+        elif len(folded) > 2:
+            words.append(folded)
+    return Claim(sentence, list(dict.fromkeys(key)), list(dict.fromkeys(words)))
+
+
+# -- evidence windows ------------------------------------------------------------------------
+
+
+@dataclass
+class Window:
+    document: SourceDocument
+    start: int  # the evidence sentence(s)
+    end: int
+    around: tuple[int, int]  # with NEIGHBOURS sentences on each side
+    cited: bool
+
+    @property
+    def text(self) -> str:
+        return self.document.text[self.around[0] : self.around[1]]
+
+    @property
+    def core(self) -> str:
+        return self.document.text[self.start : self.end]
+
+
+def _window(doc: SourceDocument, start: int, end: int, cited: bool) -> Window:
+    lo, hi = max(0, start - 600), min(len(doc.text), end + 600)
+    units = sentence_units(doc.text, lo, hi)
+    inside = [i for i, (s, e) in enumerate(units) if s < end and e > start]
+    if not inside:
+        return Window(doc, start, end, (start, end), cited)
+    first, last = max(0, inside[0] - NEIGHBOURS), min(len(units) - 1, inside[-1] + NEIGHBOURS)
+    return Window(doc, start, end, (min(start, units[first][0]), max(end, units[last][1])), cited)
+
+
+def _search(doc: SourceDocument, token: str, limit: int, prefix: bool = False) -> list[Window]:
+    """Sentences of ``doc`` holding ``token`` (case-insensitive, a whole word or, with
+    ``prefix``, a word starting with it)."""
+    if len(doc.text) > MAX_SEARCH_CHARS:
+        return []
+    end = "" if prefix else r"(?!\w)"
+    pattern = re.compile(rf"(?<!\w){re.escape(token)}{end}", re.IGNORECASE)
+    out = []
+    for m in pattern.finditer(doc.text):
+        out.append(_window(doc, m.start(), m.end(), cited=False))
+        if len(out) >= limit:
+            break
+    for w in out:  # the evidence is the whole sentence, not the word
+        units = sentence_units(doc.text, w.around[0], w.around[1])
+        hit = next(((s, e) for s, e in units if s <= w.start < e), (w.start, w.end))
+        w.start, w.end = hit
+    return out
+
+
+def _spellings(claim: Claim, sentence: str) -> list[str]:
+    """How the claim's rarest tokens are written (the search needs the text's spelling)."""
+    written = {f: raw for raw, f in _tokens(sentence)}
+    ranked = sorted(claim.key, key=lambda t: -len(t)) + sorted(claim.words, key=lambda t: -len(t))
+    return [written.get(t, t) for t in ranked[:SEARCHED_TOKENS]]
+
+
+# -- the check -------------------------------------------------------------------------------
+
+
+@dataclass
+class Verdict:
+    text: str
+    citations: list[Citation]
+    grounded: bool
+    abstained: bool
+    notes: dict[str, Any]
+
+
+def _embed(texts: list[str]):  # noqa: ANN202 - numpy array or None
+    try:
+        from workers.documents.embeddings import get_embedder
+
+        return get_embedder().embed(texts)
+    except Exception:  # no embedder: the lexical tests decide alone
+        return None
+
+
+def check(
+    question: str,
+    text: str,
+    citations: Sequence[Citation],
+    documents: Sequence[SourceDocument],
+    level: str | None = None,
+) -> Verdict:
+    """The answer as it may be shown, with its verdict (see the module's docstring)."""
+    name = check_level(level)
+    rules = LEVELS[name]
+    notes: dict[str, Any] = {"strictness": name, "draft": text}
+    if rules is None:
+        notes.update(verdict="unchecked", reasons=["grounding is off"])
+        return Verdict(text, list(citations), False, False, notes)
+    by_id = {d.id: d for d in documents}
+    cited = [
+        _window(by_id[c.document_id], c.start, c.end, cited=True)
+        for c in citations
+        if c.document_id in by_id
+    ]
+    kinds = answer_types.question_kinds(question)
+    notes["asked_kind"] = sorted(kinds)
+    sentences = [text[s:e] for s, e in sentence_units(text)] or [text]
+    refused = len(sentences) <= REFUSAL_MAX_SENTENCES and _REFUSAL.search(text)
+    if not text.strip() or refused:
+        reason = "no answer text" if not text.strip() else "the model said it found no answer"
+        return _abstain(question, documents, cited, notes, [reason])
+    strong = kinds & STRONG_KINDS
+    if strong and not strong & _kinds_of(text):
+        reason = f"the question asks for a {'/'.join(sorted(strong))}; the answer holds none"
+        return _abstain(question, documents, cited, notes, [reason])
+
+    question_bag = {_stem(w) for w in _content(question)}
+    subject = _subject_weights(question, documents)
+    # A summary, or an answer written to a length: its sentences are about the documents.
+    summary = wants_whole_document(question) or requested_words(question) is not None
+    lowercase = _lowercase_words(sentences, documents)
+    claims = [_claim(s, question_bag, lowercase) for s in sentences[:MAX_CLAIMS]]
+
+    windows: list[list[Window]] = []
+    for claim in claims:
+        found = list(cited)
+        for token in _spellings(claim, claim.text):
+            for doc in documents:
+                found += _search(doc, token, HITS_PER_TOKEN)
+        windows.append(found)
+    searched = [_fewest_missing(claim, found) for claim, found in zip(claims, windows, strict=True)]
+    # Only windows that hold a claim's key tokens can support it: only those are embedded
+    # (the embedder is the cost of the check).
+    read = [w for found in windows for w in found]  # for the closest passages
+    windows = [
+        [w for w in found if not claim.key or _has_all(claim.key, _bag(w.text))]
+        for claim, found in zip(claims, windows, strict=True)
+    ]
+    flat = list({_key(w): w for ws in windows for w in ws}.values())
+    vectors = _embed([question, *(c.text for c in claims), *(_excerpt(w) for w in flat)])
+    index = {_key(w): i for i, w in enumerate(flat)}
+
+    def sim(a: int, window: Window) -> float | None:
+        if vectors is None:
+            return None
+        return float(vectors[a] @ vectors[1 + len(claims) + index[_key(window)]])
+
+    kept: list[int] = []
+    support: list[Citation] = []
+    for n, (claim, found) in enumerate(zip(claims, windows, strict=True)):
+        results = [
+            (_judge(claim, w, subject, kinds, summary, rules, sim(0, w), sim(1 + n, w)), w)
+            for w in found
+        ]
+        supported = [(r, w) for r, w in results if r["supported"]]
+        if not supported:
+            claim.notes = {"supported": False, "key_tokens": claim.key,
+                           "reason": _why_not(claim, [r for r, _ in results], searched[n])}
+            continue
+        result, w = max(supported, key=lambda rw: rw[0]["score"])
+        claim.notes = {**result, "key_tokens": claim.key, "document_id": w.document.id,
+                       "start": w.start, "end": w.end}
+        kept.append(n)
+        support.append(make_citation(w.document, w.start, w.end))
+    notes["claims"] = [{"text": c.text[:300], **c.notes} for c in claims]
+    if not kept:
+        return _abstain(question, documents, cited, notes,
+                        ["no claim of the answer is supported"], read)
+    shown = " ".join(claims[i].text for i in kept) if len(kept) < len(claims) else text
+    dropped = [claims[i].text for i in range(len(claims)) if i not in kept]
+    notes["verdict"] = "supported" if not dropped else "partial"
+    notes["removed"] = dropped
+    notes["reasons"] = (
+        ["every claim is supported by a cited span"]
+        if not dropped
+        else [f"{len(dropped)} of {len(claims)} sentences have no support and were removed"]
+    )
+    return Verdict(shown, dedupe(support), not dropped, False, notes)
+
+
+def _subject_weights(question: str, documents: Sequence[SourceDocument]) -> dict[str, float]:
+    """The question's subject words (stems), each weighted by its rarity in the documents:
+    a name on every page ("Picardo" in his biography) says little about which sentence
+    answers; a word found in few ("grandchildren") says much."""
+    out: dict[str, float] = {}
+    for word in dict.fromkeys(_stem(w) for w in _content(question)):
+        if word in _CUES:
+            continue
+        pattern = re.compile(rf"(?<!\w){re.escape(word)}", re.IGNORECASE)
+        seen = 0
+        for d in documents:
+            for _ in pattern.finditer(d.text, 0, MAX_SEARCH_CHARS):
+                seen += 1
+                if seen >= MAX_COUNTED:
+                    break
+        out[word] = 1 / (1 + math.log1p(seen))
+    return out
+
+
+def _kinds_of(claim: str) -> frozenset[str]:
+    """Answer kinds a claim holds; its first word counts too ("Maria Keller approved it")."""
+    return answer_types.sentence_kinds("and " + claim)
+
+
+def _key(w: Window) -> tuple[object, int, int]:
+    return (w.document.id, w.start, w.end)
+
+
+def _lowercase_words(sentences: Sequence[str], documents: Sequence[SourceDocument]) -> set[str]:
+    """The answer's sentence-initial words the documents also write in lower case (ordinary
+    words, not names: "Approved by …" must not need "Approved" in the text)."""
+    firsts = {m.group(0) for s in sentences if (m := _TOKEN.search(s)) and m.group(0)[:1].isupper()}
+    out = set()
+    for word in firsts:
+        lower = word.lower()
+        if any(
+            re.search(rf"(?<!\w){re.escape(lower)}(?!\w)", d.text[:MAX_SEARCH_CHARS])
+            for d in documents
+        ):
+            out.add(_fold(word))
+    return out
+
+
+def _judge(
+    claim: Claim,
+    w: Window,
+    subject: dict[str, float],
+    kinds: frozenset[str],
+    summary: bool,
+    rules: Strictness,
+    q_sim: float | None,
+    c_sim: float | None,
+) -> dict[str, Any]:
+    bag = _bag(w.text)
+    missing = [t for t in claim.key if _stem(t) not in bag]
+    covered = sum(_stem(t) in bag for t in claim.words)
+    coverage = covered / len(claim.words) if claim.words else None
+    if claim.key:  # the key tokens, and what the claim says of them ("five grandchildren")
+        substance = not missing and (
+            not claim.words
+            or (coverage or 0) >= rules.word_coverage
+            or (c_sim or 0) >= rules.claim_similarity
+        )
+    elif claim.words:
+        substance = (coverage or 0) >= rules.word_coverage or (c_sim or 0) >= rules.claim_similarity
+    else:
+        substance = True  # "Yes." / "No.": relevance alone decides
+    total = sum(subject.values())
+    shared = sum(v for w, v in subject.items() if w in bag) / total if total else None
+    typed_kinds = kinds & _kinds_of(claim.text) & answer_types.sentence_kinds(w.text)
+    typed_bar = (rules.typed_similarity if typed_kinds & STRONG_KINDS
+                 else rules.question_similarity * WEAK_KIND_FACTOR)
+    if summary:
+        relevant = True  # a summary's sentences are about the documents, not the question
+    else:
+        relevant = (
+            (shared is not None and shared >= rules.question_words)
+            or (q_sim is not None and q_sim >= rules.question_similarity)
+            or (bool(typed_kinds) and bool(claim.key) and (q_sim is None or q_sim >= typed_bar))
+            or (not subject and q_sim is None)
+        )
+    return {
+        "supported": bool(substance and relevant),
+        "substance": bool(substance),
+        "score": (shared or 0) + (q_sim or 0) + (c_sim or 0) + (1 if w.cited else 0),
+        "missing": missing,
+        "word_coverage": None if coverage is None else round(coverage, 2),
+        "question_words": None if shared is None else round(shared, 2),
+        "question_similarity": None if q_sim is None else round(q_sim, 3),
+        "claim_similarity": None if c_sim is None else round(c_sim, 3),
+        "asked_kind_held": sorted(typed_kinds),
+        "cited": w.cited,
+    }
+
+
+def _has_all(tokens: Sequence[str], bag: set[str]) -> bool:
+    return all(_stem(t) in bag for t in tokens)
+
+
+def _fewest_missing(claim: Claim, found: Sequence[Window]) -> list[str] | None:
+    """The key tokens missing from the window that has most of them (None: no window)."""
+    if not found:
+        return None
+    bags = [_bag(w.text) for w in found]
+    return min(([t for t in claim.key if _stem(t) not in bag] for bag in bags), key=len)
+
+
+def _excerpt(w: Window, chars: int = 600) -> str:
+    """The window as the embedder reads it: at most ``chars`` around its evidence."""
+    lo, hi = w.around
+    if hi - lo <= chars:
+        return w.text
+    middle = (w.start + w.end) // 2
+    lo = max(lo, min(middle - chars // 2, hi - chars))
+    return w.document.text[lo : lo + chars]
+
+
+def _why_not(claim: Claim, results: list[dict[str, Any]], missing: list[str] | None) -> str:
+    if missing is None:
+        return "no cited span and no sentence of the documents holds its words"
+    if missing:
+        return f"not in any cited span or nearby sentence: {', '.join(missing[:5])}"
+    if not results:
+        return "no cited span and no sentence of the documents holds its words"
+    if not any(r["substance"] for r in results):
+        return "its words are not in any cited span or nearby sentence"
+    return "the spans that hold it are not about the question"
+
+
+def _abstain(
+    question: str,
+    documents: Sequence[SourceDocument],
+    cited: list[Window],
+    notes: dict[str, Any],
+    reasons: list[str],
+    found: Sequence[Window] = (),
+) -> Verdict:
+    """The documents do not appear to answer: the closest passages, marked as such. They
+    are the cited spans and the sentences the check looked at, else sentences holding the
+    question's words, else (a short text) every sentence; ranked by the embedder."""
+    pool = {_key(w): w for w in [*cited, *found]}
+    if len(pool) < CLOSEST:
+        for word in [w for _, w in _tokens(question) if w not in _STOP][:SEARCHED_TOKENS]:
+            for doc in documents:
+                pool.update((_key(w), w) for w in _search(doc, _stem(word), HITS_PER_TOKEN, True))
+    if not pool and sum(len(d.text) for d in documents) <= SHORT_TEXT_CHARS:
+        pool = {(d.id, s, e): _window(d, s, e, False) for d in documents
+                for s, e in sentence_units(d.text)}
+    windows = list(pool.values())
+    windows = windows[:MAX_CLOSEST_CANDIDATES]
+    vectors = _embed([question, *(_excerpt(w) for w in windows)]) if windows else None
+    if vectors is not None:
+        order = sorted(range(len(windows)), key=lambda i: -float(vectors[0] @ vectors[1 + i]))
+        windows = [windows[i] for i in order]
+    closest = dedupe(make_citation(w.document, w.start, w.end) for w in windows)[:CLOSEST]
+    notes.update(verdict="unsupported", reasons=reasons, closest=len(closest))
+    return Verdict(ABSTAIN_TEXT, closest, False, True, notes)
