@@ -23,10 +23,37 @@
         .then((html) => { el.outerHTML = html; });
     });
     source.onerror = () => {
+      if (source.readyState === EventSource.CLOSED) {
+        // Refused (a 429 when too many streams are open: EventSource cannot read the
+        // status, it just stops for good). Say so and follow the saved message instead.
+        if (status) status.textContent = "Too many live streams open: close other tabs or reload. The answer appears here when it is done.";
+        poll(el, answer);
+        return;
+      }
       // The connection dropped (server restart, network): the browser retries by itself;
       // the snapshot on reconnect restores the text.
       if (status) status.textContent = "Reconnecting…";
     };
+  }
+  // Without a stream: fetch the message every few seconds; show its saved draft while it
+  // runs, and the rendered message once it has ended.
+  function poll(el, answer) {
+    const every = 5000;
+    const tick = () => {
+      fetch(el.dataset.render, { credentials: "same-origin" })
+        .then((r) => (r.ok ? r.text() : Promise.reject(r.status)))
+        .then((html) => {
+          const t = document.createElement("template");
+          t.innerHTML = html.trim();
+          const fresh = t.content.firstElementChild;
+          if (fresh && !fresh.dataset.stream) { el.replaceWith(fresh); return; }
+          const draft = fresh && fresh.querySelector(".answer");
+          if (draft) answer.textContent = draft.textContent;
+          setTimeout(tick, every);
+        })
+        .catch(() => setTimeout(tick, every * 2));
+    };
+    setTimeout(tick, every);
   }
   document.querySelectorAll("[data-stream]").forEach(follow);
 })();

@@ -81,6 +81,8 @@
       let body = null;
       try { body = JSON.parse(xhr.responseText); } catch (err) { body = null; }
       const result = body && body.results && body.results[0];
+      // A refusal before the view ran (the body limit at the edge: 413) has a detail instead.
+      if (!result && body && body.detail) { ui.set(100, "Refused: " + body.detail, "error"); return; }
       if (!result) { ui.set(100, "Upload failed (HTTP " + xhr.status + ").", "error"); return; }
       if (!result.ok) { ui.set(100, "Refused: " + result.error, "error"); return; }
       if (result.duplicate) {

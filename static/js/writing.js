@@ -31,4 +31,20 @@
   });
   source.addEventListener("token", (e) => { text.textContent += JSON.parse(e.data).text; });
   source.addEventListener("done", () => { source.close(); window.location.reload(); });
+  source.onerror = () => {
+    if (source.readyState !== EventSource.CLOSED) return; // a dropped connection: it retries
+    // Refused (a 429 when too many streams are open; EventSource cannot read the status and
+    // stops for good): say so, and reload once the page no longer shows a live section.
+    label.textContent = "· too many live streams open: close other tabs or reload. This page updates when the writing ends.";
+    const tick = () => {
+      fetch(window.location.href, { credentials: "same-origin" })
+        .then((r) => r.text())
+        .then((html) => {
+          if (html.includes('id="live"')) setTimeout(tick, 10000);
+          else window.location.reload();
+        })
+        .catch(() => setTimeout(tick, 20000));
+    };
+    setTimeout(tick, 10000);
+  };
 })();
