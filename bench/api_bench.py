@@ -87,7 +87,7 @@ def engine_direct(docs, n: int, threads: int) -> dict:
     (the worker's concurrency), with no queue, rows or HTTP."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from workers.qa.api import answer
+    from workers.qa.engine import answer
     from workers.qa.types import SourceDocument
 
     def one(i):

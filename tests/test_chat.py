@@ -267,7 +267,7 @@ def test_document_deleted_mid_chat(client, team, member, haystack):
     doc = _ready_document(team, haystack.text)
     conversation = services.start_conversation(team, member, [doc])
     reply = services.ask(conversation, member, haystack.question, "full")
-    services.answer(Message.objects.get(pk=reply.pk), Progress())
+    services.run_answer_job(Message.objects.get(pk=reply.pk), Progress())
     reply.refresh_from_db()
     assert reply.status == MessageStatus.DONE and reply.citations
     delete(doc)
@@ -278,7 +278,7 @@ def test_document_deleted_mid_chat(client, team, member, haystack):
     assert f"/documents/{doc.pk}/" not in page
     again = services.ask(conversation, member, "And the pass key again?", "full")
     with pytest.raises(services.ChatError, match="no documents"):
-        services.answer(Message.objects.get(pk=again.pk), Progress())
+        services.run_answer_job(Message.objects.get(pk=again.pk), Progress())
     again.refresh_from_db()
     assert again.status == MessageStatus.FAILED and "no documents" in again.error
 

@@ -185,14 +185,14 @@ def run_qa(item, team, progress) -> dict:
     from django.conf import settings
 
     from apps.documents.search import passage_retriever
-    from workers.qa.api import answer
     from workers.qa.budget import DEFAULT_ANSWER_TOKENS
+    from workers.qa.engine import answer
     from workers.qa.types import SourceDocument
 
     data = item.input
     documents = ready_documents(team, data["document_ids"])
     by_id = {d.pk: d for d in documents}
-    retrieve = passage_retriever(team, by_id)
+    retrieve = passage_retriever(team, list(by_id))
     result = answer(data["question"], [SourceDocument(d.pk, d.title, d.text) for d in documents],
                     data["strategy"], retrieve=retrieve, progress=progress,
                     answer_tokens=data.get("answer_tokens", DEFAULT_ANSWER_TOKENS),

@@ -18,7 +18,7 @@ def run_answer(job, progress) -> dict:
              .filter(pk=job.params["message_id"], conversation__team=job.team).first())
     if reply is None:
         return {"skipped": "The conversation was deleted before the answer."}
-    return services.answer(reply, progress)
+    return services.run_answer_job(reply, progress)
 
 
 NEEDLE_LENGTHS = [8_000, 32_000, 128_000, 1_000_000]
@@ -30,7 +30,7 @@ def run_needle_test(job, progress) -> dict:
     user's proof that answers reach past the model's window."""
     import time
 
-    from workers.qa.api import answer
+    from workers.qa.engine import answer
     from workers.qa.haystack import build_haystack
     from workers.qa.types import SourceDocument
 

@@ -1,4 +1,4 @@
-"""Chat verbs: start a conversation, ask (queue an answer job), answer (the job), retry."""
+"""Chat verbs: start a conversation, ask (queue an answer job), run the answer job, retry."""
 
 from __future__ import annotations
 
@@ -102,10 +102,10 @@ def _history(reply: Message) -> list[dict]:
     return [{"role": m.role, "content": m.content} for m in earlier if m.content]
 
 
-def answer(reply: Message, progress) -> dict:
+def run_answer_job(reply: Message, progress) -> dict:
     """The qa_answer job: answer the question of `reply` from the conversation's documents."""
     from apps.documents.search import passage_retriever
-    from workers.qa.api import answer as qa_answer
+    from workers.qa.engine import answer as qa_answer
     from workers.qa.types import SourceDocument
 
     conversation = reply.conversation
@@ -119,7 +119,7 @@ def answer(reply: Message, progress) -> dict:
             raise ChatError("Still being ingested (or failed): " + ", ".join(waiting)
                             + ". Ask again when they are ready.")
         by_id = {d.pk: d for d in documents}
-        retrieve = passage_retriever(conversation.team, by_id)
+        retrieve = passage_retriever(conversation.team, list(by_id))
 
         Message.objects.filter(pk=reply.pk).update(status=MessageStatus.STREAMING)
         streamer = _Streamer(reply)

@@ -7,6 +7,7 @@ document set are filters inside each query, never applied to results afterwards.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -18,6 +19,7 @@ from pgvector.django import CosineDistance
 
 from apps.documents.models import Chunk, DocStatus, Sentence
 from workers.qa.retrieval import SENTENCE_DEPTH, SentenceHit, fuse_small_to_big
+from workers.qa.types import Passage
 
 MODES = ("hybrid", "dense", "lexical")
 _WORD = re.compile(r"\w{3,}", re.UNICODE)
@@ -136,12 +138,11 @@ def highlight_span(text: str, start: int, end: int) -> SafeString:
     )
 
 
-def passage_retriever(team, document_ids):
-    """The QA engine's ``retrieve(query, k)`` over the team's chunks of these documents
+def passage_retriever(team, document_ids: Iterable[int]) -> Callable[[str, int], list[Passage]]:
+    """The QA engine's ``retrieve(query, k)`` over the team's chunks of the documents with
+    these primary keys
     (hybrid search with the sentence index), as exact-span passages carrying their matched
     sentences."""
-    from workers.qa.types import Passage
-
     ids = list(document_ids)
 
     def retrieve(query: str, k: int) -> list[Passage]:

@@ -9,8 +9,8 @@ Plain Python, no Django; the LLM is reached only through ``workers.llm``.
 
 from __future__ import annotations
 
-from .api import STRATEGIES, answer
 from .auto import Decision, choose
+from .engine import STRATEGIES, answer
 from .haystack import Haystack, build_haystack
 from .prompts import SYSTEM_PROMPT, UNTRUSTED_RULE
 from .retrieval import InMemoryRetriever

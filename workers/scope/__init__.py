@@ -13,7 +13,7 @@ baseline (drop the least informative words) in the same harness.
 
 from __future__ import annotations
 
-from .api import TOLERANCE, compress, compress_to_budget
+from .engine import TOLERANCE, compress, compress_to_budget
 from .types import ChunkTrace, CompressionError, CompressionResult
 from .validation import MAX_RATIO, MAX_TARGET_TOKENS, METHODS, MIN_TARGET_TOKENS, check_target
 
