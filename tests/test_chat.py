@@ -169,8 +169,8 @@ def test_backend_down_mid_chat_retries_then_fails_with_retry_button(client, team
                                                                     haystack, monkeypatch):
     """A real unreachable server: the job retries with backoff, then the chat says why and
     offers a retry."""
+    from apps.jobs.tasks import run_job
     from workers.llm import reset_backend
-    from workers.tasks import run_job
 
     doc = _ready_document(team, haystack.text)
     conversation = services.start_conversation(team, member, [doc])
@@ -202,10 +202,10 @@ def test_server_cut_mid_stream_fails_the_job_keeps_no_half_answer_and_retry_work
     server cannot be made to die at that instant on demand). The chat says so, the job is
     failed, the half-written answer is not passed off as the answer, and Retry (on a
     working backend) answers."""
+    from apps.jobs.tasks import run_job
     from tests.llm.llm_fakes import ScriptedServer, sse_event
     from workers.llm import reset_backend
     from workers.llm.model_store import ensure_model
-    from workers.tasks import run_job
 
     def cut_stream(handler, body):
         head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"

@@ -59,8 +59,8 @@ def test_backend_down_retries_with_backoff_then_fails_readably(team, admin, monk
     and the job row says why."""
     from apps.jobs import services
     from apps.jobs.models import Job, Status
+    from apps.jobs.tasks import run_job
     from workers.llm import reset_backend
-    from workers.tasks import run_job
 
     monkeypatch.setenv("LLM_BACKEND", "vllm")
     monkeypatch.setenv("LLM_BASE_URL", "http://127.0.0.1:9/v1")

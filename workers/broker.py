@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from workers.celery import app
+
 QUEUES = ("ingest", "llm")
 # kombu keeps priority levels as separate lists: "<queue>", "<queue>\x06\x163", ...
 _PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
@@ -24,8 +26,6 @@ def _task_id(raw: bytes | str) -> str | None:
 
 
 def held_task_ids(queues: tuple[str, ...] = QUEUES) -> set[str]:
-    from workers.celery import app
-
     ids: set[str] = set()
     with app.connection_for_read() as conn:
         client = conn.default_channel.client

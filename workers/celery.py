@@ -1,4 +1,6 @@
-"""The Celery app. Configuration comes from Django settings (CELERY_* names)."""
+"""The Celery app (``celery -A workers.celery``). Configuration comes from Django settings
+(CELERY_* names); the tasks, being adapters over the jobs service, live in
+``apps/jobs/tasks.py`` and are found by name, so nothing under ``workers`` imports ``apps``."""
 
 from __future__ import annotations
 
@@ -10,4 +12,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apps.settings")
 
 app = Celery("scriptorium")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["workers"], related_name="tasks")
+app.autodiscover_tasks(["apps.jobs"], related_name="tasks")

@@ -5,7 +5,7 @@ from rest_framework import serializers
 
 from apps.api.items import QA_STRATEGIES, item_kinds
 from apps.api.models import Batch, BatchItem
-from apps.api.services import BatchRefused, check_count
+from apps.api.services import BatchRefused, check_count, item_progress
 from apps.documents.models import DocStatus, Document
 
 
@@ -168,8 +168,6 @@ class BatchItemSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(ItemProgressSerializer)
     def get_progress(self, item) -> dict:
-        from apps.api.services import item_progress
-
         return item_progress(item)
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 from apps.chat import services
 from apps.chat.models import Message
 from apps.jobs.kinds import register
+from workers.qa.engine import answer
+from workers.qa.haystack import build_haystack
+from workers.qa.types import SourceDocument
 
 
 def answer_failed(job, error: str) -> None:
@@ -28,11 +33,6 @@ NEEDLE_LENGTHS = [8_000, 32_000, 128_000, 1_000_000]
 def run_needle_test(job, progress) -> dict:
     """Hide a passkey (or a fact) in a haystack of the chosen length and ask for it: the
     user's proof that answers reach past the model's window."""
-    import time
-
-    from workers.qa.engine import answer
-    from workers.qa.haystack import build_haystack
-    from workers.qa.types import SourceDocument
 
     params = job.params
     progress(0, 1, "Building the haystack")

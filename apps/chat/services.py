@@ -10,10 +10,13 @@ from django.db import transaction
 
 from apps.chat.models import STRATEGIES, Conversation, Message, MessageStatus
 from apps.documents.models import DocStatus
+from apps.documents.search import passage_retriever
 from apps.jobs import services as jobs
 from workers import events
 from workers.qa.budget import check_question
 from workers.qa.compression import check_ratio
+from workers.qa.engine import answer as qa_answer
+from workers.qa.types import SourceDocument
 
 STRATEGY_NAMES = [name for name, _ in STRATEGIES]
 
@@ -104,9 +107,6 @@ def _history(reply: Message) -> list[dict]:
 
 def run_answer_job(reply: Message, progress) -> dict:
     """The qa_answer job: answer the question of `reply` from the conversation's documents."""
-    from apps.documents.search import passage_retriever
-    from workers.qa.engine import answer as qa_answer
-    from workers.qa.types import SourceDocument
 
     conversation = reply.conversation
     question = reply.reply_to.content

@@ -8,8 +8,10 @@ from django.views.decorators.http import require_POST
 
 from apps.chat import services
 from apps.chat.models import STRATEGIES, Message
+from apps.chat.runners import NEEDLE_LENGTHS
 from apps.core.sse import event_stream_response, sse, stream_membership
 from apps.documents.models import DocStatus
+from apps.jobs.services import create_job
 from apps.teams.access import team_view
 from apps.teams.models import Role
 from workers import events
@@ -100,8 +102,6 @@ def delete(request, pk: int):
 @team_view(write_minimum=Role.MEMBER)
 def needle(request):
     """The needle self-test: a haystack of the chosen length with a hidden passkey."""
-    from apps.chat.runners import NEEDLE_LENGTHS
-    from apps.jobs.services import create_job
 
     error = ""
     if request.method == "POST":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from apps.jobs.services import create_job
 from workers.progress import Progress
+from workers.scope import compress
 
 KIND = "compress"
 
@@ -36,8 +37,6 @@ def source_text(job) -> tuple[str, str]:
 
 
 def run(job, progress: Progress) -> dict:
-    from workers.scope import compress
-
     title, text = source_text(job)
     params = job.params
     progress(0, 1, "Loading the models")

@@ -22,11 +22,15 @@ from types import SimpleNamespace
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.contrib.auth import get_user
 from django.core.exceptions import PermissionDenied
 from django.db import close_old_connections
 from django.http import Http404
 from django.http.cookie import parse_cookie
 from django.urls import Resolver404, resolve
+
+from apps.api import keys
+from apps.teams.access import resolve_team_for_api
 
 MULTIPART_OVERHEAD = 64 * 1024  # room for the multipart headers around each file
 
@@ -106,10 +110,6 @@ def may_upload(scope, match) -> bool:
     reads it) or else, as on the library page, a live session of a member of the team
     (member role or higher). Answered from the headers alone, before the body is read;
     the view still checks everything (CSRF too). Synchronous: the ORM and the session store."""
-    from django.contrib.auth import get_user
-
-    from apps.api import keys
-    from apps.teams.access import resolve_team_for_api
 
     slug = match.kwargs.get("slug") or match.kwargs.get("team_slug")
     bearer = (_header(scope, b"authorization") or b"").split()

@@ -7,12 +7,11 @@ from django.shortcuts import redirect, render
 from apps.jobs.services import create_job
 from apps.teams.access import team_view
 from apps.teams.models import Role
+from workers.llm import describe
 
 
 @team_view(Role.ADMIN)
 def model_status(request):
-    from workers.llm import describe
-
     if request.method == "POST":  # send a test prompt through an LLM worker
         job = create_job(request.team, "llm_check", {}, user=request.user, title="Model check")
         return redirect("jobs:detail", team_slug=request.team.slug, pk=job.pk)

@@ -18,6 +18,7 @@ from django.utils.safestring import SafeString, mark_safe
 from pgvector.django import CosineDistance
 
 from apps.documents.models import Chunk, DocStatus, Sentence
+from workers.documents.embeddings import get_embedder
 from workers.qa.retrieval import SENTENCE_DEPTH, SentenceHit, fuse_small_to_big
 from workers.qa.types import Passage
 
@@ -48,8 +49,6 @@ def _scope(team, document_ids):
 
 
 def _query_vector(query: str):
-    from workers.documents.embeddings import get_embedder
-
     return get_embedder(settings.EMBEDDING_MODEL or None).embed([query])[0]
 
 

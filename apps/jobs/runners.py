@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from apps.jobs.kinds import register
+from workers.llm import get_backend
 from workers.textstats import word_stats
 
 
@@ -18,8 +19,6 @@ def run_llm_check(job, progress) -> dict:
     """Send one short prompt through a worker to the configured model: proves the path
     web → broker → LLM worker → backend, and measures it."""
     import time
-
-    from workers.llm import get_backend
 
     progress(0, 1, "Asking the model")
     backend = get_backend()

@@ -21,10 +21,13 @@ from django.utils import timezone
 
 from apps.jobs.kinds import get_kind
 from apps.jobs.models import FINISHED, Job, Status
+from workers.broker import held_task_ids
+from workers.celery import app as celery_app
 from workers.progress import Cancelled
 
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 10.0
+RUN_TASK = "jobs.run"  # apps/jobs/tasks.py: sent by name, so this module never imports it
 
 
 class Superseded(Exception):
@@ -49,9 +52,7 @@ def enqueue(job: Job) -> None:
     task_id, job_id, queue = job.celery_task_id, job.pk, job.queue
 
     def send() -> None:
-        from workers.tasks import run_job
-
-        run_job.apply_async(args=[job_id], task_id=task_id, queue=queue)
+        celery_app.send_task(RUN_TASK, args=[job_id], task_id=task_id, queue=queue)
 
     transaction.on_commit(send)
 
@@ -219,8 +220,6 @@ def sweep_lost_jobs(held: set[str] | None = None) -> SweepReport:
     held (unacknowledged) by a worker → the broker lost it (e.g. Redis restarted without it).
     Running with no heartbeat for JOB_LOST_AFTER → its worker died.
     """
-    from workers.broker import held_task_ids
-
     cutoff = timezone.now() - settings.JOB_LOST_AFTER
     if held is None:
         held = held_task_ids()

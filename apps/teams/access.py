@@ -12,7 +12,7 @@ from functools import wraps
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from apps.teams.models import Membership, Role
+from apps.teams.models import Membership, Role, Team
 
 
 def resolve_team(user, slug: str, minimum: str = Role.VIEWER) -> Membership:
@@ -65,7 +65,6 @@ def resolve_team_for_api(principal, slug: str, write: bool = False):
     bound to one team (any other slug is 404, as if it did not exist) and its scopes apply
     (a read key gets 403 on writes). Anything else is 404.
     """
-    from apps.teams.models import Team
 
     key_team_id = getattr(principal, "team_id", None)
     if key_team_id is not None and hasattr(principal, "has_scope"):  # an API key

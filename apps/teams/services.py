@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from apps.api.keys import revoke_keys_made_by
 from apps.teams.models import ROLE_RANK, Invitation, Membership, Role, Team, hash_token
 
 
@@ -120,7 +121,6 @@ def _locked(*memberships: Membership) -> list[Membership | None]:
 def _gone(membership: Membership) -> int:
     """Delete the membership and revoke the API keys its person made for this team: a key
     must not outlive the access of the person who made it. Returns the keys revoked."""
-    from apps.api.keys import revoke_keys_made_by
 
     revoked = revoke_keys_made_by(membership.team_id, membership.user_id)
     membership.delete()

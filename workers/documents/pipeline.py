@@ -62,7 +62,6 @@ def embed_chunks(
     sentence index costs no second read of the text. A chunk longer than the model's
     window (``long_strategy``: LongEmbed) is embedded with that strategy and its windows
     on their own."""
-    from .longembed import embed_long
 
     windows = [sentence_windows(c.text) for c in chunks]
     vectors: list[np.ndarray] = []
@@ -71,6 +70,8 @@ def embed_chunks(
         batch = chunks[start : start + batch_size]
         spans = windows[start : start + batch_size]
         if long_strategy:
+            from .longembed import embed_long  # imports torch (~4 s): only when it is used
+
             vectors.extend(embed_long(embedder, [c.text for c in batch], long_strategy))
             window_vectors.extend(
                 embedder.embed([c.text[s:e] for s, e in w]) if w else np.zeros((0, embedder.dim))

@@ -154,6 +154,8 @@ def _limit_self(limits: Limits) -> None:
 
 
 def _child(op: str, limits: Limits, data: bytes) -> dict:
+    # Only the child loads the parsers (pypdf, python-docx, trafilatura): the parent stays
+    # light and never runs their code on hostile bytes.
     from .extract import extract_document
     from .sniff import sniff
 

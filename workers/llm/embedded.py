@@ -32,7 +32,14 @@ from .base import (
     continuation_start,
 )
 from .errors import BadResponse, CapabilityMissing
-from .model_store import EMBEDDED_MODEL_NAME, ensure_model, is_converted, model_dir, offline
+from .model_store import (
+    EMBEDDED_MODEL_NAME,
+    ensure_model,
+    is_converted,
+    model_dir,
+    offline,
+    packaged_gguf_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -419,8 +426,6 @@ class EmbeddedBackend(LLMBackend):
         if self.is_loaded or is_converted(self.folder):
             return Health(True, detail=detail)
         try:  # not converted yet: healthy if the packaged GGUF is there to convert
-            from .model_store import packaged_gguf_path
-
             detail["gguf"] = str(packaged_gguf_path())
         except FileNotFoundError as exc:
             return Health(False, str(exc), detail)

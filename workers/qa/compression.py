@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import groupby
 
+from workers.scope import compress_to_budget
+
 from .prompts import document_block
 from .run import Run
 from .scoring import Span
@@ -38,7 +40,6 @@ def check_ratio(ratio: object) -> float | None:
 def compressed_blocks(run: Run, question: str, spans: Sequence[Span], budget: int) -> list[str]:
     """``spans`` (in reading order) as document blocks compressed to ``budget`` tokens in
     all, shared among the documents by their size."""
-    from workers.scope import compress_to_budget
 
     groups = [(doc, list(g)) for doc, g in groupby(spans, key=lambda s: s.document)]
     texts = [" … ".join(s.text for s in g) for _, g in groups]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from workers.llm import get_backend
 from workers.llm.base import LLMBackend
 from workers.progress import Progress
 from workers.writing.length import requested_words
@@ -74,8 +75,6 @@ def answer(
         raise UnknownStrategy(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
     docs = _documents(documents)
     if backend is None:
-        from workers.llm import get_backend
-
         backend = get_backend()
     opts = dict(options or {})
     stream = MarkupFilter(on_token) if on_token is not None else None

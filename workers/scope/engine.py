@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from workers.documents.embeddings import get_embedder
+from workers.llm import get_backend
 from workers.llm.base import LLMBackend
 from workers.progress import Progress, no_progress
 
 from . import keywords as kw
 from .deletion import deletion_compress
+from .fitting import fit
 from .pipeline import keyword_totals, scope_compress
 from .types import CompressionError, CompressionResult
 from .validation import check_method, check_target, check_text
@@ -46,8 +49,6 @@ def compress(
     question = (question or "").strip() or None
     progress = progress or no_progress
     if backend is None:
-        from workers.llm import get_backend
-
         backend = get_backend()
     original = backend.count_tokens(text)
     target = target_tokens or max(1, round(original / float(ratio)))  # type: ignore[arg-type]
@@ -66,8 +67,6 @@ def compress(
         return result
     if method == "scope":
         if embedder is None:
-            from workers.documents.embeddings import get_embedder
-
             embedder = get_embedder()
         out, traces, usage = scope_compress(
             text, target, backend, embedder, question=question, progress=progress,
@@ -123,8 +122,6 @@ def compress_to_budget(
         backend=backend, embedder=embedder, progress=progress,
     )
     if result.compressed_tokens > budget_tokens:
-        from .fitting import fit
-
         result.text = fit(result.text, budget_tokens, backend.count_tokens)
         result.compressed_tokens = backend.count_tokens(result.text)
     return result

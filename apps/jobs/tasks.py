@@ -1,16 +1,23 @@
-"""Celery tasks: thin adapters that hand a job id to the jobs service."""
+"""Celery tasks: thin adapters that hand a job id to the jobs service.
+
+The service enqueues by task name (``jobs.run``), so it never imports this module: the
+arrows point one way (tasks → services → the Celery app)."""
 
 from __future__ import annotations
 
 from celery import shared_task
 from celery.utils.log import get_task_logger
+from celery.utils.time import get_exponential_backoff_interval
+from django.db import close_old_connections
+
+from apps.jobs import services
 
 log = get_task_logger(__name__)
 
 
 @shared_task(
     bind=True,
-    name="jobs.run",
+    name=services.RUN_TASK,
     acks_late=True,
     max_retries=5,
     retry_backoff=2,
@@ -18,11 +25,6 @@ log = get_task_logger(__name__)
     retry_jitter=True,
 )
 def run_job(self, job_id: int) -> str:
-    from celery.utils.time import get_exponential_backoff_interval
-    from django.db import close_old_connections
-
-    from apps.jobs import services
-
     close_old_connections()  # a worker is a long-lived process: drop dead connections
     try:
         outcome = services.run(job_id, self.request.id)
@@ -43,7 +45,5 @@ def run_job(self, job_id: int) -> str:
 
 @shared_task(name="jobs.sweep", ignore_result=True)
 def sweep_jobs() -> dict:
-    from apps.jobs import services
-
     report = services.sweep_lost_jobs()
     return {"queued": report.requeued_queued, "running": report.requeued_running}
