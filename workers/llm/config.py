@@ -1,6 +1,7 @@
-"""LLM settings from the environment, the backend registry and the per-process backend.
+"""The backend registry and the per-process backend, built from the engine's configuration
+(``workers.config``: installed by the app, else read from the environment).
 
-Environment:
+Environment (``LLMSettings.from_env``):
     LLM_BACKEND         embedded | vllm | openai (default embedded)
     LLM_BASE_URL        server URL for vllm/openai, with or without /v1
     LLM_MODEL           served model name (default: the first one the server lists)
@@ -17,48 +18,14 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
+
+from workers.config import LLMSettings, current
 
 from .base import LLMBackend
 
 BackendFactory = Callable[["LLMSettings"], LLMBackend]
-
-
-def _int(env: Mapping[str, str], key: str, default: int | None) -> int | None:
-    value = env.get(key, "").strip()
-    return int(value) if value else default
-
-
-@dataclass(frozen=True)
-class LLMSettings:
-    backend: str = "embedded"
-    base_url: str | None = None
-    model: str | None = None
-    api_key: str | None = None
-    context_window: int | None = None
-    concurrency: int = 8
-    timeout: float = 120.0
-    max_attempts: int = 3
-    models_dir: str | None = None
-    tokenizer: str | None = None
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> LLMSettings:
-        env = os.environ if env is None else env
-        return cls(
-            backend=(env.get("LLM_BACKEND") or "embedded").strip().lower(),
-            base_url=env.get("LLM_BASE_URL") or None,
-            model=env.get("LLM_MODEL") or None,
-            api_key=env.get("LLM_API_KEY") or None,
-            context_window=_int(env, "LLM_CONTEXT_WINDOW", None),
-            concurrency=_int(env, "LLM_CONCURRENCY", 8) or 8,
-            timeout=float(env.get("LLM_TIMEOUT") or 120.0),
-            max_attempts=_int(env, "LLM_MAX_ATTEMPTS", 3) or 3,
-            models_dir=env.get("LLM_MODELS_DIR") or None,
-            tokenizer=env.get("LLM_TOKENIZER") or None,
-        )
 
 
 # -- registry ----------------------------------------------------------------------------
@@ -117,8 +84,8 @@ register_backend("openai", _openai)
 
 
 def create_backend(settings: LLMSettings | None = None) -> LLMBackend:
-    """A new backend for ``settings`` (default: from the environment)."""
-    settings = settings or LLMSettings.from_env()
+    """A new backend for ``settings`` (default: the engine's configuration)."""
+    settings = settings or current().llm
     try:
         factory = _REGISTRY[settings.backend]
     except KeyError:
@@ -132,20 +99,24 @@ def create_backend(settings: LLMSettings | None = None) -> LLMBackend:
 
 _backend: LLMBackend | None = None
 _backend_pid: int | None = None
+_backend_settings: LLMSettings | None = None
 _backend_lock = threading.Lock()
 
 
 def get_backend() -> LLMBackend:
-    """The backend configured by the environment, created once per process.
+    """The backend of the engine's configuration (``workers.config.current().llm``),
+    created once per process and again when the configuration changes.
 
     A backend inherited through fork (Celery's prefork pool) is not reused: its event-loop
     thread did not survive the fork, so the child makes its own.
     """
-    global _backend, _backend_pid
+    global _backend, _backend_pid, _backend_settings
+    settings = current().llm
     with _backend_lock:
-        if _backend is None or _backend_pid != os.getpid():
-            _backend = create_backend()
-            _backend_pid = os.getpid()
+        if _backend is None or _backend_pid != os.getpid() or _backend_settings != settings:
+            # The old one is not closed: a caller may still hold it (reset_backend closes).
+            _backend = create_backend(settings)
+            _backend_pid, _backend_settings = os.getpid(), settings
         return _backend
 
 
@@ -164,7 +135,7 @@ def describe(backend: LLMBackend | None = None) -> dict[str, Any]:
     Keys: backend, model, base_url, context_window, capabilities (dict of flags),
     healthy, error, detail.
     """
-    settings = LLMSettings.from_env()
+    settings = current().llm
     info: dict[str, Any] = {
         "backend": settings.backend,
         "model": settings.model,

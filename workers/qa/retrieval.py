@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from workers.documents.chunking import chunk_text, sentence_windows, whitespace_token_counter
+from workers.documents.embeddings import get_embedder
 from workers.documents.lexical import BM25Index, rrf
 
 from .answer_types import typed_order
@@ -114,9 +115,7 @@ class InMemoryRetriever:
         self._windows: list[SentenceHit] = []
         self._window_vectors = np.zeros((0, 1), dtype=np.float32)
         if dense and self.passages:
-            from workers.documents.embeddings import get_embedder
-
-            self._embedder = get_embedder()
+            self._embedder = get_embedder()  # the configured one: the app's index's
             texts = [p.text for p in self.passages]
             spans = [sentence_windows(t) for t in texts]
             self._vectors, per_passage = self._embedder.embed_with_spans(texts, spans)

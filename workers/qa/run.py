@@ -6,9 +6,11 @@ trace and the usage totals, and so that progress/cancellation is checked between
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from workers.llm.base import ContinuationLogprobs, LLMBackend, Usage
@@ -16,6 +18,21 @@ from workers.progress import Progress, no_progress
 from workers.writing.length import REPETITION_PENALTY, length_score, write_to_length
 
 from .types import TokenCallback, TraceStep
+
+log = logging.getLogger(__name__)
+
+# The step being recorded, so that code without the Run (a scoring helper) can note on it.
+_current_step: ContextVar[TraceStep | None] = ContextVar("qa_trace_step", default=None)
+
+
+def arm_failed(arm: str, exc: BaseException) -> None:
+    """An optional arm (the embedder's ranking, ...) failed and the answer goes on without
+    it: logged with its traceback and noted on the current trace step (``unavailable``),
+    so a broken configuration shows in every answer's trace instead of passing unseen."""
+    log.warning("%s unavailable: %s: %s", arm, type(exc).__name__, exc, exc_info=exc)
+    step = _current_step.get()
+    if step is not None:
+        step.notes.setdefault("unavailable", {})[arm] = f"{type(exc).__name__}: {exc}"
 
 
 class Run:
@@ -42,12 +59,14 @@ class Run:
     def step(self, name: str, **inputs: Any) -> Iterator[TraceStep]:
         record = TraceStep(name=name, inputs=inputs)
         outer, self._current = self._current, record
+        token = _current_step.set(record)
         began = time.perf_counter()
         try:
             yield record
         finally:
             record.seconds = round(time.perf_counter() - began, 3)
             self._current = outer
+            _current_step.reset(token)
             self.steps.append(record)
 
     def add_usage(self, usage: Usage) -> None:

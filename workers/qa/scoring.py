@@ -10,18 +10,17 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from workers.config import current
+from workers.documents.embeddings import get_embedder
 from workers.documents.lexical import BM25Index, rrf
 
 from .answer_types import CODE, question_kinds, typed_order
 from .prompts import scoring_continuation
-from .run import Run
+from .run import Run, arm_failed
 from .types import Passage, SourceDocument
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,17 +57,17 @@ def rank_spans(run: Run, question: str, spans: Sequence[Span]) -> list[ScoredSpa
 
 
 def dense_scores(question: str, texts: Sequence[str]) -> list[float] | None:
-    """Cosine similarity of each text with the question (the embedder; LongEmbed for long
-    texts), or None when no embedder can be loaded (the other rankings are used alone)."""
+    """Cosine similarity of each text with the question by the configured embedder and
+    LongEmbed strategy (``workers.config``: the index's), or None when it fails (the other
+    rankings are used alone; the failure is logged and traced, ``arm_failed``)."""
     try:
-        from workers.documents.embeddings import get_embedder
-        from workers.documents.longembed import embed_long
+        from workers.documents.longembed import embed_long  # imports torch: at first use
 
         embedder = get_embedder()
         query = embedder.embed([question])[0]
-        vectors = embed_long(embedder, list(texts))
-    except Exception as exc:  # an optional arm: never fail the answer for it
-        log.warning("dense scoring unavailable: %s", exc)
+        vectors = embed_long(embedder, list(texts), current().embedder.strategy)
+    except Exception as exc:  # an optional arm: the answer goes on without it
+        arm_failed("dense ranking", exc)
         return None
     return [float(x) for x in vectors @ query]
 
