@@ -10,11 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
+import threading
+import time
 import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+import redis
+
+log = logging.getLogger(__name__)
 
 
 def _client_kwargs(url: str) -> dict[str, Any]:
@@ -59,15 +66,45 @@ def channel(kind: str, pk: int) -> str:
     return f"scriptorium:{kind}:{pk}"
 
 
-def publish(name: str, event: dict[str, Any], url: str | None = None) -> None:
-    import redis
+# Publishing: one client (one connection pool) per process and URL, shared by its threads
+# (redis-py's pool is thread-safe); a streamed answer publishes every token through it.
+PUBLISH_TIMEOUT = 2.0  # seconds: a hung Redis delays a token this long at most...
+PUBLISH_BACKOFF = 5.0  # ...and after a failure, events are dropped this long, not retried
+_publishers: dict[tuple[int, str], redis.Redis] = {}
+_down_until: dict[tuple[int, str], float] = {}
+_publishers_lock = threading.Lock()
 
-    kwargs = _client_kwargs(url or _url())
-    client = redis.Redis.from_url(kwargs.pop("url")) if "url" in kwargs else redis.Redis(**kwargs)
+
+def _publisher(key: tuple[int, str]) -> redis.Redis:
+    with _publishers_lock:
+        client = _publishers.get(key)
+        if client is None:  # per pid: a forked child must not share its parent's sockets
+            kwargs = {**_client_kwargs(key[1]), "socket_timeout": PUBLISH_TIMEOUT,
+                      "socket_connect_timeout": PUBLISH_TIMEOUT}
+            url = kwargs.pop("url", None)
+            client = redis.Redis.from_url(url, **kwargs) if url else redis.Redis(**kwargs)
+            _publishers[key] = client
+        return client
+
+
+def publish(name: str, event: dict[str, Any], url: str | None = None) -> bool:
+    """Send ``event`` to whoever listens on ``name``, over this process's pooled client.
+
+    Live events are a convenience (the row is the truth, and a reader catches up from it):
+    a failed publish is logged and returns False, it never fails the job that publishes;
+    after a failure, events are dropped for ``PUBLISH_BACKOFF`` seconds rather than each
+    waiting on a Redis that is down."""
+    key = (os.getpid(), url or _url())
+    if time.monotonic() < _down_until.get(key, 0.0):
+        return False
     try:
-        client.publish(name, json.dumps(event))
-    finally:
-        client.close()
+        _publisher(key).publish(name, json.dumps(event))
+    except (redis.RedisError, OSError) as exc:
+        _down_until[key] = time.monotonic() + PUBLISH_BACKOFF
+        log.warning("live event to %s not sent (Redis unreachable, events dropped for %.0f s):"
+                    " %s", name, PUBLISH_BACKOFF, exc)
+        return False
+    return True
 
 
 class StreamLost(ConnectionError):
