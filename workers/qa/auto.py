@@ -37,13 +37,19 @@ def choose(
     has_retriever: bool = False,
     total_tokens: int | None = None,
 ) -> Decision:
+    # Counts stored at ingest are used as they are: counting here would read and tokenise
+    # every document per question (on vLLM without a local tokenizer, the whole corpus sent
+    # to /tokenize). Only documents without a count are counted.
+    unknown = [d for d in documents if d.tokens is None]
     total = (
         total_tokens
         if total_tokens is not None
-        else sum(backend.count_tokens(d.text) for d in documents)
+        else sum(d.tokens or 0 for d in documents) + sum(backend.count_tokens(d.text)
+                                                         for d in unknown)
     )
     budget = content_budget(backend, question, history, answer_tokens, blocks=len(documents))
-    facts: dict[str, Any] = {"document_tokens": total, "budget": budget}
+    facts: dict[str, Any] = {"document_tokens": total, "budget": budget,
+                             "counted_now": len(unknown) if total_tokens is None else 0}
     if total <= budget:
         return Decision(
             "full",

@@ -12,11 +12,54 @@ from workers.llm.errors import ContextOverflow
 DocumentId = str | int
 
 
-@dataclass(frozen=True)
 class SourceDocument:
-    id: DocumentId
-    title: str
-    text: str
+    """A document to answer from: its ``text``, or ``load`` to read the text on first use.
+
+    With a loader, a strategy that reads from the search index (rag) costs no read of the
+    whole text, and choosing a strategy reads nothing when ``tokens`` (the text's length
+    in the LLM's tokens, counted at ingest) is given. Equal documents: same id, title and
+    text."""
+
+    __slots__ = ("_load", "_text", "id", "title", "tokens")
+
+    def __init__(
+        self,
+        id: DocumentId,  # noqa: A002 - the name citations and the app use
+        title: str,
+        text: str | None = None,
+        *,
+        tokens: int | None = None,
+        load: Callable[[], str] | None = None,
+    ) -> None:
+        if (text is None) == (load is None):
+            raise TypeError("a SourceDocument takes its text or a loader of it (one of them)")
+        self.id, self.title, self.tokens = id, title, tokens
+        self._text, self._load = text, load
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = str(self._load())  # type: ignore[misc]
+            self._load = None
+        return self._text
+
+    @property
+    def loaded(self) -> bool:
+        return self._text is not None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SourceDocument):
+            return NotImplemented
+        return self is other or (
+            (self.id, self.title) == (other.id, other.title) and self.text == other.text
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.title))
+
+    def __repr__(self) -> str:
+        state = "loaded" if self.loaded else "not loaded"
+        return f"SourceDocument({self.id!r}, {self.title!r}, tokens={self.tokens}, {state})"
 
 
 @dataclass(frozen=True)
