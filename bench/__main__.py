@@ -21,7 +21,9 @@ BENCHES = {
     "qa_quality": ["bench.qa_quality"],
     "compress": ["bench.compress_bench"],
     "write": ["bench.write_bench"],
+    "writing_quality": ["bench.writing_quality"],
     "api": ["bench.api_bench"],
+    "web": ["bench.web_bench"],
     "fuzz": ["bench.fuzz"],
 }
 

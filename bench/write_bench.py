@@ -98,6 +98,17 @@ def raw_decode(llm, tokens: int = 200) -> dict[str, float]:
             "seconds": round(seconds, 2)}
 
 
+def against_raw(llm, row: dict[str, Any], decodes: list[dict[str, float]], speed: str) -> None:
+    """Measure the raw decode again after ``row``'s prompt and set its ``raw_words_per_min``
+    (the mean of the measurements before and after it) and ``vs_raw`` (``row[speed]`` over
+    that)."""
+    decodes.append(raw_decode(llm))
+    print(f"raw decode: {decodes[-1]}", flush=True)
+    around = [r["words_per_min"] for r in decodes[-2:]]
+    row["raw_words_per_min"] = round(sum(around) / len(around), 1)
+    row["vs_raw"] = round(row[speed] / row["raw_words_per_min"], 2)
+
+
 def run_prompt(llm, item: dict[str, Any], max_words: int) -> dict[str, Any]:
     target = min(item["length"], max_words)
     began = time.perf_counter()
@@ -197,15 +208,21 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
     (out / "results.md").write_text("\n".join(lines) + "\n")
 
 
-def plot(out: Path, results: dict[str, Any]) -> None:
+def pyplot():
+    """matplotlib's pyplot drawing to files (no display)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def plot(out: Path, results: dict[str, Any]) -> None:
     rows = results["prompts"]
     if not rows:
         return
+    plt = pyplot()
     raw = results.get("raw_decode", {}).get("words_per_min") or 0
     labels = [f"{r['set'][:5]} {r['target']}" for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
@@ -266,11 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"raw decode: {results['raw_decodes'][-1]}", flush=True)
     for item in items:
         row = run_prompt(llm, item, max_words)
-        results["raw_decodes"].append(raw_decode(llm))
-        print(f"raw decode: {results['raw_decodes'][-1]}", flush=True)
-        around = [r["words_per_min"] for r in results["raw_decodes"][-2:]]
-        row["raw_words_per_min"] = round(sum(around) / len(around), 1)
-        row["vs_raw"] = round(row["words_per_min_write"] / row["raw_words_per_min"], 2)
+        against_raw(llm, row, results["raw_decodes"], "words_per_min_write")
         results["prompts"].append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "sample"}), flush=True)
         (out / "results.json").write_text(json.dumps(results, indent=2))

@@ -17,6 +17,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from workers.llm.base import LLMBackend, Usage
+from workers.writing.instruction import (
+    MAX_INSTRUCTION_CHARS,
+    Spec,
+    read_instruction,
+    too_long_message,
+)
 from workers.writing.length import RepetitionGuard, count_words, sentences
 
 MIN_SECTION, MAX_SECTION, DEFAULT_SECTION = 200, 1000, 500
@@ -33,23 +39,30 @@ class PlanSection:
     index: int  # 1-based position
     point: str
     words: int
+    # The instruction parts, units and items it serves ("part:1", "unit:24", "item:2").
+    serves: list[str] = field(default_factory=list)
 
 
 @dataclass
 class Plan:
     sections: list[PlanSection]
-    source: str  # "model" | "repaired" | "fallback"
+    source: str  # "model" | "repaired" | "fallback" | "structure" (one per unit asked)
     note: str = ""
     trace: list[dict[str, Any]] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
+    requirements: Spec = field(default_factory=Spec)  # what the instruction asks for
 
     @property
     def total(self) -> int:
         return sum(s.words for s in self.sections)
 
     def to_dict(self) -> dict[str, Any]:
+        from workers.writing.coverage import coverage
+
         return {"sections": [asdict(s) for s in self.sections], "source": self.source,
-                "note": self.note, "trace": self.trace, "total": self.total}
+                "note": self.note, "trace": self.trace, "total": self.total,
+                "requirements": self.requirements.to_dict(),
+                "coverage": coverage(self.requirements, self.sections)}
 
     def outline(self) -> str:
         return "\n".join(f"{s.index}. {s.point} ({s.words} words)" for s in self.sections)
@@ -66,7 +79,21 @@ def check_request(instruction: str, target_words: int, max_words: int = DEFAULT_
         raise PlanError("The target length must be a positive number of words.")
     if target_words > max_words:
         raise PlanError(f"The target length is above the limit of {max_words:,} words.")
+    if len(instruction) > MAX_INSTRUCTION_CHARS:
+        raise PlanError(too_long_message(len(instruction)))
     return instruction
+
+
+def check_instruction(instruction: str, target_words: int,
+                      max_words: int = DEFAULT_MAX_WORDS) -> tuple[str, Spec]:
+    """``check_request``, then what the instruction asks for; raises PlanError with every
+    contradiction found (30 chapters of 500 words in 1,000 words, week 60 of a year):
+    nothing is planned or written until the instruction or the target is changed."""
+    instruction = check_request(instruction, target_words, max_words)
+    spec = read_instruction(instruction, target_words)
+    if spec.problems:
+        raise PlanError(" ".join(spec.problems))
+    return instruction, spec
 
 
 # -- Prompt --------------------------------------------------------------------------------
@@ -82,11 +109,11 @@ Paragraph 1 - Main point: [what this section says, in one sentence] - Word count
 Paragraph 2 - Main point: [...] - Word count: [...]
 
 Each section has 200 to 1000 words; the word counts add up to {target}; together the \
-sections cover the whole task."""
+sections cover the whole task.{parts}"""
 
 REASK_PROMPT = """List the {n} sections of this text, one line each, like the example.
 
-Task: {instruction}
+Task: {instruction}{parts}
 
 Example:
 Paragraph 1 - Main point: Introduce the topic and why it matters - Word count: 400 words
@@ -214,7 +241,7 @@ def parse_plan(text: str) -> list[PlanSection]:
 
 # -- Repair --------------------------------------------------------------------------------
 
-def _distribute(total: int, weights: list[float]) -> list[int]:
+def distribute(total: int, weights: list[float]) -> list[int]:
     """Integers proportional to ``weights`` that add up to ``total`` exactly."""
     scale = total / (sum(weights) or 1)
     raw = [w * scale for w in weights]
@@ -229,13 +256,13 @@ def repair(sections: list[PlanSection], target_words: int) -> tuple[list[PlanSec
     """Sections whose counts add up to the target, each 200–1,000 words (where the target
     allows: a 150-word text is one section of 150). Returns the sections and the fixes."""
     fixes: list[str] = []
-    items = [(s.point, s.words) for s in sections if s.point]
+    items = [(s.point, s.words, list(s.serves)) for s in sections if s.point]
     if not items:
         return [], ["no sections"]
-    if any(w <= 0 for _, w in items):
-        known = [w for _, w in items if w > 0]
+    if any(w <= 0 for _, w, _ in items):
+        known = [w for _, w, _ in items if w > 0]
         fill = sum(known) / len(known) if known else DEFAULT_SECTION
-        items = [(p, w if w > 0 else int(fill)) for p, w in items]
+        items = [(p, w if w > 0 else int(fill), x) for p, w, x in items]
         fixes.append("missing word counts filled in")
     lo_n = max(1, math.ceil(target_words / MAX_SECTION))
     hi_n = max(1, target_words // MIN_SECTION)
@@ -244,20 +271,24 @@ def repair(sections: list[PlanSection], target_words: int) -> tuple[list[PlanSec
         def pair(k: int) -> int:
             return k + 1 if k + 1 < len(items) else k - 1
 
-        i = min(range(len(items)), key=lambda k: items[k][1] + items[pair(k)][1])
+        # A section serving no instruction part goes first (nothing asked is lost).
+        i = min(range(len(items)), key=lambda k: (bool(items[k][2] and items[pair(k)][2]),
+                                                  items[k][1] + items[pair(k)][1]))
         j = pair(i)
         a, b = sorted((i, j))
-        items[a:b + 1] = [(f"{items[a][0]}; {items[b][0]}", items[a][1] + items[b][1])]
+        items[a:b + 1] = [(f"{items[a][0]}; {items[b][0]}", items[a][1] + items[b][1],
+                           list(dict.fromkeys(items[a][2] + items[b][2])))]
         fixes.append("sections merged")
     # Too few: split the longest in two.
     while len(items) < lo_n:
         i = max(range(len(items)), key=lambda k: items[k][1])
-        point, words = items[i]
-        items[i:i + 1] = [(f"{point} (part 1)", words / 2), (f"{point} (part 2)", words / 2)]
+        point, words, served = items[i]
+        items[i:i + 1] = [(f"{point} (part 1)", words / 2, served),
+                          (f"{point} (part 2)", words / 2, served)]
         fixes.append("sections split")
-    counts = _distribute(target_words, [max(w, 1) for _, w in items])
-    if sum(w for _, w in items) != target_words:
-        fixes.append(f"counts rescaled from {int(sum(w for _, w in items)):,} to "
+    counts = distribute(target_words, [max(w, 1) for _, w, _ in items])
+    if sum(w for _, w, _ in items) != target_words:
+        fixes.append(f"counts rescaled from {int(sum(w for _, w, _ in items)):,} to "
                      f"{target_words:,} words")
     # Clamp into [200, 1000] while keeping the sum: move words from/to the others.
     if target_words >= MIN_SECTION * len(counts):
@@ -270,20 +301,20 @@ def repair(sections: list[PlanSection], target_words: int) -> tuple[list[PlanSec
                 extra = counts[i] - MAX_SECTION
                 counts[i] = MAX_SECTION
                 room = [k for k in range(len(counts)) if counts[k] < MAX_SECTION]
-                for k, add in zip(room, _distribute(extra, [1] * len(room)), strict=True):
+                for k, add in zip(room, distribute(extra, [1] * len(room)), strict=True):
                     counts[k] += add
             for i in under:
                 need = MIN_SECTION - counts[i]
                 donors = [k for k in range(len(counts)) if counts[k] > MIN_SECTION and k != i]
                 spare = [counts[k] - MIN_SECTION for k in donors]
-                take = _distribute(min(need, sum(spare)), spare) if donors else []
+                take = distribute(min(need, sum(spare)), spare) if donors else []
                 for k, t in zip(donors, take, strict=True):
                     counts[k] -= t
                 counts[i] += sum(take)
         if any(c < MIN_SECTION or c > MAX_SECTION for c in counts):
             fixes.append("some counts could not be kept within 200–1,000 words")
-    return ([PlanSection(i + 1, p, c) for i, ((p, _), c) in enumerate(zip(items, counts,
-                                                                          strict=True))],
+    return ([PlanSection(i + 1, p, c, x) for i, ((p, _, x), c) in enumerate(zip(items, counts,
+                                                                                strict=True))],
             list(dict.fromkeys(fixes)))
 
 
@@ -322,14 +353,16 @@ def strip_length_request(text: str) -> str:
     return re.sub(r"\s{2,}", " ", text).strip()
 
 
-def fallback_plan(instruction: str, target_words: int, note: str = "") -> Plan:
-    """A deterministic plan: about 500 words a section; the instruction's own parts as the
+def fallback_plan(instruction: str, target_words: int, note: str = "", *,
+                  parts: list[str] | None = None, sections: int | None = None) -> Plan:
+    """A deterministic plan: about 500 words a section (or ``sections``); the instruction's
+    own parts (``parts`` when read already, else its list items or sentences) as the
     sections' points when it has enough, otherwise introduction / aspects / conclusion."""
     instruction = strip_length_request(instruction.strip())
-    n = section_count(target_words)
-    parts = _clauses(instruction)
+    n = sections or section_count(target_words)
+    parts = parts or _clauses(instruction)
     topic = re.sub(r"\s+", " ", instruction)[:300]
-    if n == 1:
+    if n == 1 or len(parts) == 1 == n:
         points = [topic]
     elif len(parts) >= n:
         # Group the instruction's parts into n consecutive runs.
@@ -347,7 +380,7 @@ def fallback_plan(instruction: str, target_words: int, note: str = "") -> Plan:
                               f"{angle}, further cases — {topic}")
         points.append(f"Conclusion: draw the threads together — {topic}")
         points = points[:n]
-    counts = _distribute(target_words, [1] * n)
+    counts = distribute(target_words, [1] * n)
     sections = [PlanSection(i + 1, p, c) for i, (p, c) in enumerate(zip(points, counts,
                                                                          strict=True))]
     return Plan(sections, "fallback", note or "A deterministic split of the instruction "
@@ -394,16 +427,36 @@ def _usable(sections: list[PlanSection], n: int) -> bool:
 def make_plan(backend: LLMBackend, instruction: str, target_words: int, *,
               max_asks: int = 2, fallback: bool = True,
               max_words: int = DEFAULT_MAX_WORDS) -> Plan:
-    """Ask the model for a plan; parse, repair, re-ask; else fall back (or raise
-    PlanError when ``fallback`` is False). Raises PlanError on a bad request."""
-    instruction = check_request(instruction, target_words, max_words)
+    """Read what the instruction asks for; ask the model for a plan; parse, repair,
+    re-ask; else fall back (or raise PlanError when ``fallback`` is False); then check the
+    plan against the instruction and add what it misses. An instruction divided into units
+    ("one chapter per week of the year") is planned one section per unit, without the
+    model. Raises PlanError on a bad request or a contradictory instruction."""
+    from workers.writing.coverage import MIN_PART_WORDS, unit_plan
+
+    instruction, spec = check_instruction(instruction, target_words, max_words)
+    if spec.units and spec.units.count:
+        sections = unit_plan(spec, instruction, target_words)
+        units = spec.units
+        note = (f"One section per {units.noun} ({units.count}), as the instruction asks "
+                f"(“{units.source}”)")
+        if spec.items:
+            note += "; " + "; ".join(f"{i.label}: {len(i.units)} {units.noun}"
+                                     f"{'s' if len(i.units) != 1 else ''}" for i in spec.items)
+        return _checked(Plan(sections, "structure", note + ".", requirements=spec),
+                        target_words)
     n = section_count(target_words)
+    if spec.parts:  # a section per part where the target has room for it
+        n = max(n, min(len(spec.parts), max(1, target_words // MIN_PART_WORDS)))
+    parts = ("\nThe task asks for these parts; give each its own section: "
+             + "; ".join(p.label for p in spec.parts) + ".") if spec.parts else ""
     trace: list[dict[str, Any]] = []
     usage = Usage()
     use_schema = backend.capabilities.guided_json
     for ask in range(1, max_asks + 1):
         template = PLAN_PROMPT if ask == 1 else REASK_PROMPT
-        prompt = template.format(instruction=instruction, target=target_words, n=n)
+        prompt = template.format(instruction=spec.topic or instruction, target=target_words,
+                                 n=n, parts=parts)
         started = time.perf_counter()
         try:
             text, ask_usage = _ask(backend, prompt, n, use_schema)
@@ -423,12 +476,34 @@ def make_plan(backend: LLMBackend, instruction: str, target_words: int, *,
         source = "repaired" if fixes else "model"
         note = ("The model's plan, repaired: " + "; ".join(fixes) + ".") if fixes else \
             "The model's plan."
-        return Plan(repaired, source, note, trace, usage)
+        return _checked(Plan(repaired, source, note, trace, usage, spec), target_words)
     reason = (f"The model gave no usable plan after {max_asks} "
               f"attempt{'s' if max_asks != 1 else ''}")
     if not fallback:
         raise PlanError(reason + ". Try again, or edit the outline by hand.")
     plan = fallback_plan(instruction, target_words,
-                         reason + "; the instruction was split deterministically instead.")
-    plan.trace, plan.usage = trace, usage
+                         reason + "; the instruction was split deterministically instead.",
+                         parts=[p.label for p in spec.parts], sections=n)
+    plan.trace, plan.usage, plan.requirements = trace, usage, spec
+    return _checked(plan, target_words)
+
+
+def _checked(plan: Plan, target_words: int) -> Plan:
+    """The plan checked against its instruction: missing parts added (said in the note),
+    anything still uncovered said too."""
+    from workers.writing.coverage import annotate, cover_parts, uncovered
+
+    spec = plan.requirements
+    sections, notes = cover_parts(spec, plan.sections, target_words)
+    if notes:
+        plan.sections = sections
+        if plan.source == "model":
+            plan.source = "repaired"
+        plan.note = (plan.note.rstrip(".") + ". " if plan.note else "") + \
+            "Checked against the instruction: " + "; ".join(notes) + "."
+    else:
+        plan.sections = annotate(spec, plan.sections)
+    missing = uncovered(spec, plan.sections)
+    if missing:
+        plan.note += " Not covered by any section: " + "; ".join(missing) + "."
     return plan
