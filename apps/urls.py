@@ -30,7 +30,8 @@ def admin_login(request):
 
 urlpatterns = [
     path("", core_views.home, name="home"),
-    path("healthz", core_views.healthz, name="healthz"),
+    path("healthz", core_views.healthz, name="healthz"),  # liveness: no I/O
+    path("readyz", core_views.readyz, name="readyz"),  # readiness: database and broker
     path("accounts/", include("allauth.urls")),
     path("admin/login/", admin_login),  # before admin.site.urls, which has its own
     path("admin/", admin.site.urls),

@@ -57,6 +57,19 @@ def media_root(settings, tmp_path):
     return settings.MEDIA_ROOT
 
 
+def pytest_configure(config):
+    """The test session's explicit step: the embedded Postgres and Redis where the settings
+    use them, the development secret key, and the cache prefix for the processes it starts."""
+    import os
+
+    from django.conf import settings
+
+    from apps import stack
+
+    stack.start_for(settings)
+    os.environ.setdefault("TEST_CACHE_PREFIX", settings.CACHES["default"]["KEY_PREFIX"])
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Stop the embedded Postgres and Redis if this test run started them."""
     from apps import stack

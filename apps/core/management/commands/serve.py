@@ -1,6 +1,7 @@
 """Run the whole stack in the foreground: embedded Postgres and Redis (unless external URLs
-are set), a Celery worker (queues ingest and llm, with the beat scheduler for the job
-sweeper) and uvicorn. Ctrl-C stops everything this command started."""
+are set; manage.py starts them before this command, `apps.stack.start_for`), a Celery worker
+(queues ingest and llm, with the beat scheduler for the job sweeper) and uvicorn with one
+web process per CPU. Ctrl-C stops everything this command started."""
 
 from __future__ import annotations
 
@@ -26,6 +27,11 @@ class Command(BaseCommand):
         parser.add_argument("--concurrency", type=int,
                             default=int(os.environ.get("WORKER_CONCURRENCY", "2")))
         parser.add_argument("--no-worker", action="store_true")
+        # One web process per CPU this process may run on: a request's Python work holds
+        # one core (the GIL), so one process per core is what the machine can serve.
+        parser.add_argument("--web-workers", type=int,
+                            default=int(os.environ.get("WEB_WORKERS") or 0)
+                            or len(os.sched_getaffinity(0)))
 
     def handle(self, *args, **opts):
         call_command("migrate", interactive=False, verbosity=0)
@@ -45,11 +51,13 @@ class Command(BaseCommand):
             ))
         children.append(subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "apps.asgi:application",
-             "--host", opts["host"], "--port", str(opts["port"]), "--no-access-log"],
+             "--host", opts["host"], "--port", str(opts["port"]),
+             "--workers", str(opts["web_workers"]), "--no-access-log"],
             env=env, cwd=stack.BASE_DIR,
         ))
         self.stdout.write(self.style.SUCCESS(
-            f"Scriptorium is at http://{opts['host']}:{opts['port']}/  (Ctrl-C stops it)"
+            f"Scriptorium is at http://{opts['host']}:{opts['port']}/  ({opts['web_workers']} "
+            "web processes; Ctrl-C stops it)"
         ))
         stopping = False
 
