@@ -173,6 +173,9 @@ PROCESS_ENVIRONMENT_DEFAULTS = {
 # Answers are checked against their citations; unsupported ones say the documents don't
 # appear to answer (strict | normal | off; workers/qa/grounding.py).
 QA_GROUNDING = env.str("QA_GROUNDING", default="normal")
+# While an answer streams (tokens go live over Redis), its row is saved this often at most, so
+# a page reloaded mid-answer shows most of it; the finished answer is saved once at the end.
+QA_PARTIAL_SAVE_SECONDS = env.float("QA_PARTIAL_SAVE_SECONDS", default=5.0)
 
 # -- Documents -------------------------------------------------------------------------------
 DOCUMENT_MAX_BYTES = env.int("DOCUMENT_MAX_BYTES", default=100 * 1024 * 1024)
