@@ -72,7 +72,7 @@ def _ms(text: str) -> float:
 def parse_wrk(output: str) -> dict:
     """requests/s, p50, p99 and errors (socket errors and non-2xx/3xx answers) from wrk's
     --latency output."""
-    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", output, re.M))
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", output, re.M))
     requests = re.search(r"(\d+) requests in ([\d.]+)(\w+),", output)
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), "
                               r"timeout (\d+)", output)
@@ -92,7 +92,10 @@ def run_wrk(url: str, headers: dict, connections: int, seconds: float) -> dict:
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
     output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
-    return parse_wrk(output)
+    try:
+        return parse_wrk(output)
+    except (AttributeError, KeyError) as err:
+        raise RuntimeError(f"unexpected wrk output:\n{output}") from err
 
 
 async def _python_load(url: str, headers: dict, connections: int, seconds: float) -> dict:
