@@ -28,6 +28,9 @@ import sys
 import time
 from pathlib import Path
 
+from workers.qa.engine import answer
+from workers.qa.types import SourceDocument
+
 ROOT = Path(__file__).resolve().parent.parent
 FACTS = ["The harbour master is Ines Duarte.", "The lighthouse keeper is Oskar Brandt.",
          "The ferry captain is Lena Moreau.", "The bridge warden is Tomas Varga."]
@@ -51,6 +54,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _setup():
+    # Django models: importable only after main()'s django.setup().
     from apps.accounts.models import User
     from apps.api import keys
     from apps.documents.models import DocStatus, Document
@@ -68,7 +72,7 @@ def _setup():
 
 def _answered_batch(team, docs, n: int):
     """A finished batch of n answered items, made directly (for --latency-only)."""
-    from apps.api.models import Batch, BatchItem
+    from apps.api.models import Batch, BatchItem  # after django.setup(), as in _setup
 
     batch = Batch.objects.create(team=team, kind="qa", total=n, succeeded=n, status="succeeded")
     BatchItem.objects.bulk_create(
@@ -87,8 +91,6 @@ def engine_direct(docs, n: int, threads: int) -> dict:
     (the worker's concurrency), with no queue, rows or HTTP."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from workers.qa.engine import answer
-    from workers.qa.types import SourceDocument
 
     def one(i):
         d = docs[i % 4]
@@ -352,7 +354,7 @@ def main() -> None:
     database = connection.settings_dict["NAME"]
     connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
 
-    from apps.documents.models import Document
+    from apps.documents.models import Document  # after django.setup() above
     from tests.live_worker import test_database_url
 
     team, docs, token = _setup()

@@ -26,6 +26,7 @@ TARGETS = ["sniff", "pdf", "docx", "epub", "html", "markdown", "text"]
 
 def seeds(target: str) -> list[bytes]:
     """Small valid files the fuzzer starts from."""
+    # Not at the top: atheris instruments only engine modules first imported in child().
     from tests.documents_engine.builders import make_docx, make_epub
     from workers.documents.synth import make_text_pdf
 

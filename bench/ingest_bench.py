@@ -13,6 +13,10 @@ import resource
 import time
 from pathlib import Path
 
+from workers.documents import extract_document, sniff
+from workers.documents.sandbox import extract_sandboxed, sniff_sandboxed
+from workers.documents.synth import filler_text, make_text_pdf
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -28,6 +32,7 @@ def main() -> None:
     import django
 
     django.setup()
+    # Django and the apps: importable only now that the settings are set up.
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     from apps.accounts.models import User
@@ -35,7 +40,6 @@ def main() -> None:
     from apps.jobs import services as jobs
     from apps.jobs.models import Job, Status
     from apps.teams.services import create_team
-    from workers.documents.synth import filler_text, make_text_pdf
 
     rng = random.Random(0)
     pages = [filler_text(2_400, rng) for _ in range(args.pages)]
@@ -91,8 +95,6 @@ def compare_parsing(data: bytes, limits, rounds: int) -> list[tuple[str, str]]:
     process (now), alternating on the same bytes; medians and their ratio."""
     from statistics import median
 
-    from workers.documents import extract_document, sniff
-    from workers.documents.sandbox import extract_sandboxed, sniff_sandboxed
 
     ways = {"in-process": (sniff, extract_document),
             "sandboxed": (sniff_sandboxed, extract_sandboxed)}

@@ -38,6 +38,7 @@ def _median_rate(samples: list[tuple[int, float]]) -> float:
 
 
 def bench_embedded(tokens: int, repeats: int, models_dir: str | None) -> dict[str, Any]:
+    # torch and the embedded backend: only for this arm (a vLLM run needs neither).
     import torch
 
     from workers.llm.embedded import EmbeddedBackend, _apply_threads, load_model
@@ -100,7 +101,7 @@ def bench_embedded(tokens: int, repeats: int, models_dir: str | None) -> dict[st
 
 
 def bench_vllm(url: str, n: int, tokens: int) -> dict[str, Any]:
-    from workers.llm.vllm_backend import VLLMBackend
+    from workers.llm.vllm_backend import VLLMBackend  # httpx client: only for this arm
 
     backend = VLLMBackend(url, concurrency=n, timeout=300)
     prompts = [

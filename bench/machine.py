@@ -33,7 +33,7 @@ def describe_machine(backend_name: str | None = None) -> dict[str, Any]:
         "platform": platform.platform(),
     }
     if backend_name in (None, "embedded"):
-        from workers.llm.embedded import compute_dtype, native_bf16, torch_threads
+        from workers.llm.embedded import compute_dtype, native_bf16, torch_threads  # torch
 
         info["dtype"] = str(compute_dtype()).removeprefix("torch.")
         info["native_bf16"] = native_bf16()

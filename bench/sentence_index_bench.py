@@ -36,7 +36,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.machine import describe_machine, machine_lines  # noqa: E402
 from bench.qa_facts import KINDS, build_document, load_sources  # noqa: E402
+from workers.documents.chunking import chunk_text  # noqa: E402
 from workers.documents.embeddings import get_embedder  # noqa: E402
+from workers.documents.pipeline import DocumentChunk, embed_chunks  # noqa: E402
 from workers.qa.retrieval import InMemoryRetriever  # noqa: E402
 from workers.qa.types import SourceDocument  # noqa: E402
 
@@ -110,9 +112,6 @@ def summarise(rows: list[dict]) -> list[dict]:
 def ingest_cost(sources, embedder, tokens: int) -> dict:
     """Embedding ``tokens`` of essays as passages only vs with their sentence windows; best
     of three, interleaved (the CPU is shared: other work only ever adds time)."""
-    from workers.documents.chunking import chunk_text
-    from workers.documents.pipeline import DocumentChunk, embed_chunks
-
     rng = random.Random("ingest-cost")
     doc = build_document("essays", tokens, (), (), rng, sources, embedder.count_tokens)
     prefix, suffix = embedder.special_tokens
@@ -160,7 +159,7 @@ def db_sizes(text: str, tokens: int) -> dict:
 
 
 def _db_sizes(text: str, tokens: int, connection, ContentFile) -> dict:  # noqa: N803
-
+    # The apps: importable only after main()'s django.setup() (--db).
     from apps.documents import services
     from apps.documents.models import Document, Sentence
     from apps.teams.models import Team

@@ -47,6 +47,17 @@ def test_ask_queues_an_answer_job_on_the_llm_queue(conversation, member):
     assert conversation.title == "What is the pass key?"
 
 
+def test_the_conversation_remembers_the_last_strategy_asked_for(client, conversation, member):
+    assert conversation.strategy == "auto"
+    services.ask(conversation, member, "What is the pass key?", "coa")
+    conversation.refresh_from_db()
+    assert conversation.strategy == "coa"
+    client.force_login(member)
+    page = client.get(reverse("chat:detail", kwargs={"team_slug": conversation.team.slug,
+                                                     "pk": conversation.pk})).content.decode()
+    assert '<option value="coa" selected>' in page
+
+
 @pytest.mark.parametrize("question, strategy, error", [
     ("   ", "auto", "The question is empty"),
     ("?!… ¿¡ ---", "auto", "no words"),

@@ -3,8 +3,6 @@
 A kind's `validate` turns the client's JSON into the stored input or raises ItemInvalid
 with a precise message; nothing is enqueued unless every item of a batch passes. `run`
 is called by the batch_item job with the item, its team and the job's progress callable.
-Engines are imported inside the runners, so a kind whose engine is not installed fails
-its items with a clear message instead of breaking the app.
 """
 
 from __future__ import annotations
@@ -12,22 +10,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from apps.documents.models import DocStatus
-from workers.qa.budget import check_question
-from workers.scope.validation import check_method, check_target
+from django.conf import settings
 
-QA_STRATEGIES = ("auto", "full", "rag", "coa", "xl3m")
-# Strategy options a client may set (keyword arguments of the strategy functions in
-# workers/qa); anything else is refused up front rather than failing every item later.
-QA_OPTIONS = {
-    "auto": set(),
-    "full": set(),
-    "rag": {"top_k", "context_tokens", "dense"},
-    "coa": {"cu_tokens", "chunk_tokens", "evidence", "dense"},
-    "xl3m": {"segment_tokens", "keep_segments", "key_sentences", "fast_path", "candidates",
-             "dense"},
-}
-MAX_QUESTION_CHARS = 20_000
+from apps.documents.citations import citation_dicts
+from apps.documents.models import DocStatus
+from apps.documents.search import passage_retriever
+from workers.llm import get_backend
+from workers.qa.budget import DEFAULT_ANSWER_TOKENS, MAX_QUESTION_CHARS, check_question
+from workers.qa.engine import answer
+from workers.qa.options import given_options, parse_options
+from workers.qa.types import SourceDocument
+from workers.scope import CompressionError, compress
+from workers.scope.validation import check_method, check_target
+from workers.writing import check_request, make_plan, write_document
+
 MAX_DOCUMENTS_PER_ITEM = 100
 MAX_ANSWER_TOKENS = 4096
 MAX_TEXT_CHARS = 2_000_000
@@ -85,7 +81,8 @@ def check_fields(kind: ItemKind, data) -> dict:
     return data
 
 
-def _text(data: dict, name: str, limit: int) -> str:
+def _text(data: dict, name: str, limit: int | None) -> str:
+    """A text field, stripped; ``limit`` None: the engine's own check counts its length."""
     value = data.get(name)
     if not isinstance(value, str):
         raise ItemInvalid(f"{name} must be a string")
@@ -99,7 +96,7 @@ def _text(data: dict, name: str, limit: int) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise ItemInvalid(f"{name} is not valid Unicode (a lone surrogate)") from None
-    if len(value) > limit:
+    if limit is not None and len(value) > limit:
         raise ItemInvalid(f"{name} is too long ({len(value):,} characters; at most {limit:,})")
     return value
 
@@ -140,70 +137,37 @@ def validate_qa(data: dict) -> dict:
     if len(ids) > MAX_DOCUMENTS_PER_ITEM:
         raise ItemInvalid(f"document_ids has {len(ids)} ids; at most {MAX_DOCUMENTS_PER_ITEM}")
     strategy = data.get("strategy") or "auto"
-    if strategy not in QA_STRATEGIES:
-        raise ItemInvalid(f"unknown strategy “{strategy}”; choose from "
-                          f"{', '.join(QA_STRATEGIES)}")
-    options = data.get("options") or {}
-    if not isinstance(options, dict):
-        raise ItemInvalid("options must be a JSON object")
-    options = dict(options)
-    question = _text(data, "question", MAX_QUESTION_CHARS)
+    raw = data.get("options") or {}
+    try:  # the strategy and its typed options, as answer() will check them
+        options = parse_options(strategy, raw, also_allowed=["answer_tokens"])
+    except ValueError as err:
+        raise ItemInvalid(str(err)) from None
+    question = _text(data, "question", None)
     try:  # the engine's question rules (punctuation only, length): one definition
         question = check_question(question)
     except ValueError as err:
         raise ItemInvalid(f"question: {err}") from None
     clean = {"question": question, "document_ids": list(dict.fromkeys(ids)),
-             "strategy": strategy}
-    if "answer_tokens" in options:
-        clean["answer_tokens"] = _int(options, "answer_tokens", 1, MAX_ANSWER_TOKENS)
-        options.pop("answer_tokens")
-    compress = None
-    if "compress" in options:  # the SCOPE stage, for every strategy: a ratio, not an int
-        from workers.qa.compression import check_ratio
-
-        try:
-            compress = check_ratio(options.pop("compress"))
-        except ValueError as err:
-            raise ItemInvalid(f"option {err}") from None
-    unknown = sorted(set(options) - QA_OPTIONS[strategy])
-    if unknown:
-        allowed = sorted(QA_OPTIONS[strategy] | {"answer_tokens", "compress"})
-        raise ItemInvalid(f"unknown option(s) {', '.join(unknown)} for strategy {strategy}; "
-                          f"allowed: {', '.join(allowed)}")
-    for name, value in options.items():
-        if not isinstance(value, bool | int) or (isinstance(value, int)
-                                                 and not isinstance(value, bool)
-                                                 and not 1 <= value <= 1_000_000):
-            raise ItemInvalid(f"option {name} must be a positive integer or a boolean")
-    if compress:
-        options["compress"] = compress
-    clean["options"] = options
+             "strategy": strategy, "options": given_options(options)}
+    if "answer_tokens" in raw:
+        clean["answer_tokens"] = _int(raw, "answer_tokens", 1, MAX_ANSWER_TOKENS)
     return clean
 
 
 def run_qa(item, team, progress) -> dict:
-    from django.conf import settings
-
-    from apps.documents.search import passage_retriever
-    from workers.qa.budget import DEFAULT_ANSWER_TOKENS
-    from workers.qa.engine import answer
-    from workers.qa.types import SourceDocument
-
     data = item.input
     documents = ready_documents(team, data["document_ids"])
     by_id = {d.pk: d for d in documents}
-    retrieve = passage_retriever(team, list(by_id))
     result = answer(data["question"], [SourceDocument(d.pk, d.title, d.text) for d in documents],
-                    data["strategy"], retrieve=retrieve, progress=progress,
+                    data["strategy"], retrieve=passage_retriever(team, list(by_id)),
+                    progress=progress,
                     answer_tokens=data.get("answer_tokens", DEFAULT_ANSWER_TOKENS),
                     options=data.get("options") or None, grounding=settings.QA_GROUNDING)
     progress.add_tokens(result.usage.prompt_tokens, result.usage.completion_tokens)
     return {
         "answer": result.text, "grounded": result.grounded, "abstained": result.abstained,
         "grounding": result.grounding, "strategy": result.strategy, "reason": result.reason,
-        "citations": [{"document_id": c.document_id, "start": c.start, "end": c.end,
-                       "quote": c.quote[:500], "page": by_id[c.document_id].page_of(c.start)}
-                      for c in result.citations if c.document_id in by_id],
+        "citations": citation_dicts(result.citations, by_id),
         "usage": {"prompt_tokens": result.usage.prompt_tokens,
                   "completion_tokens": result.usage.completion_tokens},
     }
@@ -245,10 +209,6 @@ def validate_compress(data: dict) -> dict:
 
 
 def run_compress(item, team, progress) -> dict:
-    try:
-        from workers.scope import CompressionError, compress
-    except ImportError as err:
-        raise ValueError("The compression engine is not installed on this worker.") from err
     data = item.input
     text = data.get("text")
     if text is None:
@@ -273,15 +233,11 @@ register(ItemKind("compress",
 
 
 def validate_write(data: dict) -> dict:
-    clean = {"instruction": _text(data, "instruction", MAX_QUESTION_CHARS),
+    clean = {"instruction": _text(data, "instruction", None),  # check_request: its length
              "target_words": _int(data, "target_words", 50, 50_000)
              if data.get("target_words") is not None else 1000}
     if data.get("style") not in (None, ""):
         clean["style"] = _text(data, "style", 2000)
-    try:
-        from workers.writing import check_request
-    except ImportError:
-        return clean
     try:
         check_request(clean["instruction"], clean["target_words"])
     except ValueError as err:
@@ -290,12 +246,6 @@ def validate_write(data: dict) -> dict:
 
 
 def run_write(item, team, progress) -> dict:
-    try:
-        from workers.writing import make_plan, write_document
-    except ImportError as err:
-        raise ValueError("The writing engine is not installed on this worker.") from err
-    from workers.llm import get_backend
-
     data, backend = item.input, get_backend()
     plan = make_plan(backend, data["instruction"], data["target_words"])
     result = write_document(data["instruction"], plan, backend=backend, done_sections={},

@@ -3,10 +3,11 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.api.items import QA_STRATEGIES, item_kinds
+from apps.api.items import item_kinds
 from apps.api.models import Batch, BatchItem
 from apps.api.services import BatchRefused, check_count, item_progress
 from apps.documents.models import DocStatus, Document
+from workers.qa.options import STRATEGY_NAMES, options_help
 
 
 class StrictSerializer(serializers.Serializer):
@@ -75,8 +76,9 @@ class BatchCreateSerializer(StrictSerializer):
                                          help_text="qa: documents for items that give none.")
     each_document = serializers.BooleanField(
         required=False, help_text="qa shorthand: one item per question × document.")
-    strategy = serializers.ChoiceField(QA_STRATEGIES, required=False)
-    options = serializers.DictField(required=False, child=serializers.JSONField())
+    strategy = serializers.ChoiceField(STRATEGY_NAMES, required=False)
+    options = serializers.DictField(required=False, child=serializers.JSONField(),
+                                    help_text=options_help())
     webhook_url = serializers.URLField(required=False, max_length=500)
     webhook_secret = serializers.CharField(required=False, min_length=16, max_length=200,
                                            help_text="HMAC key; made for you when left out.")
@@ -140,6 +142,7 @@ QA_RESULT_SCHEMA = {
                       "statements."},
         "strategy": {"type": "string"}, "reason": {"type": "string"},
         "citations": {"type": "array", "items": {"type": "object", "properties": {
+            "n": {"type": "integer"}, "title": {"type": "string"},
             "document_id": {"type": "integer"}, "start": {"type": "integer"},
             "end": {"type": "integer"}, "quote": {"type": "string"},
             "page": {"type": "integer", "nullable": True}}}},

@@ -3,13 +3,10 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-STRATEGIES = [
-    ("auto", "Automatic"),
-    ("rag", "Retrieval (RAG)"),
-    ("coa", "Chain-of-Agents"),
-    ("xl3m", "XL3M segment scoring"),
-    ("full", "Full context"),
-]
+from workers.qa.options import STRATEGIES as ENGINE_STRATEGIES
+
+# The engine's one list, as form and model choices.
+STRATEGIES = [(s.name, s.label) for s in ENGINE_STRATEGIES.values()]
 
 
 class Conversation(models.Model):
@@ -19,6 +16,7 @@ class Conversation(models.Model):
     title = models.CharField(max_length=200, default="New conversation")
     documents = models.ManyToManyField("documents.Document", related_name="conversations",
                                        blank=True)
+    # The last strategy asked for in this conversation: the form offers it again.
     strategy = models.CharField(max_length=10, choices=STRATEGIES, default="auto")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -8,17 +8,16 @@ import time
 from django.conf import settings
 from django.db import transaction
 
-from apps.chat.models import STRATEGIES, Conversation, Message, MessageStatus
+from apps.chat.models import Conversation, Message, MessageStatus
+from apps.documents.citations import citation_dicts
 from apps.documents.models import DocStatus
 from apps.documents.search import passage_retriever
 from apps.jobs import services as jobs
 from workers import events
 from workers.qa.budget import check_question
-from workers.qa.compression import check_ratio
 from workers.qa.engine import answer as qa_answer
-from workers.qa.types import SourceDocument
-
-STRATEGY_NAMES = [name for name, _ in STRATEGIES]
+from workers.qa.options import parse_options
+from workers.qa.types import SourceDocument, UnknownStrategy
 
 
 class ChatError(Exception):
@@ -38,10 +37,10 @@ def ask(conversation: Conversation, user, question: str, strategy: str = "auto",
         question = check_question(question)
     except ValueError as err:
         raise ChatError(f"{str(err)[:1].upper()}{str(err)[1:]}.") from None
-    if strategy not in STRATEGY_NAMES:
-        raise ChatError(f"Unknown strategy “{strategy}”.")
-    try:
-        ratio = check_ratio(compress)
+    try:  # the engine's typed options: the same rules as the API's and answer()'s
+        ratio = parse_options(strategy, {"compress": compress}).compress
+    except UnknownStrategy:
+        raise ChatError(f"Unknown strategy “{strategy}”.") from None
     except ValueError as err:
         raise ChatError(f"Context compression: {err}.") from None
     with transaction.atomic():
@@ -51,6 +50,7 @@ def ask(conversation: Conversation, user, question: str, strategy: str = "auto",
                                        compress=ratio, reply_to=asked)
         if conversation.title == "New conversation":
             conversation.title = question[:80]
+        conversation.strategy = strategy  # remembered: the form offers it next time
         conversation.save()  # bumps updated_at
         reply.job = jobs.create_job(conversation.team, "qa_answer", {"message_id": reply.pk},
                                     user=user, title=f"Answer: {question[:80]}")
@@ -140,12 +140,7 @@ def run_answer_job(reply: Message, progress) -> dict:
         Message.objects.filter(pk=reply.pk).update(status=MessageStatus.FAILED, error=message)
         _publish(reply, {"type": "error", "error": message})
         raise
-    citations = []
-    for n, c in enumerate(result.citations, start=1):
-        document = by_id.get(c.document_id)
-        citations.append({"n": n, "document_id": c.document_id, "start": c.start, "end": c.end,
-                          "quote": c.quote[:500], "title": document.title if document else "",
-                          "page": document.page_of(c.start) if document else None})
+    citations = citation_dicts(result.citations, by_id)
     data = result.to_dict()
     Message.objects.filter(pk=reply.pk).update(
         content=result.text, status=MessageStatus.DONE, strategy=result.strategy,

@@ -113,7 +113,7 @@ def needle(request):
         kind = request.POST.get("kind", "passkey")
         if tokens not in NEEDLE_LENGTHS:
             error = "Choose one of the listed lengths."
-        elif strategy not in services.STRATEGY_NAMES:
+        elif strategy not in dict(STRATEGIES):
             error = "Choose one of the listed strategies."
         elif kind not in ("passkey", "needle"):
             error = "Choose passkey or needle."

@@ -148,8 +148,9 @@ def test_no_item_input_gives_a_server_error(team, document, key_client, settings
     left out."""
     import json
 
-    from apps.api.items import QA_OPTIONS, QA_STRATEGIES, get_item_kind, item_kinds
+    from apps.api.items import get_item_kind, item_kinds
     from tests.api.conftest import url
+    from workers.qa.options import STRATEGY_NAMES, option_names
 
     settings.API_THROTTLE_RATE = settings.API_ITEM_THROTTLE_RATE = ""
     failures, statuses = [], Counter()
@@ -160,9 +161,10 @@ def test_no_item_input_gives_a_server_error(team, document, key_client, settings
     text = st.text(CHARACTERS, min_size=1, max_size=30)
     other = {  # values that pass a field's check, or nearly
         "document_ids": st.just([document.pk]), "document_id": st.just(document.pk),
-        "strategy": st.sampled_from(QA_STRATEGIES),
-        "options": st.dictionaries(st.sampled_from(sorted(set().union(*QA_OPTIONS.values())
-                                                          | {"answer_tokens", "compress"})),
+        "strategy": st.sampled_from(STRATEGY_NAMES),
+        "options": st.dictionaries(st.sampled_from(sorted({n for s in STRATEGY_NAMES
+                                                           for n in option_names(s)}
+                                                          | {"answer_tokens"})),
                                    st.integers() | st.booleans() | st.floats(), max_size=2),
         "ratio": st.floats(1.01, 20), "target_tokens": st.integers(1, 10**6),
         "target_words": st.integers(50, 2000), "method": st.sampled_from(["scope", "deletion"]),

@@ -10,8 +10,9 @@ Plain Python, no Django; the LLM is reached only through ``workers.llm``.
 from __future__ import annotations
 
 from .auto import Decision, choose
-from .engine import STRATEGIES, answer
+from .engine import answer
 from .haystack import Haystack, build_haystack
+from .options import STRATEGIES, STRATEGY_NAMES, Strategy, StrategyOptions, parse_options
 from .prompts import SYSTEM_PROMPT, UNTRUSTED_RULE
 from .retrieval import InMemoryRetriever
 from .types import (
@@ -28,6 +29,7 @@ from .types import (
 
 __all__ = [
     "STRATEGIES",
+    "STRATEGY_NAMES",
     "SYSTEM_PROMPT",
     "UNTRUSTED_RULE",
     "Answer",
@@ -40,9 +42,12 @@ __all__ = [
     "QuestionTooLong",
     "Retriever",
     "SourceDocument",
+    "Strategy",
+    "StrategyOptions",
     "TraceStep",
     "UnknownStrategy",
     "answer",
     "build_haystack",
     "choose",
+    "parse_options",
 ]

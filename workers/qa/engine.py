@@ -15,17 +15,15 @@ from .budget import DEFAULT_ANSWER_TOKENS, check_question, content_budget, fit_h
 from .citations import is_valid
 from .cleantext import MarkupFilter, clean_answer
 from .coa import answer_coa
-from .compression import check_ratio
 from .full import answer_full
 from .grounding import check as check_grounding
 from .grounding import check_level
+from .options import get_strategy, parse_options
 from .rag import answer_rag
 from .retrieval import InMemoryRetriever
 from .run import Run
-from .types import Answer, Retriever, SourceDocument, TokenCallback, UnknownStrategy
+from .types import Answer, Retriever, SourceDocument, TokenCallback
 from .xl3m import answer_xl3m
-
-STRATEGIES = ("auto", "full", "rag", "coa", "xl3m")
 
 
 def _documents(documents: Sequence[SourceDocument | Mapping[str, Any]]) -> list[SourceDocument]:
@@ -59,11 +57,12 @@ def answer(
 ) -> Answer:
     """Answer ``question`` from ``documents`` with citations and a trace.
 
-    ``strategy``: auto | full | rag | coa | xl3m. ``options``: keyword arguments of the
-    strategy function (e.g. ``{"chunk_tokens": 2000}`` for coa, ``{"segment_tokens": 512}``
-    for xl3m, ``{"dense": True}`` for rag's in-memory retriever) and, for every strategy,
-    ``{"compress": 3}``: read 3× more text, SCOPE-compressed into the same budget. Raises
-    ``ValueError`` for an empty question or a bad option, ``QuestionTooLong`` /
+    ``strategy``: auto | rag | coa | xl3m | full. ``options``: the strategy's options
+    (``options.py``: one typed definition per strategy, e.g. ``{"chunk_tokens": 2000}`` for
+    coa, ``{"segment_tokens": 512}`` for xl3m, ``{"dense": True}`` for rag's in-memory
+    retriever) and, for every strategy, ``{"compress": 3}``: read 3× more text,
+    SCOPE-compressed into the same budget. Raises ``ValueError`` for an empty question or a
+    bad option (``UnknownStrategy`` for an unknown strategy), ``QuestionTooLong`` /
     ``DocumentsTooLong`` (both ``ContextOverflow``) when it cannot fit, ``Cancelled`` when
     ``progress`` raises it. ``grounding``: strict | normal (default) | off, how strictly the
     answer is checked against its citations before it is returned (``grounding.py``); the
@@ -71,16 +70,16 @@ def answer(
     """
     question = check_question(question, max_chars=None)
     level = check_level(grounding)
-    if strategy not in STRATEGIES:
-        raise UnknownStrategy(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
+    get_strategy(strategy)
+    parsed = parse_options(strategy, options)
     docs = _documents(documents)
     if backend is None:
         backend = get_backend()
-    opts = dict(options or {})
+    opts = parsed.strategy_kwargs()  # none for auto: the chosen strategy's defaults
     stream = MarkupFilter(on_token) if on_token is not None else None
     run = Run(backend, progress, stream)
     run.target_words = requested_words(question)
-    run.compress_ratio = check_ratio(opts.pop("compress", None))
+    run.compress_ratio = parsed.compress
     turns = fit_history(backend, history)
     with run.step("prepare", question_chars=len(question), documents=len(docs)) as step:
         content_budget(backend, question, turns, answer_tokens)  # early QuestionTooLong
@@ -105,8 +104,9 @@ def answer(
     if strategy == "full":
         text, citations = answer_full(run, question, docs, **common, **opts)
     elif strategy == "rag":
+        dense = opts.pop("dense", False)  # the in-memory retriever's, not answer_rag's
         if retrieve is None:
-            retrieve = InMemoryRetriever(docs, dense=bool(opts.pop("dense", False)))
+            retrieve = InMemoryRetriever(docs, dense=dense)
         text, citations = answer_rag(run, question, docs, retrieve, **common, **opts)
     elif strategy == "coa":
         text, citations = answer_coa(run, question, docs, retrieve=retrieve, **common, **opts)
