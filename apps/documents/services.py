@@ -15,7 +15,10 @@ from django.utils import timezone
 from apps.documents.models import Chunk, DocStatus, Document, Sentence
 from apps.jobs.services import create_job
 from workers.documents import DocumentError, Limits, safe_filename
-from workers.documents.sandbox import extract_sandboxed, sniff_sandboxed
+from workers.documents.embeddings import get_embedder
+from workers.documents.pipeline import ingest_bytes
+from workers.documents.sandbox import sniff_sandboxed
+from workers.llm import LLMError, get_backend
 
 log = logging.getLogger(__name__)
 
@@ -112,40 +115,25 @@ def _mark_failed(document: Document, err: DocumentError) -> None:
 
 
 def ingest(document: Document, progress) -> dict:
-    """Extract, chunk, embed and index one document; replaces earlier chunks."""
-    from workers.documents.embeddings import get_embedder
-    from workers.documents.pipeline import chunk_document, embed_chunks
-
+    """Extract, chunk, embed (the engine's ``ingest_bytes``) and store the rows of one
+    document; replaces earlier chunks."""
     Document.objects.filter(pk=document.pk).update(status=DocStatus.PROCESSING, error="",
                                                    error_code="")
     progress(0, 100, "Reading the file")
     with document.file.open("rb") as handle:
         data = handle.read()
+
+    def ingesting(done: int, total: int, message: str) -> None:  # the last 10% is ours
+        progress(done * 90 // max(total, 1), 100, message)
+
     try:
-        extracted = extract_sandboxed(data, limits())  # under CPU/memory limits
-    except DocumentError as err:
+        result = ingest_bytes(data, get_embedder(settings.EMBEDDING_MODEL or None), limits(),
+                              max_tokens=settings.EMBEDDING_CHUNK_TOKENS or None,
+                              long_strategy=settings.EMBEDDING_STRATEGY, progress=ingesting)
+    except DocumentError as err:  # unreadable (the engine wraps a parser's crash too)
         _mark_failed(document, err)
         raise
-    except Exception as err:  # a bug or a library crash on a hostile file: say so, keep going
-        _mark_failed(document, DocumentError(f"The file could not be read ({type(err).__name__})."))
-        raise
-    stats = extracted.stats
-    progress(10, 100, f"Extracted {stats.pages} pages, {stats.words:,} words")
-    embedder = get_embedder(settings.EMBEDDING_MODEL or None)
-    prefix, suffix = embedder.special_tokens
-    window = embedder.max_seq_length - len(prefix) - len(suffix)
-    size = settings.EMBEDDING_CHUNK_TOKENS or window
-    chunks = chunk_document(extracted, embedder.count_tokens, size)
-    progress(20, 100, f"Embedding {len(chunks):,} chunks")
-
-    def embedded(done: int, total: int, _message: str) -> None:
-        progress(20 + int(70 * done / max(total, 1)), 100,
-                 f"Embedded {done:,} of {total:,} chunks")
-
-    # Passages and their sentence windows (the fine-grained index) in one pass; longer
-    # chunks than the model's window: LongEmbed extension.
-    vectors = embed_chunks(embedder, chunks, settings.EMBEDDING_STRATEGY if size > window
-                           else None, progress=embedded)
+    extracted, chunks, stats = result.document, result.chunks, result.document.stats
     tokens = count_model_tokens(extracted.text)
     with transaction.atomic():
         Chunk.objects.filter(document=document).delete()  # sentences go with them (cascade)
@@ -153,13 +141,13 @@ def ingest(document: Document, progress) -> dict:
             [Chunk(team_id=document.team_id, document=document, index=c.index, start=c.start,
                    end=c.end, text=c.text, tokens=c.tokens, pages=c.pages,
                    heading=c.heading[:300], embedding=vector)
-             for c, vector in zip(chunks, vectors.vectors, strict=True)],
+             for c, vector in zip(chunks, result.vectors, strict=True)],
             batch_size=500,
         )
         Sentence.objects.bulk_create(
             [Sentence(team_id=document.team_id, document=document, chunk=row, start=s, end=e,
                       embedding=v)
-             for row, spans, vs in zip(rows, vectors.windows, vectors.window_vectors,
+             for row, spans, vs in zip(rows, result.windows, result.window_vectors,
                                        strict=True)
              for (s, e), v in zip(spans, vs, strict=True)],
             batch_size=1000,
@@ -181,8 +169,6 @@ def ingest(document: Document, progress) -> dict:
 def count_model_tokens(text: str) -> int:
     """Tokens of the active LLM's tokenizer; 0 when the backend cannot be reached (the
     count is informative, and ingest must not fail because the model server is down)."""
-    from workers.llm import LLMError, get_backend
-
     try:
         return get_backend().count_tokens(text)
     except LLMError as err:

@@ -1,7 +1,8 @@
 """Ingest as one call: bytes → extracted document → chunks with pages → vectors.
 
-The Celery task is an adapter around ``ingest_bytes``: it loads the upload, passes a progress
-callback that writes the job row, and stores chunks and vectors.
+``ingest_bytes`` is the one ingest path: the app's ingest job (``apps/documents/services.py``
+loads the upload, passes a progress callback that writes the job row, and stores the rows),
+the benchmarks and the tests all call it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 from .chunking import TokenCounter, chunk_text, sentence_windows
 from .document import ExtractedDocument
 from .embeddings import Embedder, get_embedder
+from .errors import DocumentError
 from .extract import extract_document
 from .limits import DEFAULT_LIMITS, Limits
 from .sandbox import extract_sandboxed
@@ -130,18 +132,43 @@ def ingest_bytes(
     limits: Limits = DEFAULT_LIMITS,
     sandboxed: bool = True,
     max_tokens: int | None = None,
+    long_strategy: str | None = None,
     overlap_tokens: int = 0,
     batch_size: int = 32,
     progress: Progress | None = None,
 ) -> IngestResult:
-    """Extract, chunk (to the embedder's window unless ``max_tokens``) and embed at both
-    granularities (``embed_chunks``)."""
+    """Extract, chunk and embed at both granularities (``embed_chunks``).
+
+    Chunks fill the embedder's window unless ``max_tokens`` says otherwise; chunks longer
+    than the window are embedded with the LongEmbed ``long_strategy`` (``longembed.py``; its
+default when None).
+    ``progress(done, 100, message)``: 10 once extracted, 20 → 100 while embedding.
+    Extraction runs in a child process under ``limits`` unless the caller trusts the bytes
+    (``sandboxed=False``); it raises ``DocumentError`` for a file it cannot read."""
     embedder = embedder or get_embedder()
-    # In a child process under the CPU/memory limits unless the caller trusts the bytes.
-    document = (extract_sandboxed if sandboxed else extract_document)(data, limits)
+    report = progress or (lambda done, total, message: None)
+    try:
+        document = (extract_sandboxed if sandboxed else extract_document)(data, limits)
+    except DocumentError:
+        raise
+    except Exception as err:  # a bug or a library crash on a hostile file: the file is unread
+        raise DocumentError(f"The file could not be read ({type(err).__name__}).") from err
+    stats = document.stats
+    report(10, 100, f"Extracted {stats.pages} pages, {stats.words:,} words")
     prefix, suffix = embedder.special_tokens
-    size = max_tokens or embedder.max_seq_length - len(prefix) - len(suffix)
+    window = embedder.max_seq_length - len(prefix) - len(suffix)
+    size = max_tokens or window
     chunks = chunk_document(document, embedder.count_tokens, size, overlap_tokens)
-    embedded = embed_chunks(embedder, chunks, batch_size=batch_size * 8, progress=progress)
-    return IngestResult(document=document, chunks=chunks, vectors=embedded.vectors,
-                        windows=embedded.windows, window_vectors=embedded.window_vectors)
+    report(20, 100, f"Embedding {len(chunks):,} chunks")
+
+    def embedded(done: int, total: int, _message: str) -> None:
+        report(20 + int(80 * done / max(total, 1)), 100, f"Embedded {done:,} of {total:,} chunks")
+
+    long = None
+    if size > window:
+        from .longembed import DEFAULT_STRATEGY  # imports torch, which long chunks need anyway
+
+        long = long_strategy or DEFAULT_STRATEGY
+    vectors = embed_chunks(embedder, chunks, long, batch_size=batch_size * 8, progress=embedded)
+    return IngestResult(document=document, chunks=chunks, vectors=vectors.vectors,
+                        windows=vectors.windows, window_vectors=vectors.window_vectors)

@@ -18,7 +18,7 @@ from .coa import answer_coa
 from .full import answer_full
 from .grounding import check as check_grounding
 from .grounding import check_level
-from .options import get_strategy, parse_options
+from .options import parse_options
 from .rag import answer_rag
 from .retrieval import InMemoryRetriever
 from .run import Run
@@ -70,8 +70,7 @@ def answer(
     """
     question = check_question(question, max_chars=None)
     level = check_level(grounding)
-    get_strategy(strategy)
-    parsed = parse_options(strategy, options)
+    parsed = parse_options(strategy, options)  # UnknownStrategy, or a bad option
     docs = _documents(documents)
     if backend is None:
         backend = get_backend()
