@@ -29,6 +29,9 @@ class WritingProject(models.Model):
     plan_source = models.CharField(max_length=10, blank=True)  # model | repaired | fallback | user
     plan_note = models.TextField(blank=True)
     plan_trace = models.JSONField(default=list, blank=True)
+    # What the instruction asks for (workers.writing.instruction.Spec as a dict): the parts,
+    # units, scheduled items and constraints the plan and each section are checked against.
+    requirements = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     # The job that plans or writes now (the outline is locked while it runs).
     job = models.ForeignKey("jobs.Job", on_delete=models.SET_NULL, null=True, blank=True,
@@ -76,6 +79,10 @@ class Section(models.Model):
     rounds = models.PositiveIntegerField(default=0)
     seconds = models.FloatField(default=0)
     trace = models.JSONField(default=list, blank=True)
+    # The instruction parts, units and items it serves ("part:1", "unit:24", "item:2").
+    serves = models.JSONField(default=list, blank=True)
+    # Its constraints as checked after writing (workers.writing.checks.Check dicts).
+    checks = models.JSONField(default=list, blank=True)
     # When its text was saved: a section saved before an earlier one was (re)written
     # followed a text that has changed since (services.mark_older_context).
     written_at = models.DateTimeField(null=True, blank=True)

@@ -17,7 +17,9 @@ from apps.jobs import services as jobs
 from apps.writing.models import ProjectStatus, Section, SectionStatus, WritingProject
 from workers import events
 from workers.writing import Plan, PlanError, PlanSection, check_request
-from workers.writing.plan import MAX_SECTION, MIN_SECTION, make_plan
+from workers.writing.coverage import annotate, coverage, section_constraints, serves
+from workers.writing.instruction import Spec
+from workers.writing.plan import MAX_SECTION, MIN_SECTION, check_instruction, make_plan
 from workers.writing.writer import SectionResult, join_sections, write_document, write_section
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
@@ -78,11 +80,15 @@ def create_project(team, user, *, instruction: str, target_words: int, title: st
                    style: str = "", documents=()) -> WritingProject:
     """``documents``: reference documents (or their ids) of ``team``; see
     ``reference_documents``."""
-    instruction = _check(lambda: check_request(instruction, target_words, max_words()))
+    # A contradictory instruction (30 chapters of 500 words in 1,000 words, week 60 of a
+    # year) is refused here with what to change: nothing is planned or written.
+    instruction, spec = _check(lambda: check_instruction(instruction, target_words,
+                                                         max_words()))
     references = reference_documents(team, documents)
     project = WritingProject.objects.create(
         team=team, created_by=user, instruction=instruction, target_words=target_words,
-        style=style.strip(), title=(title.strip() or instruction.splitlines()[0])[:200])
+        style=style.strip(), title=(title.strip() or instruction.splitlines()[0])[:200],
+        requirements=spec.to_dict())
     project.documents.set(references)
     return project
 
@@ -140,7 +146,8 @@ def start_rewrite_from(project: WritingProject, section: Section, user) -> Writi
 def _replace_sections(project: WritingProject, plan: Plan) -> None:
     project.sections.all().delete()
     Section.objects.bulk_create([
-        Section(project=project, position=s.index, point=s.point, target_words=s.words)
+        Section(project=project, position=s.index, point=s.point, target_words=s.words,
+                serves=s.serves)
         for s in plan.sections])
 
 
@@ -156,6 +163,7 @@ def plan_project(project: WritingProject, progress) -> Plan:
         _replace_sections(project, plan)
         WritingProject.objects.filter(pk=project.pk).update(
             plan_source=plan.source, plan_note=plan.note[:2000], plan_trace=plan.trace,
+            requirements=plan.requirements.to_dict(),
             tokens_in=F("tokens_in") + plan.usage.prompt_tokens,
             tokens_out=F("tokens_out") + plan.usage.completion_tokens)
     progress.add_tokens(plan.usage.prompt_tokens, plan.usage.completion_tokens)
@@ -220,7 +228,8 @@ def add_section(project: WritingProject, point: str, words, after: int | None = 
         project = _editable(project)
         ids = list(project.sections.values_list("pk", flat=True))
         section = Section.objects.create(project=project, position=len(ids) + 1 + 100_000,
-                                         point=point, target_words=words)
+                                         point=point, target_words=words,
+                                         serves=_serves(project, point))
         where = len(ids) if after is None else max(0, min(len(ids), after))
         ids.insert(where, section.pk)
         _renumber(project, ids)
@@ -237,8 +246,10 @@ def update_section(project: WritingProject, section_pk: int, point: str, words) 
     with transaction.atomic():
         project = _editable(project)
         section = project.sections.get(pk=section_pk)
+        if section.point != point:  # what it serves is read again from the new point
+            section.serves = _serves(project, point)
         section.point, section.target_words = point, words
-        section.save(update_fields=["point", "target_words", "updated_at"])
+        section.save(update_fields=["point", "target_words", "serves", "updated_at"])
         _mark_edited(project)
     return section
 
@@ -263,9 +274,20 @@ def move_section(project: WritingProject, section_pk: int, direction: str) -> No
             _mark_edited(project)
 
 
+def requirements(project: WritingProject) -> Spec:
+    return Spec.from_dict(project.requirements)
+
+
+def _serves(project: WritingProject, point: str) -> list[str]:
+    return serves(requirements(project), PlanSection(0, point, 0))
+
+
 def engine_plan(project: WritingProject) -> Plan:
-    sections = [PlanSection(s.position, s.point, s.target_words) for s in project.sections.all()]
-    return Plan(sections, project.plan_source or "user", project.plan_note)
+    spec = requirements(project)
+    sections = [PlanSection(s.position, s.point, s.target_words, list(s.serves))
+                for s in project.sections.all()]
+    return Plan(annotate(spec, sections), project.plan_source or "user", project.plan_note,
+                requirements=spec)
 
 
 # -- Writing -------------------------------------------------------------------------------
@@ -326,6 +348,7 @@ def save_section(project: WritingProject, position: int, result: SectionResult) 
         section.attempts = F("attempts") + result.attempts
         section.rounds, section.seconds = result.rounds, round(result.seconds, 2)
         section.trace = result.to_dict()["trace"]
+        section.checks = result.checks
         section.save()
         WritingProject.objects.filter(pk=project.pk).update(
             tokens_in=F("tokens_in") + result.usage.prompt_tokens,
@@ -396,7 +419,8 @@ def regenerate_section(project: WritingProject, section_pk: int, progress) -> di
     result = write_section(
         get_backend(), project.instruction, plan, section.position, previous=previous,
         summary=running_summary([(i, points[i], before[i]) for i in sorted(before)]),
-        references=refs(section.point) if refs else None, style=project.style, on_token=live)
+        references=refs(section.point) if refs else None, style=project.style, on_token=live,
+        earlier=[before[i] for i in sorted(before)])
     save_section(project, section.position, result)
     progress.add_tokens(result.usage.prompt_tokens, result.usage.completion_tokens)
     return {"project_id": project.pk, "section": section.position, "words": result.words,
@@ -406,7 +430,8 @@ def regenerate_section(project: WritingProject, section_pk: int, progress) -> di
 # -- The document and its exports ----------------------------------------------------------
 
 def document_text(project: WritingProject) -> str:
-    return join_sections({s.position: s.text for s in project.sections.all()})
+    return join_sections({s.position: s.text for s in project.sections.all()},
+                         requirements(project).separator)
 
 
 def mark_older_context(sections: list[Section]) -> list[Section]:
@@ -425,11 +450,30 @@ def mark_older_context(sections: list[Section]) -> list[Section]:
     return sections
 
 
+def instruction_checks(project: WritingProject, sections: list[Section]) -> dict:
+    """What the page shows of the instruction's requirements: each part, unit item and
+    constraint with the sections that serve or carry it (set as ``serves_labels`` and
+    ``must`` on each section), and what the instruction did not allow."""
+    spec = requirements(project)
+    plan = [PlanSection(s.position, s.point, s.target_words, list(s.serves)) for s in sections]
+    annotate(spec, plan)
+    labels = {p.id: p.label for p in [*spec.parts, *spec.items]}
+    carried = section_constraints(spec, plan)
+    for section, engine in zip(sections, plan, strict=True):
+        section.serves_labels = [labels[x] for x in engine.serves if x in labels]
+        section.must = [c.label for c in carried.get(section.position, [])
+                        if c.kind != "item"]
+    document_wide = [c.label for c in spec.constraints if c.scope == "document"]
+    return {"coverage": coverage(spec, plan), "document_constraints": document_wide,
+            "requirements": spec}
+
+
 def progress_summary(project: WritingProject) -> dict:
     sections = mark_older_context(list(project.sections.all()))
     written = sum(s.words for s in sections)
     planned = sum(s.target_words for s in sections)
     return {"sections": sections, "written": written, "planned": planned,
+            **instruction_checks(project, sections),
             "done": sum(1 for s in sections if s.is_written), "count": len(sections),
             "percent": min(100, round(100 * written / planned)) if planned else 0}
 

@@ -110,3 +110,25 @@ def test_document_joins_with_the_separator_and_records_checks(llm):
     assert all(c["ok"] for r in saved.values() for c in r.checks), \
         [r.checks for r in saved.values()]
     assert [c["kind"] for c in saved[2].checks] == ["ending", "language", "item"]
+
+
+def test_real_model_end_to_end_every_constraint_checked_fixed_or_reported(llm):
+    from workers.writing import make_plan
+    from workers.writing.writer import FIX_TRIES
+
+    instruction = ("Write a diary with one entry per week for 2 weeks, the storm in week 2. "
+                   "End each entry with a checklist. Separate entries with ###.")
+    plan = make_plan(llm, instruction, 120)
+    assert plan.source == "structure" and [s.point for s in plan.sections] == [
+        "Week 1", "Week 2: the storm"]
+    saved = {}
+    result = write_document(instruction, plan, backend=llm, done_sections={},
+                            save_section=lambda i, r: saved.__setitem__(i, r), max_rounds=1)
+    assert result.text.count("\n\n###\n\n") == len([r for r in saved.values() if r.text]) - 1
+    assert [c["kind"] for c in saved[1].checks] == ["ending"]
+    assert [c["kind"] for c in saved[2].checks] == ["ending", "item"]
+    for r in saved.values():
+        for c in r.checks:  # met (perhaps after a fix) or reported after every try
+            assert c["ok"] or (c["tries"] == FIX_TRIES and c["detail"]), c
+            if c["kind"] == "ending" and c["ok"]:
+                assert r.text.rstrip().splitlines()[-1].startswith("- ")

@@ -33,9 +33,17 @@ def test_parts_of_enumerations_and_lists(instruction, parts):
     "Write about cats and dogs.",  # one subject, not a list of parts
     "Write a 3000-word essay on the history of tea.",
     "Tell the story of a lighthouse keeper who finds a message in a bottle.",
+    # A list of how to write (HelloBench's requirements) is no list of parts; "every other
+    # week" in a story is no diary of weeks.
+    "Write a story. [Writing Prompt]: you take the form of another person every other week.\n"
+    "[Requirements]:\n1. Feel free to use creativity to expand on the prompt.\n2. Ensure the "
+    "story is no shorter than 3000 words.\n",
+    "Write an essay:\n1. The essay should be coherent and formal.\n2. Provide at least three "
+    "arguments.\n3. Address one counterargument.\n",
 ])
 def test_no_parts_where_none_are_listed(instruction):
-    assert read_instruction(instruction, 3000).parts == []
+    spec = read_instruction(instruction, 3000)
+    assert spec.parts == [] and spec.units is None and spec.problems == []
 
 
 def test_weekly_schedule_expands_into_its_weeks():

@@ -387,7 +387,10 @@ def _read_schedules(text: str, units: Units | None, problems: list[str]
     if not found:
         return [], units
     nouns = {f[2][0] for f in found}
-    if units is None and len(nouns) == 1 and next(iter(nouns)) in UNIT_NOUNS:
+    # Units are inferred only from a schedule of two items or more: a story where "you
+    # become someone else every other week" is no diary of two weeks.
+    schedule = len(found) >= 2
+    if units is None and schedule and len(nouns) == 1 and next(iter(nouns)) in UNIT_NOUNS:
         noun = next(iter(nouns))
         mentioned = [n for f in found if f[1] for n in f[1]] + \
                     [f[2][2] or 0 for f in found if f[1] is None]
@@ -428,10 +431,26 @@ def _split_enumeration(text: str) -> list[str]:
     return [_clean_item(p) for p in pieces]
 
 
+# A list item that tells how to write ("Ensure the story is…", "Feel free to…", "The essay
+# should…") is a requirement of style, not a part to cover.
+_HOW = re.compile(r"^(?:ensure|feel|use|write|make|avoid|provide|keep|maintain|try|do|don't|"
+                  r"be|please|remember|note|start|begin|end|conclude|address|incorporate|"
+                  r"follow|adhere|format|organi[sz]e|structure|limit|aim)\b"
+                  r"|\b(?:should|must|shall|need\s{1,3}to|make\s{1,3}sure|no\s{1,3}(?:shorter|"
+                  r"longer|more|less|fewer)|at\s{1,3}(?:least|most))\b", re.IGNORECASE)
+
+
+def _topics(items: list[str], most_words: int) -> list[str]:
+    return [i for i in items if i and len(i.split()) <= most_words and keywords(i)
+            and not _HOW.search(i)]
+
+
 def _read_parts(text: str) -> list[str]:
-    lines = [m.group("item").strip() for m in _LIST_LINE.finditer(text)]
+    lines = [m.group("item").strip().rstrip(".:;") for m in _LIST_LINE.finditer(text)]
     if len(lines) >= 2:
-        return [" ".join(line.split()[:14]).rstrip(".:;") for line in lines]
+        topics = _topics(lines, 10)
+        # A list of requirements ("1. The story should…"), not of parts: no parts from it.
+        return topics if len(topics) == len(lines) else []
     best: list[str] = []
     for sentence in _SENTENCE.findall(text):
         sentence = sentence.strip().rstrip(".!?")
@@ -440,7 +459,7 @@ def _read_parts(text: str) -> list[str]:
         for cue in _CUE.finditer(sentence):
             rest = sentence[cue.end():]
             items = _split_enumeration(rest)
-            short = [i for i in items if i and len(i.split()) <= 10 and keywords(i)]
+            short = _topics(items, 10)
             # The latest cue that starts a list wins: it is the one nearest the list ("a
             # report on trees covering A, B and C").
             if len(items) >= 2 and len(short) == len(items):
