@@ -342,12 +342,15 @@ def main() -> None:
     os.environ.setdefault("TEST_DB_SUFFIX", "_apibench")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import django
+    from django.conf import settings
 
+    from apps import stack
+
+    stack.start_for(settings)  # the embedded Postgres and Redis where the settings use them
     django.setup()
     import logging
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
-    from django.conf import settings
     from django.db import connection
 
     print("creating the benchmark database…", flush=True)

@@ -30,7 +30,11 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apps.settings")
     import django
+    from django.conf import settings
 
+    from apps import stack
+
+    stack.start_for(settings)  # the embedded Postgres and Redis where the settings use them
     django.setup()
     # Django and the apps: importable only now that the settings are set up.
     from django.core.files.uploadedfile import SimpleUploadedFile

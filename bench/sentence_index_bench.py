@@ -146,6 +146,11 @@ def db_sizes(text: str, tokens: int) -> dict:
     os.environ["DJANGO_SETTINGS_MODULE"] = "apps.settings_test"
     os.environ.setdefault("TEST_REDIS_DB", "12")
     os.environ.setdefault("TEST_DB_SUFFIX", "_bench_sentences")
+    from django.conf import settings
+
+    from apps import stack
+
+    stack.start_for(settings)  # the embedded Postgres and Redis where the settings use them
     django.setup()
     from django.core.files.base import ContentFile
     from django.db import connection
