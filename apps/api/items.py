@@ -15,11 +15,11 @@ from django.conf import settings
 from apps.documents.citations import citation_dicts
 from apps.documents.models import DocStatus
 from apps.documents.search import passage_retriever
+from apps.documents.sources import source_documents, without_text
 from workers.llm import get_backend
 from workers.qa.budget import DEFAULT_ANSWER_TOKENS, MAX_QUESTION_CHARS, check_question
 from workers.qa.engine import answer
 from workers.qa.options import given_options, parse_options
-from workers.qa.types import SourceDocument
 from workers.scope import CompressionError, compress
 from workers.scope.validation import check_method, check_target
 from workers.writing import check_request, make_plan, write_document
@@ -112,7 +112,7 @@ def _int(data: dict, name: str, low: int, high: int) -> int:
 
 def ready_documents(team, ids: list[int]) -> list:
     """The item's documents, in the order given; a document still ingesting retries later."""
-    found = {d.pk: d for d in team.documents.filter(pk__in=ids)}
+    found = {d.pk: d for d in without_text(team.documents.filter(pk__in=ids))}
     missing = [i for i in ids if i not in found]
     if missing:
         raise ValueError(f"Document(s) {', '.join(map(str, missing))} no longer exist.")
@@ -158,7 +158,7 @@ def run_qa(item, team, progress) -> dict:
     data = item.input
     documents = ready_documents(team, data["document_ids"])
     by_id = {d.pk: d for d in documents}
-    result = answer(data["question"], [SourceDocument(d.pk, d.title, d.text) for d in documents],
+    result = answer(data["question"], source_documents(documents),
                     data["strategy"], retrieve=passage_retriever(team, list(by_id)),
                     progress=progress,
                     answer_tokens=data.get("answer_tokens", DEFAULT_ANSWER_TOKENS),

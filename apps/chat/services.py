@@ -12,12 +12,13 @@ from apps.chat.models import Conversation, Message, MessageStatus
 from apps.documents.citations import citation_dicts
 from apps.documents.models import DocStatus
 from apps.documents.search import passage_retriever
+from apps.documents.sources import source_documents, without_text
 from apps.jobs import services as jobs
 from workers import events
 from workers.qa.budget import check_question
 from workers.qa.engine import answer as qa_answer
 from workers.qa.options import parse_options
-from workers.qa.types import SourceDocument, UnknownStrategy
+from workers.qa.types import UnknownStrategy
 
 
 class ChatError(Exception):
@@ -74,10 +75,10 @@ def _publish(reply: Message, event: dict) -> None:
 
 
 class _Streamer:
-    """Publishes each token and saves the partial answer now and then, so that a page
-    reloaded mid-answer shows what is written so far."""
+    """Publishes each token (live over Redis) and saves the partial answer at most every
+    ``save_every`` seconds, so that a page reloaded mid-answer shows most of it."""
 
-    def __init__(self, reply: Message, save_every: float = 1.0):
+    def __init__(self, reply: Message, save_every: float):
         self.reply, self.save_every = reply, save_every
         self.text, self.saved_at = "", time.monotonic()
         self.lock = threading.Lock()
@@ -110,7 +111,7 @@ def run_answer_job(reply: Message, progress) -> dict:
 
     conversation = reply.conversation
     question = reply.reply_to.content
-    documents = list(conversation.documents.all())
+    documents = list(without_text(conversation.documents.all()))  # read only if a strategy does
     try:
         if not documents:
             raise ChatError("This conversation has no documents. Add documents to ask about.")
@@ -122,9 +123,9 @@ def run_answer_job(reply: Message, progress) -> dict:
         retrieve = passage_retriever(conversation.team, list(by_id))
 
         Message.objects.filter(pk=reply.pk).update(status=MessageStatus.STREAMING)
-        streamer = _Streamer(reply)
+        streamer = _Streamer(reply, settings.QA_PARTIAL_SAVE_SECONDS)
         result = qa_answer(
-            question, [SourceDocument(d.pk, d.title, d.text) for d in documents],
+            question, source_documents(documents),
             reply.strategy or "auto", retrieve=retrieve, progress=progress, on_token=streamer,
             history=_history(reply),
             options={"compress": reply.compress} if reply.compress else None,
