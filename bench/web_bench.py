@@ -199,6 +199,8 @@ def _report(out: Path, results: dict) -> None:
           f"from {results['tool']}; the server as `manage.py serve` runs it. /healthz; the API "
           f"document list ({DOCUMENTS} documents, API key, throttling off).", "",
           *machine_lines(results),
+          f"Load average (1 min) at the start and the end: {results['load_average']['start']}, "
+          f"{results['load_average']['end']}.", "",
           "| checkout | endpoint | requests/s | p50 ms | p99 ms | errors |"
           + (f" requests/s vs {first} | p99 vs {first} |" if len(labels) > 1 else ""),
           "|---|---|---|---|---|---|" + ("---|---|" if len(labels) > 1 else "")]
@@ -290,6 +292,7 @@ def main() -> None:
                "API document list": (f"/api/v1/teams/{team.slug}/documents/",
                                      {"Authorization": f"Bearer {token}"})}
     runs: dict[str, list[dict]] = {label: [] for label in roots}
+    load_before = os.getloadavg()  # other work on the machine moves every figure
     try:
         for round_ in range(args.rounds):
             order = list(roots) if round_ % 2 == 0 else list(reversed(roots))
@@ -307,6 +310,7 @@ def main() -> None:
         "machine": describe_machine("none"), "tool": args.tool, "roots": roots,
         "labels": list(roots), "connections": args.connections, "duration": args.duration,
         "warmup": args.warmup, "rounds": args.rounds,
+        "load_average": {"start": round(load_before[0], 2), "end": round(os.getloadavg()[0], 2)},
         "summary": {label: {name: _summary([r[name] for r in rows]) for name in targets}
                     for label, rows in runs.items()},
     }
