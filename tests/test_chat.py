@@ -13,10 +13,16 @@ from apps.chat import services
 from apps.chat.models import Conversation, Message, MessageStatus
 from apps.documents.models import DocStatus, Document
 from apps.jobs import services as jobs
+from apps.jobs.tasks import run_job
 from workers import events
 from workers.qa.haystack import build_haystack
 
 pytestmark = pytest.mark.django_db
+
+
+def _run_job(reply: Message) -> str:
+    """The reply's answer job, run here as a worker would run its message."""
+    return run_job.apply(args=[reply.job.pk], task_id=reply.job.celery_task_id).get()
 
 
 def _ready_document(team, text: str, title: str = "Memo") -> Document:
@@ -180,7 +186,6 @@ def test_backend_down_mid_chat_retries_then_fails_with_retry_button(client, team
                                                                     haystack, monkeypatch):
     """A real unreachable server: the job retries with backoff, then the chat says why and
     offers a retry."""
-    from apps.jobs.tasks import run_job
     from workers.llm import reset_backend
 
     doc = _ready_document(team, haystack.text)
@@ -191,8 +196,7 @@ def test_backend_down_mid_chat_retries_then_fails_with_retry_button(client, team
     reset_backend()
     try:
         reply = services.ask(conversation, member, haystack.question, "xl3m")
-        assert run_job.apply(args=[reply.job.pk], task_id=reply.job.celery_task_id).get() \
-            == "failed after retries"
+        assert _run_job(reply) == "failed after retries"
     finally:
         reset_backend()
     reply.refresh_from_db()
@@ -213,7 +217,6 @@ def test_server_cut_mid_stream_fails_the_job_keeps_no_half_answer_and_retry_work
     server cannot be made to die at that instant on demand). The chat says so, the job is
     failed, the half-written answer is not passed off as the answer, and Retry (on a
     working backend) answers."""
-    from apps.jobs.tasks import run_job
     from tests.llm.llm_fakes import ScriptedServer, sse_event
     from workers.llm import reset_backend
     from workers.llm.model_store import ensure_model
@@ -235,8 +238,7 @@ def test_server_cut_mid_stream_fails_the_job_keeps_no_half_answer_and_retry_work
     reset_backend()
     try:
         reply = services.ask(conversation, member, haystack.question, "full")
-        assert run_job.apply(args=[reply.job.pk], task_id=reply.job.celery_task_id).get() \
-            == "failed after retries"
+        assert _run_job(reply) == "failed after retries"
     finally:
         server.stop()
         for name in ("LLM_BACKEND", "LLM_BASE_URL", "LLM_MODEL", "LLM_CONTEXT_WINDOW",
@@ -257,8 +259,7 @@ def test_server_cut_mid_stream_fails_the_job_keeps_no_half_answer_and_retry_work
                                               "message_pk": reply.pk}))
     reply.refresh_from_db()
     assert reply.status == MessageStatus.PENDING and reply.job.status == "queued"
-    assert run_job.apply(args=[reply.job.pk], task_id=reply.job.celery_task_id).get() != \
-        "failed after retries"
+    assert _run_job(reply) != "failed after retries"
     reply.refresh_from_db()
     assert reply.status == MessageStatus.DONE and haystack.is_correct(reply.content), reply.content
 

@@ -15,7 +15,6 @@ from django.utils import timezone
 from apps.documents.models import Chunk, DocStatus, Document, Sentence
 from apps.jobs.services import create_job
 from workers.documents import DocumentError, Limits, safe_filename
-from workers.documents.embeddings import get_embedder
 from workers.documents.pipeline import ingest_bytes
 from workers.documents.sandbox import sniff_sandboxed
 from workers.llm import LLMError, get_backend
@@ -126,10 +125,8 @@ def ingest(document: Document, progress) -> dict:
     def ingesting(done: int, total: int, message: str) -> None:  # the last 10% is ours
         progress(done * 90 // max(total, 1), 100, message)
 
-    try:
-        result = ingest_bytes(data, get_embedder(settings.EMBEDDING_MODEL or None), limits(),
-                              max_tokens=settings.EMBEDDING_CHUNK_TOKENS or None,
-                              long_strategy=settings.EMBEDDING_STRATEGY, progress=ingesting)
+    try:  # embedder, chunk size, LongEmbed: the engine config the app fills (apps/core/engine)
+        result = ingest_bytes(data, limits=limits(), progress=ingesting)
     except DocumentError as err:  # unreadable (the engine wraps a parser's crash too)
         _mark_failed(document, err)
         raise

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from workers.config import current
+
 from .chunking import TokenCounter, chunk_text, sentence_windows
 from .document import ExtractedDocument
 from .embeddings import Embedder, get_embedder
@@ -139,12 +141,15 @@ def ingest_bytes(
 ) -> IngestResult:
     """Extract, chunk and embed at both granularities (``embed_chunks``).
 
-    Chunks fill the embedder's window unless ``max_tokens`` says otherwise; chunks longer
-    than the window are embedded with the LongEmbed ``long_strategy`` (``longembed.py``; its
-default when None).
+    The embedder, the chunk size and the LongEmbed strategy default to the engine
+    configuration (``workers.config``: the app fills it from its settings), so the app, the
+    benchmarks and the tests build the same index. Chunks fill the embedder's window unless
+    ``max_tokens`` (or the configured chunk size) says otherwise; chunks longer than the
+    window are embedded with the LongEmbed ``long_strategy`` (``longembed.py``).
     ``progress(done, 100, message)``: 10 once extracted, 20 → 100 while embedding.
     Extraction runs in a child process under ``limits`` unless the caller trusts the bytes
     (``sandboxed=False``); it raises ``DocumentError`` for a file it cannot read."""
+    configured = current().embedder  # what the caller gives overrides the engine config
     embedder = embedder or get_embedder()
     report = progress or (lambda done, total, message: None)
     try:
@@ -157,18 +162,14 @@ default when None).
     report(10, 100, f"Extracted {stats.pages} pages, {stats.words:,} words")
     prefix, suffix = embedder.special_tokens
     window = embedder.max_seq_length - len(prefix) - len(suffix)
-    size = max_tokens or window
+    size = max_tokens or configured.chunk_tokens or window
     chunks = chunk_document(document, embedder.count_tokens, size, overlap_tokens)
     report(20, 100, f"Embedding {len(chunks):,} chunks")
 
     def embedded(done: int, total: int, _message: str) -> None:
         report(20 + int(80 * done / max(total, 1)), 100, f"Embedded {done:,} of {total:,} chunks")
 
-    long = None
-    if size > window:
-        from .longembed import DEFAULT_STRATEGY  # imports torch, which long chunks need anyway
-
-        long = long_strategy or DEFAULT_STRATEGY
+    long = (long_strategy or configured.strategy) if size > window else None
     vectors = embed_chunks(embedder, chunks, long, batch_size=batch_size * 8, progress=embedded)
     return IngestResult(document=document, chunks=chunks, vectors=vectors.vectors,
                         windows=vectors.windows, window_vectors=vectors.window_vectors)
