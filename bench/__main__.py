@@ -19,6 +19,7 @@ BENCHES = {
     "ingest": ["bench.ingest_bench"],
     "qa": ["bench.qa_bench"],
     "qa_quality": ["bench.qa_quality"],
+    "qa_cost": ["bench.qa_cost"],
     "compress": ["bench.compress_bench"],
     "write": ["bench.write_bench"],
     "writing_quality": ["bench.writing_quality"],

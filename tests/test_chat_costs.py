@@ -43,8 +43,19 @@ def test_source_documents_carry_the_ingest_count_and_read_the_text_on_first_use(
     assert len(queries) == 0 and not counted.loaded
     assert (counted.tokens, uncounted.tokens) == (600, None)
     with CaptureQueriesContext(connection) as queries:
+        assert counted.span(10, 40) == TEXT[10:40]  # the span alone
         assert counted.text == TEXT
-    assert len(queries) == 1
+        assert counted.span(10, 40) == TEXT[10:40]  # then from the text read
+    assert len(queries) == 2
+
+
+def test_a_span_read_in_the_database_is_the_python_slice(team):
+    text = "Café ☕ — 東京 😀 naïve façade.\n" * 40
+    document = _document(team, "Unicode", tokens=10)
+    Document.objects.filter(pk=document.pk).update(text=text)
+    (source,) = source_documents(without_text(team.documents.all()))
+    for start, end in ((0, 5), (3, 17), (30, 300), (len(text) - 7, len(text) + 50)):
+        assert source.span(start, end) == text[start:end]
 
 
 def test_the_answer_job_passes_documents_unread_and_writes_the_row_sparingly(

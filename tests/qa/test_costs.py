@@ -29,11 +29,19 @@ class Counting(Spy):
         return super().count_tokens(text_or_messages)
 
 
-def _lazy(texts: dict[int, str], loads: list[int], tokens: dict[int, int] | None = None):
+def _lazy(texts: dict[int, str], loads: list[int], tokens: dict[int, int] | None = None,
+          spans: list[tuple[int, int, int]] | None = None):
+    """Documents as the app gives them; ``loads`` records whole reads, ``spans`` span reads
+    (when given, the documents have a span loader)."""
+
     def loader(i: int):  # noqa: ANN202
         return lambda: loads.append(i) or texts[i]
 
-    return [SourceDocument(i, f"Doc {i}", tokens=(tokens or {}).get(i), load=loader(i))
+    def span_loader(i: int):  # noqa: ANN202
+        return lambda s, e: spans.append((i, s, e)) or texts[i][s:e]
+
+    return [SourceDocument(i, f"Doc {i}", tokens=(tokens or {}).get(i), load=loader(i),
+                           load_span=span_loader(i) if spans is not None else None)
             for i in texts]
 
 
@@ -79,3 +87,11 @@ def test_rag_reads_only_the_documents_its_passages_come_from(llm):
                     grounding="off")
     assert result.strategy == "rag" and "4,210" in result.text
     assert loads == [1]
+    # With a span loader (the app's), only the passage and its sentences are read.
+    spans: list[tuple[int, int, int]] = []
+    loads.clear()
+    again = answer(QUESTION, _lazy(texts, loads, tokens, spans), "rag", backend=llm,
+                   retrieve=index, grounding="off")
+    assert (again.text, again.citations) == (result.text, result.citations)
+    assert loads == [] and spans and all(i == 1 and start <= s < e <= end
+                                         for i, s, e in spans)

@@ -44,17 +44,19 @@ def sentence_units(text: str, start: int = 0, end: int | None = None) -> list[tu
 
 
 def make_citation(document: SourceDocument, start: int, end: int) -> Citation:
-    start = max(0, min(start, len(document.text)))
-    end = max(start, min(end, len(document.text)))
-    return Citation(document.id, start, end, document.text[start:end])
+    # Through ``span``: a citation reads its span, not the whole document (rag).
+    start = max(0, start)
+    quote = document.span(start, max(start, end))  # cut at the text's end
+    return Citation(document.id, start, start + len(quote), quote)
 
 
 def is_valid(citation: Citation, documents: Sequence[SourceDocument]) -> bool:
     for doc in documents:
         if doc.id == citation.document_id:
             return (
-                0 <= citation.start < citation.end <= len(doc.text)
-                and doc.text[citation.start : citation.end] == citation.quote
+                0 <= citation.start < citation.end
+                and len(citation.quote) == citation.end - citation.start
+                and doc.span(citation.start, citation.end) == citation.quote
             )
     return False
 

@@ -25,8 +25,8 @@ def _as_span(passage: Passage, docs: Mapping[object, SourceDocument]) -> Span | 
     doc = docs.get(passage.document_id)
     if doc is None:
         return None
-    if doc.text[passage.start : passage.end] == passage.text and passage.end > passage.start:
-        return Span(doc, passage.start, passage.end)
+    if passage.end > passage.start and doc.span(passage.start, passage.end) == passage.text:
+        return Span(doc, passage.start, passage.end)  # read: the passage, not the document
     found = locate(passage.text, doc.text)
     return Span(doc, *found) if found else None
 

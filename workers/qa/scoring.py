@@ -18,6 +18,7 @@ from workers.documents.embeddings import get_embedder
 from workers.documents.lexical import BM25Index, rrf
 
 from .answer_types import CODE, question_kinds, typed_order
+from .citations import sentence_units
 from .prompts import scoring_continuation
 from .run import Run, arm_failed
 from .types import Passage, SourceDocument
@@ -31,7 +32,7 @@ class Span:
 
     @property
     def text(self) -> str:
-        return self.document.text[self.start : self.end]
+        return self.document.span(self.start, self.end)
 
 
 @dataclass(frozen=True)
@@ -86,13 +87,11 @@ def dense_best_region(question: str, regions: Sequence[Span]) -> int | None:
     Sentence level on purpose: averaged over a 1k-token segment, one relevant sentence is
     lost in the rest (measured: a paraphrased needle's segment ranked 0-8 of 9 by segment
     vectors, its sentence first of ~45 inside it)."""
-    from .citations import sentence_units
-
     owners, texts = [], []
     for i, r in enumerate(regions):
-        for s, e in sentence_units(r.document.text, r.start, r.end):
+        for sentence in sentences_in([r]):
             owners.append(i)
-            texts.append(r.document.text[s:e])
+            texts.append(sentence.text)
     order = dense_ranking(question, texts) if texts else None
     return owners[order[0]] if order else None
 
@@ -251,12 +250,12 @@ def prefilter_by_index(
 
 
 def sentences_in(regions: Sequence[Span]) -> list[Span]:
-    from .citations import sentence_units
-
+    """The sentence units of each region, cut from the region's own text (a region of a
+    document not read whole costs only its span)."""
     return [
-        Span(r.document, s, e)
+        Span(r.document, r.start + s, r.start + e)
         for r in regions
-        for s, e in sentence_units(r.document.text, r.start, r.end)
+        for s, e in sentence_units(r.text)
     ]
 
 

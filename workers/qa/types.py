@@ -15,12 +15,12 @@ DocumentId = str | int
 class SourceDocument:
     """A document to answer from: its ``text``, or ``load`` to read the text on first use.
 
-    With a loader, a strategy that reads from the search index (rag) costs no read of the
-    whole text, and choosing a strategy reads nothing when ``tokens`` (the text's length
-    in the LLM's tokens, counted at ingest) is given. Equal documents: same id, title and
-    text."""
+    With a loader, choosing a strategy reads nothing when ``tokens`` (the text's length in
+    the LLM's tokens, counted at ingest) is given, and with ``load_span(start, end)`` too a
+    strategy that reads passages of the search index (rag) reads only those (``span``).
+    Equal documents: same id, title and text."""
 
-    __slots__ = ("_load", "_text", "id", "title", "tokens")
+    __slots__ = ("_load", "_load_span", "_spans", "_text", "id", "title", "tokens")
 
     def __init__(
         self,
@@ -30,18 +30,30 @@ class SourceDocument:
         *,
         tokens: int | None = None,
         load: Callable[[], str] | None = None,
+        load_span: Callable[[int, int], str] | None = None,
     ) -> None:
         if (text is None) == (load is None):
             raise TypeError("a SourceDocument takes its text or a loader of it (one of them)")
         self.id, self.title, self.tokens = id, title, tokens
-        self._text, self._load = text, load
+        self._text, self._load, self._load_span = text, load, load_span
+        self._spans: dict[tuple[int, int], str] = {}
 
     @property
     def text(self) -> str:
         if self._text is None:
             self._text = str(self._load())  # type: ignore[misc]
-            self._load = None
+            self._load = self._load_span = None
+            self._spans.clear()
         return self._text
+
+    def span(self, start: int, end: int) -> str:
+        """``text[start:end]`` (0 <= start <= end), reading only the span where it can."""
+        if self._text is not None or self._load_span is None or not 0 <= start <= end:
+            return self.text[start:end]
+        key = (start, end)
+        if key not in self._spans:
+            self._spans[key] = str(self._load_span(start, end))
+        return self._spans[key]
 
     @property
     def loaded(self) -> bool:
