@@ -12,9 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from workers.writing.instruction import Constraint, Part, Spec, mentions
+from workers.writing.instruction import _UNIT, _UNITS, PLURALS, Constraint, Part, Spec, mentions
 from workers.writing.plan import MIN_SECTION, PlanSection, distribute
 
+# "Week 24", "chapters 3": a unit named in a section's point.
+_UNIT_AT = re.compile(rf"\b(?P<unit>{_UNITS}|{_UNIT})\s{{0,3}}(?P<n>\d{{1,4}})\b", re.IGNORECASE)
 # A section made for a part needs this many words at least; fewer, and parts share sections.
 MIN_PART_WORDS = 100
 
@@ -24,9 +26,8 @@ def _unit_numbers(spec: Spec, section: PlanSection) -> list[int]:
     if numbers or spec.units is None:
         return numbers
     # A section typed by hand: "Week 24: Paris" serves week 24.
-    found = re.search(rf"\b{re.escape(spec.units.noun)}s?\s{{0,3}}(\d{{1,4}})\b", section.point,
-                      re.IGNORECASE)
-    return [int(found.group(1))] if found else []
+    return [int(m.group("n")) for m in _UNIT_AT.finditer(section.point)
+            if m.group("unit").lower() in (spec.units.noun, PLURALS[spec.units.noun])][:1]
 
 
 def serves(spec: Spec, section: PlanSection) -> list[str]:

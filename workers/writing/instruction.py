@@ -129,7 +129,8 @@ _CUE = re.compile(r"\b(?:cover(?:ing|s)?|including|include|includes|discuss(?:in
                   r"\s{1,3}|:\s{0,3}", re.IGNORECASE)
 _LIST_LINE = re.compile(r"^\s{0,8}(?:[-*•]|\d{1,3}[.)])\s{1,4}(?P<item>\S[^\n]{0,200})$",
                         re.MULTILINE)
-_SENTENCE = re.compile(r"[^.!?\n]{1,2000}(?:[.!?]+|\n|$)")
+# Possessive: a run without a sentence end is read once, never retried from each position.
+_SENTENCE = re.compile(r"[^.!?\n]++(?:[.!?]++|\n|$)")
 _TOKEN = re.compile(r"[^\W_]{2,40}")
 
 
@@ -488,7 +489,8 @@ def _shape(what: str) -> str:
     for shape in ("checklist", "check list", "to-do list", "bullet", "list", "question",
                   "summary", "table", "quote", "quotation", "heading", "title", "haiku",
                   "moral", "takeaway", "tip"):
-        if re.search(rf"\b{shape}", what):
+        at = what.find(shape)
+        if at >= 0 and (at == 0 or not what[at - 1].isalnum()):
             return {"check list": "checklist", "to-do list": "checklist", "bullet": "list",
                     "quotation": "quote", "title": "heading"}.get(shape, shape)
     words = keywords(what)
