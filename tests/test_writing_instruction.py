@@ -91,3 +91,12 @@ def test_document_export_uses_the_separator(team, member):
         section.text, section.status = f"Entry {n} text.", "done"
         section.save()
     assert services.document_text(project) == "Entry 1 text.\n\n***\n\nEntry 2 text."
+
+
+def test_the_batch_api_refuses_a_contradictory_write_item():
+    from apps.api.items import ItemInvalid, validate_write
+
+    with pytest.raises(ItemInvalid, match="30 chapters of 500 words"):
+        validate_write({"instruction": "Write a novel of 30 chapters of 500 words about a "
+                                       "lighthouse.", "target_words": 1000})
+    assert validate_write({"instruction": BEES, "target_words": 600})["target_words"] == 600

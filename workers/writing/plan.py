@@ -69,7 +69,17 @@ class Plan:
 
 
 def check_request(instruction: str, target_words: int, max_words: int = DEFAULT_MAX_WORDS) -> str:
-    """The instruction, stripped; raises PlanError with a message for the user."""
+    """The instruction, stripped; raises PlanError with a message for the user (see
+    ``check_instruction``: the API's validation and the forms call this)."""
+    return check_instruction(instruction, target_words, max_words)[0]
+
+
+def check_instruction(instruction: str, target_words: int,
+                      max_words: int = DEFAULT_MAX_WORDS) -> tuple[str, Spec]:
+    """The instruction (stripped) and what it asks for; raises PlanError with a message for
+    the user on a bad request: no instruction, a bad target, an instruction over
+    MAX_INSTRUCTION_CHARS, or any contradiction (30 chapters of 500 words in 1,000 words,
+    week 60 of a year): nothing is planned or written until it is changed."""
     instruction = (instruction or "").strip()
     if not instruction:
         raise PlanError("Write an instruction first: what should the text be about?")
@@ -81,15 +91,6 @@ def check_request(instruction: str, target_words: int, max_words: int = DEFAULT_
         raise PlanError(f"The target length is above the limit of {max_words:,} words.")
     if len(instruction) > MAX_INSTRUCTION_CHARS:
         raise PlanError(too_long_message(len(instruction)))
-    return instruction
-
-
-def check_instruction(instruction: str, target_words: int,
-                      max_words: int = DEFAULT_MAX_WORDS) -> tuple[str, Spec]:
-    """``check_request``, then what the instruction asks for; raises PlanError with every
-    contradiction found (30 chapters of 500 words in 1,000 words, week 60 of a year):
-    nothing is planned or written until the instruction or the target is changed."""
-    instruction = check_request(instruction, target_words, max_words)
     spec = read_instruction(instruction, target_words)
     if spec.problems:
         raise PlanError(" ".join(spec.problems))
