@@ -391,7 +391,8 @@ def fallback_plan(instruction: str, target_words: int, note: str = "", *,
 # -- Asking the model ----------------------------------------------------------------------
 
 def _ask(backend: LLMBackend, prompt: str, n: int, use_schema: bool) -> tuple[str, Usage]:
-    max_tokens = min(60 * n + 60, 1500)
+    # A plan line ("Paragraph 3 - Main point: … - Word count: 400 words") is 25-40 tokens.
+    max_tokens = min(45 * n + 40, 1500)
     if use_schema:
         result = backend.chat(prompt, max_tokens=max_tokens, json_schema=PLAN_SCHEMA)
         return result.text, result.usage
@@ -451,6 +452,10 @@ def make_plan(backend: LLMBackend, instruction: str, target_words: int, *,
         n = max(n, min(len(spec.parts), max(1, target_words // MIN_PART_WORDS)))
     parts = ("\nThe task asks for these parts; give each its own section: "
              + "; ".join(p.label for p in spec.parts) + ".") if spec.parts else ""
+    if len(spec.parts) >= 2:
+        # The fallback is then the instruction's own parts, one section each: a re-ask
+        # costs a plan's worth of decoding to gain little.
+        max_asks = min(max_asks, 1)
     trace: list[dict[str, Any]] = []
     usage = Usage()
     use_schema = backend.capabilities.guided_json
