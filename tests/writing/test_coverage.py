@@ -77,13 +77,24 @@ def test_a_table_goes_to_the_section_about_its_subject():
 
 
 def test_make_plan_repairs_a_model_plan_that_misses_parts(llm):
+    # 2,000 words: room for more sections than parts, so the model plans; its plan misses two.
     canned = Canned(llm, ["Paragraph 1 - Main point: The first inspection is a crucial step "
-                          "in the beekeeping process - Word count: 600 words"])
-    plan = make_plan(canned, BEES, 600)
-    assert len(plan.sections) >= 3 and plan.total == 600
+                          "in the beekeeping process - Word count: 1000 words\n"
+                          "Paragraph 2 - Main point: Why people keep bees at all - Word count: "
+                          "1000 words"])
+    plan = make_plan(canned, BEES, 2000)
+    assert canned.calls == 1 and plan.source == "repaired" and plan.total == 2000
     assert {s.point for s in plan.sections} >= {"Equipment", "What to do in winter"}
     assert "Added sections for “equipment”, “what to do in winter”" in plan.note
     assert all(c["sections"] for c in plan.to_dict()["coverage"])
+
+
+def test_the_issue_instruction_at_600_words_is_one_section_per_part(llm):
+    canned = Canned(llm, ["never asked"])
+    plan = make_plan(canned, BEES, 600)
+    assert canned.calls == 0 and plan.source == "structure"
+    assert [(s.point, s.words) for s in plan.sections] == [
+        ("Equipment", 200), ("The first inspection", 200), ("What to do in winter", 200)]
 
 
 def test_make_plan_of_a_unit_instruction_needs_no_model(llm):

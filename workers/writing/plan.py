@@ -448,6 +448,15 @@ def make_plan(backend: LLMBackend, instruction: str, target_words: int, *,
         return _checked(Plan(sections, "structure", note + ".", requirements=spec),
                         target_words)
     n = section_count(target_words)
+    if len(spec.parts) >= 2 and n <= len(spec.parts):
+        # The instruction lists as many parts as the text has room for sections: they are
+        # the plan (the model would only be checked back to them).
+        counts = distribute(target_words, [1] * len(spec.parts))
+        sections = [PlanSection(k, p.label[:1].upper() + p.label[1:], w, [p.id])
+                    for k, (p, w) in enumerate(zip(spec.parts, counts, strict=True), start=1)]
+        return _checked(Plan(sections, "structure", f"One section per part the instruction "
+                                                    f"lists ({len(sections)}).",
+                             requirements=spec), target_words)
     if spec.parts:  # a section per part where the target has room for it
         n = max(n, min(len(spec.parts), max(1, target_words // MIN_PART_WORDS)))
     parts = ("\nThe task asks for these parts; give each its own section: "
