@@ -191,7 +191,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _mb(n: int) -> str:
-    return f"{n / 1e6:.2f} MB"
+    return f"{n / 1e6:.2f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
 
 
 def report(out: Path) -> None:
@@ -260,7 +260,7 @@ def _plot(out: Path, runs: dict[str, Any]) -> None:
         ax.set_title(title)
         ax.set_xticks([i + width * (len(runs) - 1) / 2 for i in range(len(names))],
                       [n[:28] for n in names], rotation=15, fontsize=7)
-        ax.legend()
+        ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     fig.savefig(out / "qa_cost.png", dpi=110)
 
