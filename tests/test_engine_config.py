@@ -1,5 +1,6 @@
 """The app fills the engine's configuration from its settings: with another embedder, the
-index (ingest) and the QA pre-filter embed with the same model and LongEmbed strategy."""
+index (ingest), the search's query vector and the QA pre-filter embed with the same model and
+LongEmbed strategy."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from apps.documents import search
 from apps.documents.models import DocStatus, Document
 from apps.jobs import services as jobs
 from workers.config import current
@@ -74,6 +76,7 @@ def test_with_another_embedder_the_index_and_the_qa_prefilter_use_the_same_model
     segments = [TEXT[i : i + 2500] for i in range(0, len(TEXT), 2500)]
     _, info = prefilter("How many ships arrived in Rotterdam?", segments, top_n=1)
     assert info["method"].startswith("bm25+dense")
+    assert search.dense(team, "ships arriving in Rotterdam", limit=2)  # the query's vector
     query_time = {k: set(v) for k, v in embedded_with.items()}
 
     assert index["models"] == query_time["models"] == {another_embedder}

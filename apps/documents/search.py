@@ -10,7 +10,6 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db import connection, transaction
 from django.utils.html import escape
@@ -49,7 +48,7 @@ def _scope(team, document_ids):
 
 
 def _query_vector(query: str):
-    return get_embedder(settings.EMBEDDING_MODEL or None).embed([query])[0]
+    return get_embedder().embed([query])[0]  # the engine configuration's: the index's
 
 
 def _nearest(queryset, vector, limit: int) -> list:
