@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 from asgiref.sync import sync_to_async
+from django.core.paginator import Paginator
+from django.db.models import IntegerField, QuerySet, Subquery
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -37,7 +39,44 @@ ERRORS = {400: OpenApiResponse(description="Invalid input; the body says which f
           404: OpenApiResponse(description="No such team or object (or not yours).")}
 
 
+BIGINT_MAX = 2**63 - 1  # the largest OFFSET Postgres takes
+
+
+class CountOf(Subquery):
+    """The number of rows of a query, as a column: an uncorrelated subquery that Postgres
+    evaluates once per statement (an InitPlan)."""
+
+    template = "(SELECT COUNT(*) FROM (%(subquery)s) AS counted)"
+    output_field = IntegerField()
+
+
+class OneQueryPaginator(Paginator):
+    """Django's paginator, reading a page and the total (`count`) in one statement: the page's
+    rows carry the count of the whole filtered list. A page past the end has no row to carry
+    it, so that case (a 404 anyway) counts apart."""
+
+    def page(self, number):
+        if not isinstance(self.object_list, QuerySet) or self.orphans \
+                or "count" in self.__dict__:
+            return super().page(number)
+        try:
+            first = int(number)  # validate_number below has the last word on the form
+        except (TypeError, ValueError):
+            first = 0
+        bottom = (first - 1) * self.per_page
+        if first < 1 or bottom + self.per_page > BIGINT_MAX:
+            return super().page(number)  # refused there (an offset Postgres cannot take: 404)
+        counted = self.object_list.annotate(
+            page_total=CountOf(self.object_list.order_by().values("pk")))
+        rows = list(counted[bottom:bottom + self.per_page])
+        if not rows and first > 1:
+            return super().page(number)
+        self.__dict__["count"] = rows[0].page_total if rows else 0  # the cached property
+        return self._get_page(rows, self.validate_number(number), self)
+
+
 class Pages(pagination.PageNumberPagination):
+    django_paginator_class = OneQueryPaginator
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
@@ -98,7 +137,8 @@ class DocumentList(TeamAPIView):
             rows = rows.filter(kind=wanted["kind"])
         if "q" in wanted:
             rows = rows.filter(title__icontains=wanted["q"])
-        page = self.paginate_queryset(rows.defer("text", "headings", "page_starts"))
+        # The serializer's columns, and team_id, which the related manager reads on each row.
+        page = self.paginate_queryset(rows.only("team", *s.DocumentSerializer.Meta.fields))
         return self.get_paginated_response(s.DocumentSerializer(page, many=True).data)
 
     @extend_schema(request={"multipart/form-data": s.DocumentUploadSerializer},

@@ -1,0 +1,103 @@
+"""Database round trips per API request: fixed, whatever the page holds, so a regression
+(an N+1, a second lookup of the key's team, a separate COUNT) fails here."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from apps.api.models import Batch
+from tests.api.conftest import ready_document, url
+
+pytestmark = pytest.mark.django_db
+
+# An API key request: the key with its team and creator (one query), then the view's own.
+KEY_LIST = 2  # key; the page with the total count of the filtered list
+
+
+@pytest.fixture(autouse=True)
+def no_throttle(settings):
+    settings.API_THROTTLE_RATE = ""  # the throttle counts in Redis, not in these queries
+
+
+def queries(client, path: str, expect: int = 200) -> list[str]:
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(path)
+    assert response.status_code == expect, response.content
+    return [q["sql"] for q in ctx.captured_queries]
+
+
+@pytest.mark.parametrize("documents", [1, 30])
+def test_the_document_list_by_key_is_two_queries_whatever_the_page_holds(
+        key_client, team, documents):
+    for n in range(documents):
+        ready_document(team, title=f"Document {n}")
+    path = url(team, "documents/")
+    key_client.get(path)  # the key's first use writes last_used_at (once a minute at most)
+    sql = queries(key_client, path)
+    assert len(sql) == KEY_LIST, "\n".join(sql)
+    assert "COUNT(*)" in sql[1] and " LIMIT " in sql[1]  # the total rides on the page
+    assert '"text"' not in sql[1]  # the serializer's columns, not the document's text
+    assert key_client.get(path).json()["count"] == documents
+
+
+def test_the_count_is_of_the_filtered_list_and_pages_still_count(key_client, team):
+    for n in range(5):
+        ready_document(team, title=f"Report {n}" if n % 2 else f"Letter {n}")
+    path = url(team, "documents/?q=report&page_size=1&page=2")
+    key_client.get(path)
+    assert len(queries(key_client, path)) == KEY_LIST
+    body = key_client.get(path).json()
+    assert body["count"] == 2 and len(body["results"]) == 1 and body["previous"]
+    assert body["next"] is None
+    # Past the last page there is no row to carry the count: counted apart, then 404.
+    assert len(queries(key_client, url(team, "documents/?q=report&page_size=1&page=3"),
+                       expect=404)) == KEY_LIST + 1
+    assert key_client.get(url(team, f"documents/?page={2**62}")).status_code == 404
+    empty = key_client.get(url(team, "documents/?status=failed")).json()
+    assert empty == {"count": 0, "next": None, "previous": None, "results": []}
+
+
+def test_the_batch_list_and_a_detail_by_key_take_the_same_few_queries(key_client, team):
+    for n in range(3):
+        Batch.objects.create(team=team, kind="qa", name=f"b{n}", total=1)
+    key_client.get(url(team, "batches/"))
+    assert len(queries(key_client, url(team, "batches/"))) == KEY_LIST
+    batch = Batch.objects.filter(team=team).first()
+    assert len(queries(key_client, url(team, f"batches/{batch.pk}/"))) == 2  # key; the batch
+
+
+def test_another_teams_slug_is_404_without_reading_that_team(key_client, team,
+                                                              other_team_key):
+    from apps.teams.models import Team
+
+    other = Team.objects.get(pk=other_team_key[0].team_id)
+    key_client.get(url(team, "documents/"))
+    sql = queries(key_client, url(other, "documents/"), expect=404)
+    assert len(sql) == 1  # the key (with its own team); the other team is never read
+
+
+def test_a_session_list_resolves_the_membership_with_its_team_in_one_query(team, owner):
+    client = APIClient()
+    client.force_login(owner)
+    ready_document(team)
+    path = url(team, "documents/")
+    client.get(path)
+    # session, user, membership with team, page with count
+    assert len(queries(client, path)) == 4
+
+
+def test_the_throttle_is_one_redis_round_trip_per_request(key_client, team, settings,
+                                                          monkeypatch):
+    from redis.connection import AbstractConnection
+
+    settings.API_THROTTLE_RATE = "1000/minute"
+    key_client.get(url(team, "batches/"))
+    sent = []
+    real = AbstractConnection.send_packed_command
+    monkeypatch.setattr(AbstractConnection, "send_packed_command",
+                        lambda self, *a, **kw: sent.append(1) or real(self, *a, **kw))
+    assert key_client.get(url(team, "batches/")).status_code == 200
+    assert len(sent) == 1  # the counter's add and increment and the previous window's read
