@@ -60,8 +60,11 @@ _TABLE_ROW = re.compile(r"^\s{0,4}\|?[^|\n]{1,200}\|[^|\n]{1,200}(?:\|[^|\n]{0,2
 _LABELS = {"checklist": "Checklist", "list": "Key points", "summary": "Summary",
            "takeaway": "Key takeaway", "tip": "Tip", "moral": "Moral", "quote": "Quote",
            "haiku": "Haiku"}
-# Words reserved for an addition, taken from the body's share of the section.
-RESERVE = {"ending": 45, "beginning": 15, "table": 60, "item": 0}
+# Words reserved for an addition, taken from the body's share of the section: about what
+# the fix adds (a checklist of 3-5 items ~40, one question ~15, a heading ~5, a table ~50).
+RESERVE_BY_SHAPE = {"checklist": 40, "list": 40, "question": 15, "heading": 5, "table": 50,
+                    "quote": 25}
+RESERVE_OTHER = 35
 FIX_WORDS = 70
 
 
@@ -174,7 +177,11 @@ def check(text: str, constraints: list[Constraint]) -> list[Check]:
 
 def reserve(constraints: list[Constraint]) -> int:
     """Words of a section kept free for additions (an ending, a table)."""
-    return sum(RESERVE.get(c.kind, 0) for c in constraints)
+    words = 0
+    for c in constraints:
+        if c.kind in ("ending", "beginning", "table"):
+            words += RESERVE_BY_SHAPE.get(c.value, RESERVE_OTHER)
+    return words
 
 
 def _ask(backend: LLMBackend, prompt: str, words: int, seed: int,
