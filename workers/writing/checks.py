@@ -18,7 +18,13 @@ from typing import Any
 
 from workers.llm.base import LLMBackend, Usage
 from workers.writing.instruction import Constraint, keywords, mentions
-from workers.writing.length import count_words, sentences, trim_to_words
+from workers.writing.length import (
+    RepetitionGuard,
+    _stream_round,
+    count_words,
+    sentences,
+    trim_to_words,
+)
 
 # Spelling that tells British from American English: (American stem pattern, British).
 _OUR = r"\b(?P<s>colo|favo|hono|behavio|neighbo|flavo|labo|humo|harbo|vigo|rumo|savo)" \
@@ -186,10 +192,13 @@ def reserve(constraints: list[Constraint]) -> int:
 
 def _ask(backend: LLMBackend, prompt: str, words: int, seed: int,
          sampling: dict[str, Any]) -> tuple[str, Usage]:
-    result = backend.chat([{"role": "user", "content": prompt}],
-                          max_tokens=int(words * 1.6) + 24,
-                          **{**sampling, "seed": seed})
-    return result.text.strip(), result.usage
+    """A short generation, streamed and stopped at the first sentence (or list line) end
+    once ``words`` are there: a fix decodes only what it needs."""
+    text, usage, _ = _stream_round(backend, [{"role": "user", "content": prompt}],
+                                   RepetitionGuard(max_repeats=2), None,
+                                   {**sampling, "seed": seed,
+                                    "max_tokens": int(words * 1.6) + 24}, enough=words)
+    return text.strip(), usage
 
 
 def _items(text: str, limit: int = 5) -> list[str]:
@@ -227,7 +236,7 @@ def _addition(backend: LLMBackend, c: Constraint, point: str, text: str, seed: i
     if c.kind in ("ending", "beginning") and shape in ("checklist", "list"):
         answer, usage = _ask(backend, f"Write a short checklist for a reader of this section: "
                                       f"{point}. Give 3 to 5 items, one per line, each line "
-                                      "starting with '- '.", 60, seed, sampling)
+                                      "starting with '- '.", 35, seed, sampling)
         items = _items(answer)
         if len(items) < 2:
             return "", "", usage
@@ -236,13 +245,13 @@ def _addition(backend: LLMBackend, c: Constraint, point: str, text: str, seed: i
         return ("end" if c.kind == "ending" else "start"), block, usage
     if c.kind in ("ending", "beginning") and shape == "question":
         answer, usage = _ask(backend, f"Ask the reader one thought-provoking question about: "
-                                      f"{point}. Write only the question.", 30, seed, sampling)
+                                      f"{point}. Write only the question.", 8, seed, sampling)
         question = next((s.strip() for s in sentences(answer) if s.strip().endswith("?")), "")
         return ("end" if c.kind == "ending" else "start"), question, usage
     if c.kind == "table":
         of = c.label.split(" of ", 1)[1] if " of " in c.label else "details"
         answer, usage = _ask(backend, f"List 3 to 5 {of} for: {point}. One per line, as "
-                                      "'name: value'.", 60, seed, sampling)
+                                      "'name: value'.", 35, seed, sampling)
         header = keywords(of)[0] if keywords(of) else "value"
         return "end", _table(answer, header), usage
     if c.kind in ("ending", "beginning"):
