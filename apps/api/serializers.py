@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from functools import cache
+
+from django.db.models import Manager
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -29,9 +32,32 @@ class TeamSerializer(serializers.Serializer):
     role = serializers.CharField(help_text="Your role, or “api-key” for a key's own team.")
 
 
+class FlatListSerializer(serializers.ListSerializer):
+    """A list of a serializer whose fields are plain attributes (no nesting, no methods): each
+    row through the fields' own converters, built once per process. DRF builds a
+    ModelSerializer's fields anew for every list and then walks them per row, which cost
+    twice the conversion itself on a page of 20 (same output; the schema reads the child)."""
+
+    def to_representation(self, data):
+        rows = data.all() if isinstance(data, Manager) else data
+        convert = flat_converters(type(self.child))
+        return [{name: None if (value := getattr(row, name)) is None else to_text(value)
+                 for name, to_text in convert} for row in rows]
+
+
+@cache
+def flat_converters(serializer_class) -> tuple:
+    fields = list(serializer_class()._readable_fields)
+    nested = [f.field_name for f in fields if f.source_attrs != [f.field_name]]
+    if nested:
+        raise TypeError(f"{serializer_class.__name__}: not flat ({', '.join(nested)})")
+    return tuple((f.field_name, f.to_representation) for f in fields)
+
+
 class DocumentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Document
+        list_serializer_class = FlatListSerializer
         fields = ["id", "title", "original_name", "kind", "size_bytes", "sha256", "status",
                   "error", "error_code", "pages", "words", "tokens", "chunk_count",
                   "created_at", "ingested_at"]

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import pytest
 from django.db import connection
+from django.http import QueryDict
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
+from apps.api import serializers as s
 from apps.api.models import Batch
+from apps.api.views import TeamAPIView
 from tests.api.conftest import ready_document, url
 
 pytestmark = pytest.mark.django_db
@@ -101,3 +104,30 @@ def test_the_throttle_is_one_redis_round_trip_per_request(key_client, team, sett
                         lambda self, *a, **kw: sent.append(1) or real(self, *a, **kw))
     assert key_client.get(url(team, "batches/")).status_code == 200
     assert len(sent) == 1  # the counter's add and increment and the previous window's read
+
+
+def test_the_flat_document_list_is_what_drf_itself_gives(team):
+    from django.utils import timezone
+    from rest_framework import serializers
+
+    ready_document(team, title="Plain")
+    failed = ready_document(team, title="Failed")
+    failed.status, failed.error, failed.error_code = "failed", "Bad PDF", "parse"
+    failed.size_bytes, failed.tokens, failed.ingested_at = 12345, 678, timezone.now()
+    failed.save()
+    rows = list(team.documents.all())
+    drf = serializers.ListSerializer(child=s.DocumentSerializer(), instance=rows).data
+    assert s.DocumentSerializer(rows, many=True).data == drf
+    assert s.DocumentSerializer(team.documents, many=True).data == drf  # a manager too
+    assert drf[0]["ingested_at"].endswith("Z") and drf[1]["ingested_at"] is None
+
+
+@pytest.mark.parametrize("serializer", [s.DocumentFilterSerializer, s.ResultsFilterSerializer])
+def test_no_query_parameters_skip_only_a_validation_that_would_give_nothing(serializer):
+    class View(TeamAPIView):
+        pass
+
+    view = View()
+    view.request = type("Request", (), {"query_params": QueryDict()})()
+    checked = serializer(data={})
+    assert checked.is_valid() and view.filters(serializer) == checked.validated_data == {}
