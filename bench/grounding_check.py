@@ -2,6 +2,7 @@
 answerable ones, over two real LooGLE documents, with the embedded model.
 
     python -m bench.grounding_check [--strategies rag] [--questions 8] [--data DIR] [--out DIR]
+    python -m bench.grounding_check --facts 8000 [--seed 0]     # the check alone, no model
 
 Answerable: the document's own short-dependency questions (the gold evidence is in it).
 Unanswerable: the other document's questions (off topic), and questions on the document's
@@ -10,6 +11,15 @@ answered once with grounding off (the model's draft, its citations, the time); e
 strictness level is then applied to the same draft exactly as ``answer()`` does at its
 end, so the levels are compared on identical answers. Writes results.json and results.md
 into OUT/grounding_check; the table goes to stdout.
+
+``--facts TOKENS``: the check alone, without the model, on answers written here for the QA
+quality benchmark's paraphrased facts (``bench.qa_facts``: every kind, in the three
+registers, a document of TOKENS per register holding two facts of each kind). Supported
+answers (the true value, bare, restated or the fact sentence copied; cited at the fact
+sentence, at a passage around it, at the sentence after it, or not at all) must be kept;
+unsupported ones (another fact's value or sentence, cited where it was read; an invented
+value; a question about a subject the document never names answered with a value of the
+asked kind) must abstain. Reported per level and kind: kept / abstained.
 """
 
 from __future__ import annotations
@@ -140,6 +150,104 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# -- the check alone, on written answers to the paraphrased facts ----------------------------
+
+PASSAGE_CHARS = 1000  # about a retrieval passage (the embedder's window)
+
+
+def _sentence_after(text: str, end: int) -> tuple[int, int]:
+    from workers.qa.citations import sentence_units
+
+    units = sentence_units(text, end, min(len(text), end + 600))
+    return units[0] if units else (end, end)
+
+
+def fact_cases(tokens: int, seed: int, data: Path, per_kind: int = 1) -> list[dict]:
+    """Answers to the paraphrased facts, each with its citations and whether the documents
+    support it (see ``--facts``)."""
+    import random
+
+    from bench.qa_facts import KINDS, REGISTERS, build_document, load_sources, make_fact
+
+    sources = load_sources(data)
+    rng = random.Random(f"grounding-{seed}")
+    out: list[dict] = []
+    for register in REGISTERS:
+        doc = build_document(register, tokens, [k for k in KINDS for _ in range(per_kind + 1)],
+                             list(KINDS), rng, sources)
+        source = SourceDocument(f"{register}-{tokens}", register, doc.text)
+        facts = [q for q in doc.questions if q.answerable]
+        # per kind, ``per_kind`` facts are asked for; the other one is "another subject's"
+        asked = [q for k in KINDS for q in [o for o in facts if o.kind == k][:per_kind]]
+        for q in asked + [q for q in doc.questions if not q.answerable]:
+            f = q.fact
+            if not q.answerable:  # its subject is in no sentence: any value is unsupported
+                other = next(o for o in facts if o.kind == q.kind)
+                out.append(_case(source, q, f"{other.fact.value}.", [(other.start, other.end)],
+                                 False, "unanswerable, a value of the asked kind"))
+                continue
+            span = (q.start, q.end)
+            lo = max(0, q.start - rng.randrange(PASSAGE_CHARS - (q.end - q.start)))
+            passage = (lo, min(len(doc.text), lo + PASSAGE_CHARS))
+            after = _sentence_after(doc.text, q.end)
+            bare = f"{f.value}."
+            for form, text, where, spans in (
+                ("bare", bare, "sentence", [span]),
+                ("bare", bare, "passage", [passage]),
+                ("bare", bare, "next sentence", [after]),
+                ("restated", f"{f.question.rstrip('?')}: {f.value}.", "passage", [passage]),
+                ("restated", f"{f.question.rstrip('?')}: {f.value}.", "nothing", []),
+                ("copied", f.sentence, "passage", [passage]),
+            ):
+                out.append(_case(source, q, text, spans, True, f"{form}, cited: {where}"))
+            other = rng.choice([o for o in facts if o.kind == q.kind and o is not q])
+            for form, text in {"bare": f"{other.fact.value}.",
+                               "copied": other.fact.sentence}.items():
+                out.append(_case(source, q, text, [(other.start, other.end)], False,
+                                 f"another subject's {form}"))
+            invented = make_fact(q.kind, rng, doc.text).value
+            out.append(_case(source, q, f"{invented}.", [span], False, "invented value"))
+    return out
+
+
+def _case(doc: SourceDocument, q, text: str, spans, supported: bool, how: str) -> dict:  # noqa: ANN001
+    from workers.qa.citations import make_citation
+
+    return {"document": doc, "kind": q.kind, "question": q.fact.question, "answer": text,
+            "citations": [make_citation(doc, s, e) for s, e in spans],
+            "supported": supported, "how": how}
+
+
+def facts_table(cases: list[dict], levels: tuple[str, ...] = ("strict", "normal")
+                ) -> tuple[str, list[dict]]:
+    """Per level: supported answers kept and unsupported ones abstained, by kind; and the
+    cases the check got wrong."""
+    from bench.qa_facts import KINDS
+
+    wrong: list[dict] = []
+    kept: dict[tuple, list[bool]] = {}
+    for case in cases:
+        for level in levels:
+            v = check(case["question"], case["answer"], case["citations"], [case["document"]],
+                      level)
+            ok = (not v.abstained) if case["supported"] else v.abstained
+            kept.setdefault((level, case["kind"], case["supported"]), []).append(ok)
+            if not ok:
+                wrong.append({"level": level, **{k: case[k] for k in (
+                    "kind", "question", "answer", "how", "supported")},
+                    "reasons": v.notes.get("reasons"),
+                    "claims": v.notes.get("claims")})
+    lines = ["| level | answers | " + " | ".join(KINDS) + " | all |",
+             "|---|---|" + "---:|" * (len(KINDS) + 1)]
+    for level in levels:
+        for supported, label in ((True, "supported: kept"), (False, "unsupported: abstained")):
+            cells = [kept.get((level, k, supported), []) for k in KINDS]
+            total = [x for c in cells for x in c]
+            lines.append(f"| {level} | {label} | " + " | ".join(
+                f"{sum(c)}/{len(c)}" for c in cells) + f" | {sum(total)}/{len(total)} |")
+    return "\n".join(lines), wrong
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--strategies", nargs="+", default=["rag"])
@@ -147,9 +255,22 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=Path("var/bench"))
     parser.add_argument("--rescore", type=Path, help="results.json to re-check (no model)")
+    parser.add_argument("--facts", type=int, metavar="TOKENS",
+                        help="check written answers to paraphrased facts (no model)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--levels", nargs="+", default=["strict", "normal"],
+                        choices=["strict", "normal"], help="with --facts")
     args = parser.parse_args()
     out = args.out / "grounding_check"
     out.mkdir(parents=True, exist_ok=True)
+    if args.facts:
+        cases = fact_cases(args.facts, args.seed, args.data.parent.parent)
+        report, wrong = facts_table(cases, tuple(args.levels))
+        (out / "facts.md").write_text(report + "\n")
+        (out / "facts_wrong.json").write_text(json.dumps(wrong, indent=1, ensure_ascii=False))
+        print(report)
+        print(f"{len(wrong)} wrong verdicts: {out / 'facts_wrong.json'}")
+        return 0
     if args.rescore:
         rows = load(args.data)
         results = json.loads(args.rescore.read_text())

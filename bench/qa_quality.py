@@ -32,6 +32,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ from bench.qa_facts import (  # noqa: E402
     SHAPES,
     Document,
     LoogleQuestion,
+    accepted,
     load_loogle,
     load_sources,
     plan_documents,
@@ -57,6 +59,7 @@ from workers.qa.types import Passage, SourceDocument  # noqa: E402
 
 DEFAULT_DATA = Path("/work/shared/data")
 STRATEGIES = ("auto", "rag", "xl3m", "coa")
+TEXTS = "texts.json"  # the ingested documents' text, by id, for --rescore
 CONTAINMENT_CORRECT = 0.5  # LooGLE: at least half the gold answer's content words
 
 # An answer "abstains" when the engine says so (an ``abstained`` field, once it has one)
@@ -215,35 +218,69 @@ def containment(answer: str, gold: str) -> float:
 # -- running ----------------------------------------------------------------------------
 
 
-def _ask(question: str, ingested: IngestedDocument, strategy: str, llm: Any) -> dict[str, Any]:
+def _ask(question: str, ingested: IngestedDocument, strategy: str, llm: Any,
+         level: str = "normal") -> dict[str, Any]:
+    """One answer: the strategy's draft (``answer()`` with grounding off) and then the
+    grounding check at ``level`` applied to it exactly as ``answer()`` applies it at its end,
+    so the draft and its own citations are kept for ``--rescore``."""
     from workers.llm.errors import ContextOverflow
     from workers.qa import answer
 
     began = time.perf_counter()
     try:
         result = answer(question, [ingested.document], strategy, backend=llm,
-                        retrieve=ingested.retrieve)
+                        retrieve=ingested.retrieve, grounding="off")
     except ContextOverflow as exc:
         return {"refused": str(exc), "seconds": round(time.perf_counter() - began, 2)}
     except Exception as exc:  # one failing answer must not end a long run
         traceback.print_exc()
         return {"error": f"{type(exc).__name__}: {exc}",
                 "seconds": round(time.perf_counter() - began, 2)}
-    seconds = round(time.perf_counter() - began, 2)
-    gave_up, how = abstained(result)
-    grounding = getattr(result, "grounding", None)
+    row = {"draft": result.text[:2000], "strategy_used": result.strategy,
+           "draft_citations": [asdict(c) for c in result.citations],
+           "prompt_tokens": result.usage.prompt_tokens}
+    row.update(judge(question, [ingested.document], row, level))
+    row["seconds"] = round(time.perf_counter() - began, 2)
+    return row
+
+
+def judge(question: str, documents: Sequence[SourceDocument], row: dict[str, Any],
+          level: str) -> dict[str, Any]:
+    """The grounding check on a row's draft (``answer()``'s last step), as row fields."""
+    from workers.qa.grounding import check
+    from workers.qa.types import Citation
+
+    cites = [Citation(**c) for c in row["draft_citations"]]
+    began = time.perf_counter()
+    verdict = check(question, row["draft"], cites, documents, level)
+    gave_up, how = abstained(verdict)
+    notes = verdict.notes
     return {
-        "seconds": seconds,
-        "answer": result.text[:500],
-        "strategy_used": result.strategy,
-        "citations": [(c.start, c.end) for c in result.citations],
+        "answer": verdict.text[:500],
+        "citations": [(c.start, c.end) for c in verdict.citations],
         "abstained": gave_up,
         "abstained_by": how,
-        "grounded": getattr(result, "grounded", None),
-        "grounding": grounding if isinstance(grounding, dict | str | None) else str(grounding),
-        "markup": markup_found(result.text),
-        "prompt_tokens": result.usage.prompt_tokens,
+        "grounded": verdict.grounded,
+        "grounding": {k: v for k, v in notes.items() if k not in ("draft", "claims")},
+        "claims": notes.get("claims", []),
+        "markup": markup_found(verdict.text),
+        "check_seconds": round(time.perf_counter() - began, 3),
     }
+
+
+def score_haystack(row: dict[str, Any], gold: tuple[int, int] | None) -> None:
+    """Accuracy and evidence of a haystack row (answerable: right and not abstained;
+    unanswerable: right when it abstains)."""
+    if "answer" not in row:
+        return
+    if row["answerable"]:
+        row["draft_correct"] = accepted(row["draft"], row["accept"])
+        row["correct"] = not row["abstained"] and accepted(row["answer"], row["accept"])
+        row["gold_located"] = gold is not None  # else: no evidence to cite
+        row["gold"] = gold
+        row["evidence"] = bool(gold) and evidence_covered(row["citations"], [gold])[0]
+    else:
+        row["correct"] = row["abstained"]
 
 
 def _locate_fact(doc: Document, q: Any, text: str) -> tuple[int, int] | None:
@@ -258,6 +295,7 @@ def haystack_runs(args: argparse.Namespace, llm: Any, results: dict[str, Any], s
     for n, doc in enumerate(docs):
         ingested = IngestedDocument(f"hay-{n}", f"{doc.register} {doc.length}",
                                     doc.text.encode(), args.index)
+        results["texts"][ingested.document.id] = ingested.document.text
         results["documents"].append({"register": doc.register, "length": doc.length,
                                      "tokens": doc.tokens, "chunks": len(ingested.chunks),
                                      "ingest_seconds": ingested.seconds})
@@ -271,16 +309,9 @@ def haystack_runs(args: argparse.Namespace, llm: Any, results: dict[str, Any], s
                        "answerable": q.answerable, "strategy": strategy,
                        "question": q.fact.question, "expected": q.fact.value,
                        "accept": q.fact.accept, "fact": q.fact.sentence}
-                row.update(_ask(q.fact.question, ingested, strategy, llm))
-                if "answer" in row:
-                    if q.answerable:
-                        row["correct"] = (not row["abstained"]
-                                          and q.fact.is_correct(row["answer"]))
-                        row["gold_located"] = gold is not None  # else: no evidence to cite
-                        row["evidence"] = bool(gold) and evidence_covered(
-                            row["citations"], [gold])[0]
-                    else:
-                        row["correct"] = row["abstained"]
+                row["document"] = ingested.document.id
+                row.update(_ask(q.fact.question, ingested, strategy, llm, args.grounding))
+                score_haystack(row, gold)
                 results["rows"].append(row)
                 print(json.dumps({k: row.get(k) for k in (
                     "id", "kind", "strategy", "strategy_used", "correct", "evidence",
@@ -304,7 +335,8 @@ def loogle_runs(args: argparse.Namespace, llm: Any, results: dict[str, Any], sav
         doc = ingested[q.document]
         gold = [span for e in q.evidence if (span := locate(e, doc.document.text))]
         for strategy in args.loogle_strategies:
-            row = _loogle_row(q, doc, strategy, llm, gold)
+            row = _loogle_row(q, doc, strategy, llm, gold, args.grounding)
+            results["texts"][doc.document.id] = doc.document.text
             results["rows"].append(row)
             print(json.dumps({k: row.get(k) for k in (
                 "title", "strategy", "score", "evidence_covered", "evidence_located",
@@ -313,19 +345,44 @@ def loogle_runs(args: argparse.Namespace, llm: Any, results: dict[str, Any], sav
 
 
 def _loogle_row(q: LoogleQuestion, doc: IngestedDocument, strategy: str, llm: Any,
-                gold: list[tuple[int, int]]) -> dict[str, Any]:
+                gold: list[tuple[int, int]], level: str) -> dict[str, Any]:
     tokens = llm.count_tokens(doc.document.text)
     row: dict[str, Any] = {"suite": "loogle", "title": q.title, "length": tokens,
                            "tokens": tokens, "answerable": True, "strategy": strategy,
                            "question": q.question, "expected": q.gold,
                            "evidence_pieces": len(q.evidence), "evidence_located": len(gold)}
-    row.update(_ask(q.question, doc, strategy, llm))
+    row["document"] = doc.document.id
+    row.update(_ask(q.question, doc, strategy, llm, level))
+    score_loogle(row, q.alternatives, gold)
+    return row
+
+
+def score_loogle(row: dict[str, Any], alternatives: Sequence[str],
+                 gold: list[tuple[int, int]]) -> None:
+    row["alternatives"], row["gold"] = list(alternatives), gold
     if "answer" in row:
-        row["score"] = max(containment(row["answer"], alt) for alt in q.alternatives)
+        row["score"] = max(containment(row["answer"], alt) for alt in alternatives)
+        row["draft_correct"] = max(containment(row["draft"], alt)
+                                   for alt in alternatives) >= CONTAINMENT_CORRECT
         row["correct"] = not row["abstained"] and row["score"] >= CONTAINMENT_CORRECT
         row["evidence_covered"] = sum(evidence_covered(row["citations"], gold))
         row["evidence"] = row["evidence_covered"] > 0
-    return row
+
+
+def rescore(results: dict[str, Any], texts: dict[str, str], level: str) -> None:
+    """Re-judge every saved draft with the grounding check as it is now (no model call):
+    the same question, draft, citations and document text; the scores follow."""
+    for row in results["rows"]:
+        if "draft" not in row or row.get("document") not in texts:
+            continue
+        doc = SourceDocument(row["document"], "", texts[row["document"]])
+        row.update(judge(row["question"], [doc], row, level))
+        gold = [tuple(g) for g in row.get("gold") or []] if row["suite"] == "loogle" else (
+            tuple(row["gold"]) if row.get("gold") else None)
+        if row["suite"] == "loogle":
+            score_loogle(row, row["alternatives"], gold)
+        else:
+            score_haystack(row, gold)
 
 
 # -- report -----------------------------------------------------------------------------
@@ -346,6 +403,9 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, str]:
         "evidence": _frac(yes, lambda r: r.get("evidence")),
         "abstains": _frac(no, lambda r: r.get("abstained")),
         "false_abstain": _frac(yes, lambda r: r.get("abstained")),
+        # the check's own mistakes: the model's draft was right, the check declined it
+        "declined_right": _frac([r for r in yes if r.get("draft_correct")],
+                                lambda r: r.get("abstained")),
         "markup": str(sum(bool(r.get("markup")) for r in rows)),
         "failed": str(len(rows) - len(answered)),
         "seconds": f"{sum(secs) / len(secs):.1f}" if secs else "—",
@@ -380,11 +440,12 @@ def tables(results: dict[str, Any]) -> list[str]:
     if hay:
         md += ["## Paraphrased facts (haystacks)", "",
                "| length | strategy | accuracy | evidence cited | abstains (unanswerable) "
-               "| false abstention | markup | failed | mean s | answered by |",
-               "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+               "| false abstention | of right drafts | markup | failed | mean s | answered by |",
+               "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         for length, strategy, s in _by_strategy(hay, "length"):
             md.append(f"| {length} | {strategy} | {s['accuracy']} | {s['evidence']} | "
-                      f"{s['abstains']} | {s['false_abstain']} | {s['markup']} | "
+                      f"{s['abstains']} | {s['false_abstain']} | {s['declined_right']} | "
+                      f"{s['markup']} | "
                       f"{s['failed']} | {s['seconds']} | {s['used']} |")
         strategies = sorted({r["strategy"] for r in hay}, key=_order)
         md += ["", "Answer right / evidence cited by kind (all lengths and registers):", "",
@@ -510,13 +571,24 @@ def main() -> None:
     parser.add_argument("--append", action="store_true",
                         help="add to OUT/qa_quality/results.json (e.g. another length with "
                         "other options) instead of starting anew")
+    parser.add_argument("--grounding", choices=("strict", "normal", "off"), default="normal",
+                        help="strictness of the grounding check applied to each draft")
     parser.add_argument("--report-only", action="store_true",
                         help="rewrite results.md and the plot from results.json")
+    parser.add_argument("--rescore", action="store_true",
+                        help="re-judge the saved drafts with today's grounding check at "
+                        "--grounding (no model call), then rewrite the report")
     args = parser.parse_args()
     out = args.out / "qa_quality"
     out.mkdir(parents=True, exist_ok=True)
-    if args.report_only:
-        report(out, json.loads((out / "results.json").read_text()))
+    if args.report_only or args.rescore:
+        results = json.loads((out / "results.json").read_text())
+        if args.rescore:
+            rescore(results, json.loads((out / TEXTS).read_text()), args.grounding)
+            results["command"] += f"`, re-judged by `python -m bench qa_quality --rescore " \
+                                  f"--grounding {args.grounding}"
+            (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+        report(out, results)
         print((out / "results.md").read_text())
         return
     args.loogle_strategies = args.loogle_strategies or args.strategies
@@ -527,12 +599,22 @@ def main() -> None:
     command = "python -m bench qa_quality " + " ".join(sys.argv[1:])
     results: dict[str, Any] = {"command": command, "machine": describe_machine(llm.name),
                                "documents": [], "rows": []}
+    texts: dict[str, str] = {}
     if args.append and (out / "results.json").exists():
         results = json.loads((out / "results.json").read_text())
         results["command"] += f"`, then `{command}"
+        if (out / TEXTS).exists():
+            texts = json.loads((out / TEXTS).read_text())
+    results["texts"] = texts  # kept apart: the ingested text of every document, by id
 
     def save() -> None:
-        (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+        (out / "results.json").write_text(json.dumps(
+            {k: v for k, v in results.items() if k != "texts"}, indent=1, default=str))
+        if len(texts) != saved_texts[0]:
+            (out / TEXTS).write_text(json.dumps(texts))
+            saved_texts[0] = len(texts)
+
+    saved_texts = [-1]
 
     began = time.perf_counter()
     haystack_runs(args, llm, results, save)
@@ -540,6 +622,7 @@ def main() -> None:
     results["total_seconds"] = results.get("total_seconds", 0) + round(
         time.perf_counter() - began, 1)
     save()
+    del results["texts"]
     report(out, results)
     print((out / "results.md").read_text())
 

@@ -194,7 +194,7 @@ def _row(**kw):
 def test_summary_counts_accuracy_evidence_and_both_abstentions(tmp_path):
     rows = [
         _row(answerable=True, correct=True, evidence=True, abstained=False),
-        _row(answerable=True, correct=False, evidence=True, abstained=True),
+        _row(answerable=True, correct=False, evidence=True, abstained=True, draft_correct=True),
         _row(answerable=True, correct=False, evidence=False, abstained=False,
              markup=["<document"]),
         _row(answerable=False, correct=True, abstained=True),
@@ -204,12 +204,39 @@ def test_summary_counts_accuracy_evidence_and_both_abstentions(tmp_path):
     rows[-1].pop("answer")  # refused: no answer, counted as failed and wrong
     s = summary(rows)
     assert (s["accuracy"], s["evidence"], s["false_abstain"]) == ("1/3", "2/3", "1/3")
+    assert s["declined_right"] == "1/1"  # the check declined the one right draft
     assert (s["abstains"], s["markup"], s["failed"], s["seconds"]) == ("1/3", "1", "1", "2.0")
     results = {"command": "python -m bench qa_quality", "rows": rows, "documents": []}
     report(tmp_path, results)
     md = (tmp_path / "results.md").read_text()
-    assert "| 8000 | rag | 1/3 | 2/3 | 1/3 | 1/3 | 1 | 1 | 2.0 | rag ×5 |" in md
+    assert "| 8000 | rag | 1/3 | 2/3 | 1/3 | 1/3 | 1/1 | 1 | 1 | 2.0 | rag ×5 |" in md
     assert (tmp_path / "qa_quality.png").stat().st_size > 1000
+
+
+def test_rescore_rejudges_saved_drafts_with_the_check_and_rescores_them():
+    """--rescore: the saved draft and its own citations go through today's check again;
+    the verdict and the scores follow it (no model call)."""
+    from bench.qa_quality import rescore
+
+    text = ("The audit of the Rosley depot was signed off by Carmen Mensah. "
+            "Staff said it took a week.")
+    base = {"suite": "haystack", "length": 8000, "strategy": "rag", "document": "d",
+            "question": "Who approved the inspection of the Rosley warehouse?",
+            "accept": [["mensah"]], "gold": [0, 62],
+            "draft_citations": [{"document_id": "d", "start": 0, "end": 62,
+                                 "quote": text[:62]}],
+            "abstained": True, "answer": "stale"}
+    rows = [{**base, "answerable": True, "draft": "Carmen Mensah."},
+            {**base, "answerable": True, "draft": "John Smith."},
+            {**base, "answerable": False, "draft": "Carmen Mensah.",
+             "question": "Who approved the inspection of the Norcombe warehouse?"}]
+    results = {"rows": rows}
+    rescore(results, {"d": text}, "normal")
+    right, invented, unanswerable = results["rows"]
+    assert right["answer"] == "Carmen Mensah." and right["correct"] and right["evidence"]
+    assert right["grounded"] and not right["abstained"] and right["draft_correct"]
+    assert invented["abstained"] and not invented["correct"] and not invented["draft_correct"]
+    assert unanswerable["abstained"] and unanswerable["correct"]
 
 
 def test_the_ingest_index_finds_a_paraphrased_fact_as_exact_spans():

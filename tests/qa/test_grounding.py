@@ -157,6 +157,125 @@ def test_strict_never_grounds_what_normal_rejects():
     assert sum(v for (lv, *_), v in verdicts.items() if lv == "normal") >= 3
 
 
+# Paraphrased facts of several kinds, as the QA quality benchmark writes them: a fact shares
+# only its subject's name with the question.
+FACTS = SourceDocument(
+    "facts",
+    "Facts",
+    "The Penstow band's debut record came out as The Copper Heron. Most of the songs were "
+    "written in a barn. The audit of the Rosley depot was signed off by Carmen Mensah. Staff "
+    "said the audit took a week. Rubbish in the Dunford district is collected every Sunday. "
+    "The Halminster shipment was logged under reference 256175. The Kelwick ferry can carry "
+    "742 passengers at once. The Belwick ferry can carry 316 passengers at once. The Garford "
+    "treaty was signed on 26 January 2007. The Marwold treaty was signed on 3 May 1999. "
+    "José Picardo paid 1,024 pesetas for ten chairs. The market opens on Mondays.",
+)
+ALBUM = "What is the title of the Penstow group's first album?"
+FERRY = "How many travellers fit aboard the Kelwick boat?"
+TREATY = "When was the Garford agreement concluded?"
+
+
+def _passage(doc: SourceDocument, sentence: str, before: int = 80, after: int = 200):
+    """A retrieval passage around ``sentence`` (it starts and ends mid-sentence)."""
+    start = doc.text.index(sentence)
+    return make_citation(doc, max(0, start - before), start + len(sentence) + after)
+
+
+@pytest.mark.parametrize("question, text, cited", [
+    (ALBUM, 'The title of the Penstow group\'s first album is "The Copper Heron."',
+     "Most of the songs were written in a barn."),  # cited: the sentence after the fact
+    ("Who approved the inspection of the Rosley warehouse?", "Carmen Mensah.",
+     "Staff said the audit took a week."),
+    ("On which day are bins emptied in the Dunford neighbourhood?", "Every Sunday.", None),
+    ("What is the tracking number of the Halminster consignment?", "256175.",
+     "The Halminster shipment was logged under reference 256175."),
+    (FERRY, "742 passengers.", "The Kelwick ferry can carry 742 passengers at once."),
+    (TREATY, "The Garford agreement was concluded in 2007, not 1600.",
+     "The Garford treaty was signed on 26 January 2007."),
+])
+def test_a_paraphrased_fact_is_kept_whatever_the_answer_and_citation_look_like(
+    question, text, cited
+):
+    """The window naming the question's subject (a rare name) and holding the answer's
+    names and numbers supports it, however few other words it shares with the question;
+    a neighbouring sentence, a passage around the fact or no citation at all is read with
+    the sentences around it; a value the answer denies ("not 1600") need not be there."""
+    if cited is None:
+        citations = []
+    elif cited.split()[1] in question:  # the fact itself: cite a passage around it
+        citations = [_passage(FACTS, cited)]
+    else:
+        citations = [_cite(FACTS, cited)]
+    v = check(question, text, citations, [FACTS])
+    assert v.grounded and not v.abstained, v.notes
+
+
+@pytest.mark.parametrize("question, text, cited", [
+    (FERRY, "316 passengers.", "The Belwick ferry can carry 316 passengers at once."),
+    (TREATY, "3 May 1999.", "The Marwold treaty was signed on 3 May 1999."),
+    ("Who approved the inspection of the Rosley warehouse?",
+     "Picardo approved it.", "José Picardo paid 1,024 pesetas for ten chairs."),
+])
+@pytest.mark.parametrize("level", ["normal", "strict"])
+def test_another_subjects_value_of_the_asked_kind_is_no_answer(question, text, cited, level):
+    """A number, a date or a name copied from a sentence about another subject abstains,
+    though it is of the asked kind: the sentence does not name the question's subject."""
+    v = check(question, text, [_cite(FACTS, cited)], [FACTS], level)
+    assert v.abstained, v.notes
+
+
+def test_a_question_about_a_subject_the_documents_never_name_abstains():
+    v = check("Where does the Norcombe string ensemble practise?", "In the Dunford district.",
+              [_cite(FACTS, "Rubbish in the Dunford district is collected every Sunday.")],
+              [FACTS])
+    assert v.abstained and v.notes["unnamed"] == ["norcom"], v.notes
+
+
+@pytest.mark.parametrize("question, text", [
+    ("How much did Jose Picardo pay?", "He paid 1024 pesetas."),  # accents, digit groups
+    ("How many chairs did José Picardo buy?", "He bought 10 chairs."),  # a number word
+    ("Which day does the market open?", "On Monday."),  # a plural in the text
+])
+def test_numbers_names_and_days_match_however_they_are_written(question, text):
+    """No citation: the check finds the sentence itself, spelled as the documents spell it."""
+    v = check(question, text, [], [FACTS])
+    assert v.grounded, v.notes
+
+
+def test_a_long_sentence_adding_one_word_to_the_question_is_not_support():
+    doc = SourceDocument("bio", "Bio", "Picardo named the Parthenon as a reference for his "
+                         "design. He drew every day. The firm hired him in 1971.")
+    v = check("What was the name of Picardo's dog?",
+              "The name of the dog that was mentioned in the passage is a reference to the "
+              "dog that was mentioned in the passage.", [], [doc])
+    assert v.abstained, v.notes
+    short = check("What did Picardo draw?", "Every day.", [], [doc])  # short: coverage
+    assert not short.abstained, short.notes
+
+
+def test_closest_passages_do_not_overlap():
+    v = check(FERRY, "It carries 900 cars.",
+              [_passage(FACTS, "The Kelwick ferry can carry 742 passengers at once."),
+               _cite(FACTS, "The Kelwick ferry can carry 742 passengers at once.")], [FACTS])
+    assert v.abstained and v.citations
+    spans = sorted((c.start, c.end) for c in v.citations)
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False)), spans
+
+
+def test_an_embedder_failure_is_logged_and_traced(monkeypatch, caplog):
+    from workers.documents import embeddings
+
+    def broken():  # noqa: ANN202
+        raise RuntimeError("model files missing")
+
+    monkeypatch.setattr(embeddings, "get_embedder", broken)
+    with caplog.at_level("WARNING", logger="workers.qa.grounding"):
+        v = check(FERRY, "742 passengers.", [], [FACTS])
+    assert v.grounded  # the lexical tests decide alone
+    assert "model files missing" in v.notes["embedder"]
+    assert "embedder unavailable" in caplog.text
+
+
 # -- clean text ------------------------------------------------------------------------------
 
 MARKED = [

@@ -29,6 +29,7 @@ reasons and the evidence of each claim go into the trace (step ``grounding``).
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import unicodedata
@@ -43,6 +44,8 @@ from .citations import dedupe, make_citation, sentence_units
 from .questions import wants_whole_document
 from .types import Citation, SourceDocument
 
+log = logging.getLogger(__name__)
+
 ABSTAIN_TEXT = "The documents don't appear to answer this question."
 
 
@@ -54,11 +57,13 @@ class Strictness:
     typed_similarity: float  # cosine(question, window) when it holds the asked kind
     word_coverage: float  # share of a claim's content words in the window (no key tokens)
     claim_similarity: float  # cosine(claim, window) instead of word_coverage
+    anchor_vouches: bool  # a window naming the question's rare subject and holding the
+    # claim's key tokens needs no word_coverage (the model words the rest its own way)
 
 
 LEVELS: dict[str, Strictness | None] = {
-    "strict": Strictness("strict", 0.67, 0.45, 0.2, 0.7, 0.7),
-    "normal": Strictness("normal", 0.5, 0.35, 0.05, 0.5, 0.6),
+    "strict": Strictness("strict", 0.67, 0.45, 0.2, 0.7, 0.7, False),
+    "normal": Strictness("normal", 0.5, 0.35, 0.05, 0.5, 0.6, True),
     "off": None,
 }
 DEFAULT_LEVEL = "normal"
@@ -72,6 +77,9 @@ HITS_PER_TOKEN = 4  # document sentences fetched per searched token
 SEARCHED_TOKENS = 3  # the claim's rarest tokens searched in the documents
 NEIGHBOURS = 1  # sentences on each side of an evidence sentence ("the text near it")
 MAX_SEARCH_CHARS = 20_000_000  # documents longer than this are searched near citations only
+MIN_COVERED_WORDS = 2  # a longer claim adding fewer words to the question needs
+SHORT_ANSWER = 6  # claim_similarity; a short answer ("Grain.", "In the town.") does not
+ANCHOR_MAX_OCCURRENCES = 5  # a subject word this rare in the documents is specific to it
 MAX_COUNTED = 1_000  # occurrences of a question word counted for its weight
 MAX_CLOSEST_CANDIDATES = 24  # passages ranked for them
 CLOSEST = 3  # closest passages shown when the documents do not appear to answer
@@ -119,6 +127,7 @@ _NUMBER_WORDS = {
 }
 _TENS = _words("thirty forty fifty sixty seventy eighty ninety")
 _NUMBER_WORDS.update({w: str(10 * (i + 3)) for i, w in enumerate(_TENS)})
+_SPELLED = {digits: word for word, digits in _NUMBER_WORDS.items()}
 _TOKEN = re.compile(r"\d[\d,.]*\d|\d|[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
 _QUOTED = re.compile(r"[\"“«]([^\"“”«»\n]{2,80})[\"”»]")
 # "I cannot find…", "the text does not mention…", "not stated": the model's own refusal.
@@ -129,6 +138,8 @@ _REFUSAL = re.compile(
     r"|\bnot (?:mentioned|stated|specified|provided|given|found|available|known)\b",
     re.IGNORECASE,
 )
+_NEGATIONS = frozenset(_words("not never nor instead rather"))  # "instead of", "rather than"
+NEGATED_WORDS = 2  # tokens after a negation that it denies ("not in 1600", "not the Board")
 REFUSAL_MAX_SENTENCES = 2  # a longer answer is checked sentence by sentence instead
 
 
@@ -179,9 +190,12 @@ def _claim(sentence: str, question_bag: set[str], lowercase_in_docs: set[str]) -
     key: list[str] = []
     words: list[str] = []
     quoted = {_fold(w) for q in _QUOTED.findall(sentence) for w in q.split()}
+    denied = -NEGATED_WORDS - 1  # index of the last negation word
     for i, (raw, folded) in enumerate(_tokens(sentence)):
-        if folded in _STOP or _stem(folded) in question_bag:
-            continue
+        if folded in _NEGATIONS:
+            denied = i
+        if folded in _STOP or _stem(folded) in question_bag or i - denied <= NEGATED_WORDS:
+            continue  # a denied token ("in 2007, not 1600") is not claimed to be there
         is_key = (
             folded[:1].isdigit()
             or folded in quoted
@@ -229,8 +243,7 @@ def _search(doc: SourceDocument, token: str, limit: int, prefix: bool = False) -
     ``prefix``, a word starting with it)."""
     if len(doc.text) > MAX_SEARCH_CHARS:
         return []
-    end = "" if prefix else r"(?!\w)"
-    pattern = re.compile(rf"(?<!\w){re.escape(token)}{end}", re.IGNORECASE)
+    pattern = _pattern(_fold(token) if token[:1].isdigit() else token, prefix)
     out = []
     for m in pattern.finditer(doc.text):
         out.append(_window(doc, m.start(), m.end(), cited=False))
@@ -262,12 +275,16 @@ class Verdict:
     notes: dict[str, Any]
 
 
-def _embed(texts: list[str]):  # noqa: ANN202 - numpy array or None
+def _embed(texts: list[str], notes: dict[str, Any]):  # noqa: ANN202 - numpy array or None
+    """The texts' vectors, or None when the embedder fails: then the lexical tests decide
+    alone, and the failure is logged and recorded in the trace (``notes["embedder"]``)."""
     try:
         from workers.documents.embeddings import get_embedder
 
         return get_embedder().embed(texts)
-    except Exception:  # no embedder: the lexical tests decide alone
+    except Exception as exc:
+        log.warning("grounding: embedder unavailable, lexical tests only", exc_info=True)
+        notes["embedder"] = f"unavailable ({type(exc).__name__}: {exc})"[:300]
         return None
 
 
@@ -304,7 +321,10 @@ def check(
         return _abstain(question, documents, cited, notes, [reason])
 
     question_bag = {_stem(w) for w in _content(question)}
-    subject = _subject_weights(question, documents)
+    subject = _subject(question, documents)
+    notes["anchors"] = sorted(subject.anchors)
+    if subject.unnamed:
+        notes["unnamed"] = subject.unnamed
     # A summary, or an answer written to a length: its sentences are about the documents.
     summary = wants_whole_document(question) or requested_words(question) is not None
     lowercase = _lowercase_words(sentences, documents)
@@ -326,7 +346,7 @@ def check(
         for claim, found in zip(claims, windows, strict=True)
     ]
     flat = list({_key(w): w for ws in windows for w in ws}.values())
-    vectors = _embed([question, *(c.text for c in claims), *(_excerpt(w) for w in flat)])
+    vectors = _embed([question, *(c.text for c in claims), *(_excerpt(w) for w in flat)], notes)
     index = {_key(w): i for i, w in enumerate(flat)}
 
     def sim(a: int, window: Window) -> float | None:
@@ -345,6 +365,10 @@ def check(
         if not supported:
             claim.notes = {"supported": False, "key_tokens": claim.key,
                            "reason": _why_not(claim, [r for r, _ in results], searched[n])}
+            if results:  # the evidence it came closest to, for the trace
+                best, w = max(results, key=lambda rw: rw[0]["score"])
+                claim.notes["closest"] = {**best, "document_id": w.document.id,
+                                          "start": w.start, "end": w.end}
             continue
         result, w = max(supported, key=lambda rw: rw[0]["score"])
         claim.notes = {**result, "key_tokens": claim.key, "document_id": w.document.id,
@@ -367,23 +391,71 @@ def check(
     return Verdict(shown, dedupe(support), not dropped, False, notes)
 
 
-def _subject_weights(question: str, documents: Sequence[SourceDocument]) -> dict[str, float]:
+@dataclass
+class Subject:
+    """What the question is about, as the documents write it."""
+
+    weights: dict[str, float]  # subject word (stem) → rarity weight in the documents
+    anchors: frozenset[str]  # the specific ones: in at most ANCHOR_MAX_OCCURRENCES places
+    unnamed: list[str]  # names of the question the documents never write
+
+
+def _subject(question: str, documents: Sequence[SourceDocument]) -> Subject:
     """The question's subject words (stems), each weighted by its rarity in the documents:
     a name on every page ("Picardo" in his biography) says little about which sentence
-    answers; a word found in few ("grandchildren") says much."""
-    out: dict[str, float] = {}
+    answers; a word found in few ("grandchildren") says much. The rarest present ones are
+    its *anchors* (a made-up place, a rare term); a name the documents never write means
+    they do not speak of that subject (a paraphrase changes common words, not names)."""
+    names = {_stem(f) for i, (raw, f) in enumerate(_tokens(question))
+             if i > 0 and (raw[:1].isupper() or raw[:1].isdigit()) and f not in _STOP}
+    weights: dict[str, float] = {}
+    anchors, unnamed = set(), []
     for word in dict.fromkeys(_stem(w) for w in _content(question)):
         if word in _CUES:
             continue
-        pattern = re.compile(rf"(?<!\w){re.escape(word)}", re.IGNORECASE)
-        seen = 0
-        for d in documents:
-            for _ in pattern.finditer(d.text, 0, MAX_SEARCH_CHARS):
-                seen += 1
-                if seen >= MAX_COUNTED:
-                    break
-        out[word] = 1 / (1 + math.log1p(seen))
-    return out
+        seen = _count(word, documents)
+        weights[word] = 1 / (1 + math.log1p(seen))
+        if word in names and 0 < seen <= ANCHOR_MAX_OCCURRENCES:
+            anchors.add(word)
+        elif word in names and not seen:
+            unnamed.append(word)
+    return Subject(weights, frozenset(anchors), unnamed)
+
+
+def _count(stem: str, documents: Sequence[SourceDocument]) -> int:
+    """Occurrences of words starting with ``stem`` (accents as written or not), bounded."""
+    pattern = _pattern(stem, prefix=True)
+    seen = 0
+    for d in documents:
+        for _ in pattern.finditer(d.text, 0, MAX_SEARCH_CHARS):
+            seen += 1
+            if seen >= MAX_COUNTED:
+                return seen
+    return seen
+
+
+def _pattern(word: str, prefix: bool = False) -> re.Pattern[str]:
+    """Where ``word`` is written: a number with or without digit grouping ("1,024" for
+    1024, not 10245); a word in any case, with or without accents, and (``prefix``) as the
+    start of a longer word or else in its plural or possessive ("Monday": "on Mondays")."""
+    if word[:1].isdigit():
+        digits = r"(?<![\d,.])" + "[,.]?".join(re.escape(c) for c in word) + r"(?!\d)"
+        spelled = _SPELLED.get(word)  # 10 is also "ten"
+        return re.compile(rf"{digits}|(?<!\w){spelled}(?!\w)" if spelled else digits,
+                          re.IGNORECASE)
+    end = "" if prefix else r"(?:e?s|'s|’s)?(?!\w)"
+    return re.compile(rf"(?<!\w){_accents(word.lower())}{end}", re.IGNORECASE)
+
+
+def _accents(word: str) -> str:
+    """A pattern for ``word`` (folded) that also matches it written with accents."""
+    return "".join(_ACCENTED.get(ch, re.escape(ch)) for ch in word)
+
+
+_ACCENTED = {  # a folded letter → the letters that fold to it (the common Latin ones)
+    "a": "[aàáâãäåā]", "c": "[cçćč]", "e": "[eèéêëēė]", "i": "[iìíîïī]", "n": "[nñń]",
+    "o": "[oòóôõöøō]", "s": "[sśš]", "u": "[uùúûüū]", "y": "[yýÿ]", "z": "[zźżž]",
+}
 
 
 def _kinds_of(claim: str) -> frozenset[str]:
@@ -413,7 +485,7 @@ def _lowercase_words(sentences: Sequence[str], documents: Sequence[SourceDocumen
 def _judge(
     claim: Claim,
     w: Window,
-    subject: dict[str, float],
+    subject: Subject,
     kinds: frozenset[str],
     summary: bool,
     rules: Strictness,
@@ -422,31 +494,46 @@ def _judge(
 ) -> dict[str, Any]:
     bag = _bag(w.text)
     missing = [t for t in claim.key if _stem(t) not in bag]
+    # The evidence names the question's rare subject terms and holds the claim's names and
+    # numbers: it says something about that subject with the answer's substance (a
+    # paraphrased fact shares little else with its question).
+    names_subject = _names_subject(claim, w, subject)
+    anchored = bool(claim.key) and bool(subject.anchors) and names_subject
     covered = sum(_stem(t) in bag for t in claim.words)
     coverage = covered / len(claim.words) if claim.words else None
     if claim.key:  # the key tokens, and what the claim says of them ("five grandchildren")
         substance = not missing and (
             not claim.words
+            or (anchored and rules.anchor_vouches)
             or (coverage or 0) >= rules.word_coverage
             or (c_sim or 0) >= rules.claim_similarity
         )
-    elif claim.words:
+    elif len(claim.words) >= MIN_COVERED_WORDS or len(_tokens(claim.text)) <= SHORT_ANSWER:
         substance = (coverage or 0) >= rules.word_coverage or (c_sim or 0) >= rules.claim_similarity
+    elif claim.words:  # a long sentence adding one word to the question ("the dog mentioned
+        # in the passage is a reference to the dog"): finding it proves little
+        substance = (c_sim or 0) >= rules.claim_similarity
     else:
         substance = True  # "Yes." / "No.": relevance alone decides
-    total = sum(subject.values())
-    shared = sum(v for w, v in subject.items() if w in bag) / total if total else None
+    total = sum(subject.weights.values())
+    shared = (sum(v for w, v in subject.weights.items() if w in bag) / total if total
+              else None)
     typed_kinds = kinds & _kinds_of(claim.text) & answer_types.sentence_kinds(w.text)
     typed_bar = (rules.typed_similarity if typed_kinds & STRONG_KINDS
                  else rules.question_similarity * WEAK_KIND_FACTOR)
     if summary:
         relevant = True  # a summary's sentences are about the documents, not the question
+    elif subject.unnamed:  # the documents never name its subject: only shared words count
+        relevant = shared is not None and shared >= rules.question_words
+    elif subject.anchors and not names_subject:
+        relevant = False  # about something else: it does not name the question's subject
     else:
         relevant = (
             (shared is not None and shared >= rules.question_words)
             or (q_sim is not None and q_sim >= rules.question_similarity)
             or (bool(typed_kinds) and bool(claim.key) and (q_sim is None or q_sim >= typed_bar))
-            or (not subject and q_sim is None)
+            or (anchored and (q_sim is None or q_sim >= rules.typed_similarity))
+            or (not subject.weights and q_sim is None)
         )
     return {
         "supported": bool(substance and relevant),
@@ -458,8 +545,33 @@ def _judge(
         "question_similarity": None if q_sim is None else round(q_sim, 3),
         "claim_similarity": None if c_sim is None else round(c_sim, 3),
         "asked_kind_held": sorted(typed_kinds),
+        "anchored": anchored,
         "cited": w.cited,
     }
+
+
+def _names_subject(claim: Claim, w: Window, subject: Subject) -> bool:
+    """Does the evidence name the question's anchors? The evidence is the sentence of the
+    window holding the claim's key tokens; its neighbours count only when it names no
+    subject of its own ("It carried 42 tonnes…" after "The Kelwick ferry…", but not "The
+    Belwick ferry can carry 316…" after it)."""
+    if not subject.anchors:
+        return True
+    units = sentence_units(w.document.text, *w.around)
+    bags = [_bag(w.document.text[s:e]) for s, e in units]
+    held = [i for i, b in enumerate(bags) if claim.key and _has_all(claim.key, b)]
+    if not held:
+        return subject.anchors <= _bag(w.text)
+    for i in held:
+        if subject.anchors <= bags[i]:
+            return True
+        s, e = units[i]
+        own = {_stem(f) for j, (raw, f) in enumerate(_tokens(w.document.text[s:e]))
+               if j > 0 and raw[:1].isupper() and f not in _STOP} - {_stem(k) for k in claim.key}
+        near = set().union(*bags[max(0, i - 1) : i + 2])
+        if not own and subject.anchors <= near:
+            return True
+    return False
 
 
 def _has_all(tokens: Sequence[str], bag: set[str]) -> bool:
@@ -517,10 +629,16 @@ def _abstain(
                 for s, e in sentence_units(d.text)}
     windows = list(pool.values())
     windows = windows[:MAX_CLOSEST_CANDIDATES]
-    vectors = _embed([question, *(_excerpt(w) for w in windows)]) if windows else None
+    vectors = _embed([question, *(_excerpt(w) for w in windows)], notes) if windows else None
     if vectors is not None:
         order = sorted(range(len(windows)), key=lambda i: -float(vectors[0] @ vectors[1 + i]))
         windows = [windows[i] for i in order]
-    closest = dedupe(make_citation(w.document, w.start, w.end) for w in windows)[:CLOSEST]
+    closest: list[Citation] = []
+    for w in windows:  # best first; a span overlapping one already shown adds nothing
+        if not any(c.document_id == w.document.id and c.start < w.end and w.start < c.end
+                   for c in closest) and w.end > w.start:
+            closest.append(make_citation(w.document, w.start, w.end))
+        if len(closest) == CLOSEST:
+            break
     notes.update(verdict="unsupported", reasons=reasons, closest=len(closest))
     return Verdict(ABSTAIN_TEXT, closest, False, True, notes)
