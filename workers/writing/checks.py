@@ -227,12 +227,17 @@ def _table(text: str, header: str) -> str:
 
 
 def _addition(backend: LLMBackend, c: Constraint, point: str, text: str, seed: int,
-              sampling: dict[str, Any]) -> tuple[str, str, Usage]:
-    """(where: "end" | "start" | "body", the addition, usage) for a missed constraint."""
+              sampling: dict[str, Any], topic: str = "") -> tuple[str, str, Usage]:
+    """(where: "end" | "start" | "body", the addition, usage) for a missed constraint.
+    ``topic``: the start of the instruction, so that a section's point ("Equipment") is
+    read in its subject (a guide for beekeepers)."""
     usage = Usage()
     shape = c.value
+    heading = point
+    if topic:
+        point = f"{point} (in: {topic})"
     if c.kind in ("ending", "beginning") and shape == "heading":
-        return "start", f"## {point[:80].rstrip('.')}", usage
+        return "start", f"## {heading[:80].rstrip('.')}", usage
     if c.kind in ("ending", "beginning") and shape in ("checklist", "list"):
         answer, usage = _ask(backend, f"Write a short checklist for a reader of this section: "
                                       f"{point}. Give 3 to 5 items, one per line, each line "
@@ -274,8 +279,8 @@ def _addition(backend: LLMBackend, c: Constraint, point: str, text: str, seed: i
 
 
 def enforce(backend: LLMBackend, text: str, constraints: list[Constraint], point: str, *,
-            words: int, tries: int = 2, seed: int = 0,
-            sampling: dict[str, Any] | None = None) -> tuple[str, list[Check], Usage]:
+            words: int, tries: int = 2, seed: int = 0, sampling: dict[str, Any] | None = None,
+            topic: str = "") -> tuple[str, list[Check], Usage]:
     """``text`` with the missed constraints fixed (at most ``tries`` generations each),
     kept near ``words`` (the body is cut at a sentence end to make room for additions),
     and the final check of every constraint."""
@@ -294,7 +299,7 @@ def enforce(backend: LLMBackend, text: str, constraints: list[Constraint], point
                 break
             attempts[c.id] = attempt
             where, addition, used = _addition(backend, c, point, current,
-                                              seed * 10 + attempt, sampling)
+                                              seed * 10 + attempt, sampling, topic)
             usage = usage + used
             if not addition or (c.kind == "item" and not check_one(addition, c)[0]):
                 continue

@@ -28,7 +28,7 @@ from workers.writing.length import (
     write_to_length,
 )
 from workers.writing.overlap import repeated_paragraphs
-from workers.writing.plan import Plan, PlanSection
+from workers.writing.plan import Plan, PlanSection, strip_length_request
 from workers.writing.summary import running_summary
 
 SYSTEM = ("You are a skilled writer. You write clear, varied prose in English unless the task "
@@ -241,7 +241,8 @@ def write_section(backend: LLMBackend, instruction: str, plan: Plan, index: int,
             if constraints:
                 text, found, fix_usage = enforce(
                     backend, text, constraints, section.point, words=section.words,
-                    tries=fix_tries, seed=index, sampling=options)
+                    tries=fix_tries, seed=index, sampling=options,
+                    topic=head_words(strip_length_request(instruction), 20))
                 usage = usage + fix_usage
                 checks = [c.to_dict() for c in found]
             return SectionResult(index, text, count_words(text), section.words, "done",
