@@ -17,6 +17,12 @@ of the MiniLM embedder, no model call):
    (``question_similarity``), or it holds, in the answer's own tokens, the kind of answer the
    question asks for (a date for "when", a number for "how many", a code for "pass key",
    ``answer_types``) and is not far from it (``typed_similarity``).
+   When the question names a rare subject (its *anchors*: a name or number found in few
+   places), the evidence sentence holding the claim's key tokens must name it too (or a
+   neighbour must, when that sentence names nothing else): a value of the asked kind
+   copied from a sentence about another subject is no answer, and a window that names the
+   subject and holds the claim's key tokens is relevant however the question is worded.
+   A name of the question the documents never write leaves only the shared-words test.
 3. **Kind**: a question that asks for a number, a date or a code is not answered by a text
    that holds none.
 
