@@ -16,7 +16,7 @@ import pytest
 
 from tests.qa.conftest import Spy, assert_citations_exact
 from workers.llm.base import ChatResult, StreamEvent, Usage
-from workers.qa import SourceDocument, answer
+from workers.qa import SourceDocument, answer, grounding
 from workers.qa.citations import make_citation
 from workers.qa.cleantext import (
     ECHO_WORDS,
@@ -263,12 +263,10 @@ def test_closest_passages_do_not_overlap():
 
 
 def test_an_embedder_failure_is_logged_and_traced(monkeypatch, caplog):
-    from workers.documents import embeddings
-
     def broken():  # noqa: ANN202
         raise RuntimeError("model files missing")
 
-    monkeypatch.setattr(embeddings, "get_embedder", broken)
+    monkeypatch.setattr(grounding, "get_embedder", broken)
     with caplog.at_level("WARNING", logger="workers.qa.grounding"):
         v = check(FERRY, "742 passengers.", [], [FACTS])
     assert v.grounded  # the lexical tests decide alone

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from .extract import candidates, code_shape
+from .extract import candidates, code_shape, sentence_code_shape
 
 PERSON, ORGANISATION, PLACE, DATE, WEEKDAY, NUMBER, CODE, TITLE = (
     "person", "organisation", "place", "date", "weekday", "number", "code", "title",
@@ -199,8 +199,6 @@ def typed_order(question: str, ranked_sentences: list[str]) -> list[int] | None:
     kinds = narrowest(question_kinds(question))
     if not kinds:
         return None
-    from .extract import sentence_code_shape
-
     held = [i for i, s in enumerate(ranked_sentences) if kinds & sentence_kinds(s)]
     if CODE in kinds:
         held.sort(key=lambda i: sentence_code_shape(ranked_sentences[i]))  # stable
@@ -220,7 +218,5 @@ def typed_key(kinds: frozenset[str], sentence: str, closeness: float | None) -> 
     kinds = narrowest(kinds)
     if not kinds or not kinds & sentence_kinds(sentence):
         return None
-    from .extract import sentence_code_shape
-
     shape = sentence_code_shape(sentence) if CODE in kinds else 0
     return (shape, -closeness if closeness is not None else float("inf"))

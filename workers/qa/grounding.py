@@ -43,6 +43,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from workers.documents.embeddings import get_embedder
 from workers.writing.length import requested_words
 
 from . import answer_types
@@ -285,8 +286,6 @@ def _embed(texts: list[str], notes: dict[str, Any]):  # noqa: ANN202 - numpy arr
     """The texts' vectors, or None when the embedder fails: then the lexical tests decide
     alone, and the failure is logged and recorded in the trace (``notes["embedder"]``)."""
     try:
-        from workers.documents.embeddings import get_embedder
-
         return get_embedder().embed(texts)
     except Exception as exc:
         log.warning("grounding: embedder unavailable, lexical tests only", exc_info=True)

@@ -20,6 +20,7 @@ from workers.documents.lexical import BM25Index, rrf
 from .answer_types import CODE, question_kinds, typed_order
 from .citations import sentence_units
 from .prompts import scoring_continuation
+from .retrieval import matched_sentences
 from .run import Run, arm_failed
 from .types import Passage, SourceDocument
 
@@ -182,8 +183,6 @@ def index_ranking(spans: Sequence[Span], passages: Sequence[Passage]) -> list[in
     """Indices of ``spans`` holding the sentences the search index matched
     (``matched_sentences``): the stored sentence vectors' verdict, with no embedding at
     question time."""
-    from .retrieval import matched_sentences
-
     by_document: dict[object, list[int]] = {}
     for i, span in enumerate(spans):
         by_document.setdefault(span.document.id, []).append(i)
