@@ -281,7 +281,7 @@ def test_rewriting_a_section_marks_the_later_ones_then_rewrite_from_here_refresh
     # "Rewrite from here" on section 2: 2 and 3 are written again, in order, each after
     # the new text before it; section 1 is kept as it is.
     spy = Spy(get_backend())
-    monkeypatch.setattr("workers.llm.get_backend", lambda: spy)
+    monkeypatch.setattr("apps.writing.services.get_backend", lambda: spy)
     response = client.post(_url("rewrite_from", project, section_pk=second.pk))
     assert response.status_code == 302
     project.refresh_from_db()
@@ -396,7 +396,7 @@ def test_reference_documents_feed_the_section_prompt_and_stay_in_the_team(
                          60)
 
     spy = Spy(get_backend())
-    monkeypatch.setattr("workers.llm.get_backend", lambda: spy)
+    monkeypatch.setattr("apps.writing.services.get_backend", lambda: spy)
     project = services.start_write(project, member)
     assert jobs.run(project.job.pk, project.job.celery_task_id) == "succeeded", \
         project.job.error

@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from apps.jobs.models import FINISHED
+
 
 class ProjectStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
@@ -51,8 +53,6 @@ class WritingProject(models.Model):
     def is_busy(self) -> bool:
         """A plan or write job is queued or running: the outline is locked. A job that
         ended without its runner (cancelled while queued) does not keep the lock."""
-        from apps.jobs.models import FINISHED
-
         if self.status not in (ProjectStatus.PLANNING, ProjectStatus.WRITING):
             return False
         return self.job is None or self.job.status not in FINISHED

@@ -13,13 +13,17 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from apps.documents.models import DocStatus
+from apps.documents.search import passage_retriever
 from apps.jobs import services as jobs
 from apps.writing.models import ProjectStatus, Section, SectionStatus, WritingProject
 from workers import events
+from workers.llm import get_backend
 from workers.writing import Plan, PlanError, PlanSection, check_request
 from workers.writing.coverage import annotate, coverage, section_constraints, serves
 from workers.writing.instruction import Spec
 from workers.writing.plan import MAX_SECTION, MIN_SECTION, check_instruction, make_plan
+from workers.writing.summary import running_summary
 from workers.writing.writer import SectionResult, join_sections, write_document, write_section
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
@@ -61,8 +65,6 @@ def reference_documents(team, chosen) -> list:
     """The team's ready documents for ``chosen`` (documents or ids, e.g. a form's values),
     looked up from the team. Anything else, another team's document included, is refused
     exactly like an id that does not exist."""
-    from apps.documents.models import DocStatus
-
     ids = set()
     for item in chosen:
         value = getattr(item, "pk", item)
@@ -153,8 +155,6 @@ def _replace_sections(project: WritingProject, plan: Plan) -> None:
 
 def plan_project(project: WritingProject, progress) -> Plan:
     """The writing_plan job (and the first step of a write without an outline)."""
-    from workers.llm import get_backend
-
     progress(0, 1, "Planning the sections")
     plan = make_plan(get_backend(), project.instruction, project.target_words,
                      max_words=max_words())
@@ -328,8 +328,6 @@ def _references(project: WritingProject):
     document_ids = list(project.documents.values_list("pk", flat=True))
     if not document_ids:
         return None
-    from apps.documents.search import passage_retriever
-
     retrieve = passage_retriever(project.team, document_ids)
     return lambda point: [passage.text for passage in retrieve(point, 3)]
 
@@ -364,8 +362,6 @@ def write_project(project: WritingProject, progress, *, rewrite_from: int | None
     yet written; with ``rewrite_from``, also rewrite the written sections from that
     position on that were saved before ``since`` (the job's creation). Resumable: a re-run
     reads the sections already saved (rewritten) and goes on."""
-    from workers.llm import get_backend
-
     if not project.sections.exists():
         plan_project(project, progress)
     reset_after_stop(project)  # a section cut off by a kill is written again from scratch
@@ -400,8 +396,6 @@ def _to_rewrite(section: Section, rewrite_from: int | None, since) -> bool:
 
 def regenerate_section(project: WritingProject, section_pk: int, progress) -> dict:
     """The writing_section job: write one section again, in place."""
-    from workers.llm import get_backend
-
     section = project.sections.filter(pk=section_pk).first()
     if section is None:
         return {"skipped": "The section was deleted."}
@@ -412,8 +406,6 @@ def regenerate_section(project: WritingProject, section_pk: int, progress) -> di
     progress(0, 1, f"Rewriting section {section.position}")
     live.start(section.position)
     previous = join_sections(before)
-    from workers.writing.summary import running_summary
-
     points = {s.index: s.point for s in plan.sections}
     refs = _references(project)
     result = write_section(

@@ -12,7 +12,7 @@ from apps.documents.models import DocStatus
 from apps.teams.access import team_view
 from apps.teams.models import Role
 from apps.writing import services
-from apps.writing.models import WritingProject
+from apps.writing.models import Section, SectionStatus, WritingProject
 from workers import events
 
 
@@ -195,8 +195,6 @@ def export_docx(request, pk: int):
 async def stream(request, team_slug: str, pk: int):
     """Server-sent events of the section being written: its text so far, then each token;
     "section" when the next one starts, "done" when the job ends."""
-    from apps.writing.models import Section, SectionStatus
-
     membership, login = await stream_membership(request, team_slug)
     if login is not None:
         return login

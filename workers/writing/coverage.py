@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 
 from workers.writing.instruction import _UNIT, _UNITS, PLURALS, Constraint, Part, Spec, mentions
-from workers.writing.plan import MIN_SECTION, PlanSection, distribute
+from workers.writing.sections import MIN_SECTION, PlanSection, distribute
 
 # "Week 24", "chapters 3": a unit named in a section's point.
 _UNIT_AT = re.compile(rf"\b(?P<unit>{_UNITS}|{_UNIT})\s{{0,3}}(?P<n>\d{{1,4}})\b", re.IGNORECASE)

@@ -17,6 +17,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from workers.llm.base import LLMBackend, Usage
+from workers.writing.coverage import (
+    MIN_PART_WORDS,
+    annotate,
+    cover_parts,
+    coverage,
+    uncovered,
+    unit_plan,
+)
 from workers.writing.instruction import (
     MAX_INSTRUCTION_CHARS,
     Spec,
@@ -24,23 +32,20 @@ from workers.writing.instruction import (
     too_long_message,
 )
 from workers.writing.length import RepetitionGuard, count_words, sentences
+from workers.writing.sections import (  # noqa: F401 - MAX_SECTION: part of this module's API
+    DEFAULT_SECTION,
+    MAX_SECTION,
+    MIN_SECTION,
+    PlanSection,
+    distribute,
+)
 
-MIN_SECTION, MAX_SECTION, DEFAULT_SECTION = 200, 1000, 500
 DEFAULT_MAX_WORDS = 50_000
 
 
 class PlanError(ValueError):
     """The request cannot be planned (bad target, empty instruction) or the model's plan
     was unusable and no fallback was allowed. The message is shown to the user."""
-
-
-@dataclass
-class PlanSection:
-    index: int  # 1-based position
-    point: str
-    words: int
-    # The instruction parts, units and items it serves ("part:1", "unit:24", "item:2").
-    serves: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -57,8 +62,6 @@ class Plan:
         return sum(s.words for s in self.sections)
 
     def to_dict(self) -> dict[str, Any]:
-        from workers.writing.coverage import coverage
-
         return {"sections": [asdict(s) for s in self.sections], "source": self.source,
                 "note": self.note, "trace": self.trace, "total": self.total,
                 "requirements": self.requirements.to_dict(),
@@ -242,17 +245,6 @@ def parse_plan(text: str) -> list[PlanSection]:
 
 # -- Repair --------------------------------------------------------------------------------
 
-def distribute(total: int, weights: list[float]) -> list[int]:
-    """Integers proportional to ``weights`` that add up to ``total`` exactly."""
-    scale = total / (sum(weights) or 1)
-    raw = [w * scale for w in weights]
-    out = [math.floor(r) for r in raw]
-    by_remainder = sorted(range(len(raw)), key=lambda i: raw[i] - out[i], reverse=True)
-    for i in by_remainder[:total - sum(out)]:
-        out[i] += 1
-    return out
-
-
 def repair(sections: list[PlanSection], target_words: int) -> tuple[list[PlanSection], list[str]]:
     """Sections whose counts add up to the target, each 200–1,000 words (where the target
     allows: a 150-word text is one section of 150). Returns the sections and the fixes."""
@@ -434,8 +426,6 @@ def make_plan(backend: LLMBackend, instruction: str, target_words: int, *,
     plan against the instruction and add what it misses. An instruction divided into units
     ("one chapter per week of the year") is planned one section per unit, without the
     model. Raises PlanError on a bad request or a contradictory instruction."""
-    from workers.writing.coverage import MIN_PART_WORDS, unit_plan
-
     instruction, spec = check_instruction(instruction, target_words, max_words)
     if spec.units and spec.units.count:
         sections = unit_plan(spec, instruction, target_words)
@@ -506,8 +496,6 @@ def make_plan(backend: LLMBackend, instruction: str, target_words: int, *,
 def _checked(plan: Plan, target_words: int) -> Plan:
     """The plan checked against its instruction: missing parts added (said in the note),
     anything still uncovered said too."""
-    from workers.writing.coverage import annotate, cover_parts, uncovered
-
     spec = plan.requirements
     sections, notes = cover_parts(spec, plan.sections, target_words)
     if notes:
