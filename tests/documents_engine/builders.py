@@ -30,8 +30,9 @@ def make_docx(
     return out.getvalue()
 
 
-def make_epub(chapters: list[str], title: str = "A Book") -> bytes:
-    """A minimal EPUB 3: chapters are XHTML bodies (HTML fragments)."""
+def make_epub(chapters: list[str], title: str = "A Book", doctype: str = "") -> bytes:
+    """A minimal EPUB 3: chapters are XHTML bodies (HTML fragments), each file opened by
+    ``doctype`` after its XML declaration."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr(zipfile.ZipInfo("mimetype"), "application/epub+zip")
@@ -57,7 +58,7 @@ def make_epub(chapters: list[str], title: str = "A Book") -> bytes:
         for i, body in enumerate(chapters):
             zf.writestr(
                 f"OEBPS/text/c{i}.xhtml",
-                '<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/xhtml"><head>'
+                f'<?xml version="1.0"?>{doctype}<html xmlns="http://www.w3.org/1999/xhtml"><head>'
                 f"<title>c{i}</title><style>p {{color: red}}</style></head>"
                 f"<body>{body}</body></html>",
             )

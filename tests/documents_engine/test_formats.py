@@ -64,6 +64,19 @@ def test_epub_follows_spine_and_strips_styles():
     assert [(h.level, h.text) for h in doc.headings] == [(1, "Chapter One"), (2, "Two")]
 
 
+@pytest.mark.parametrize("doctype", [
+    '<!DOCTYPE html [<!ENTITY nbsp "&#160;">]>',
+    '<!doctype html PUBLIC "-//W3C//DTD XHTML 1.1//EN" "xhtml11.dtd" [\n<!ENTITY a "b">\n]>',
+    '<!DOCTYPE html>',
+])
+def test_epub_doctype_with_an_internal_subset_leaves_no_trace(doctype):
+    """lxml's HTML parser kept an internal subset's tail "]>" as the chapter's first text."""
+    doc = extract_document(make_epub(["<p>It was a dark night.</p>", "<p>Dawn.</p>"],
+                                     doctype=doctype))
+    assert "]>" not in doc.text and "ENTITY" not in doc.text
+    assert doc.text.split() == ["It", "was", "a", "dark", "night.", "Dawn."]
+
+
 def test_html_headings_and_scripts_stripped():
     html = (
         "<!DOCTYPE html><html><head><title>Annual review</title><style>body{color:red}</style>"

@@ -35,11 +35,28 @@ _HEADINGS = {f"h{i}": i for i in range(1, 7)}
 def parse_html(data: bytes | str) -> etree._Element:
     if isinstance(data, str):
         data = data.encode("utf-8")
+    data = _without_doctype(data)
     parser = lxml_html.HTMLParser(remove_comments=True, remove_pis=True, encoding="utf-8")
     try:
         return lxml_html.document_fromstring(data, parser=parser)
     except etree.ParserError:  # "Document is empty" (found by fuzzing): no text, not a crash
         return etree.Element("html")
+
+
+def _without_doctype(data: bytes) -> bytes:
+    """``data`` without a leading DOCTYPE declaration. lxml's HTML parser does not know an
+    internal subset (``<!DOCTYPE html [<!ENTITY …>]>``, common in EPUB's XHTML) and keeps its
+    tail ``]>`` as text; the declaration carries no text, so it is cut (plain finds: linear)."""
+    start = data[:1024].upper().find(b"<!DOCTYPE")
+    before = data[:start].lstrip(b"\xef\xbb\xbf \t\r\n")  # a BOM, white space, <?xml …?>
+    if start < 0 or before and not before.startswith(b"<?xml"):
+        return data
+    close = data.find(b">", start)
+    subset = data.find(b"[", start, close if close >= 0 else len(data))
+    if subset >= 0:
+        close = data.find(b"]>", subset)
+        close = close + 1 if close >= 0 else -1
+    return data if close < 0 else data[:start] + data[close + 1:]
 
 
 def html_title(root: etree._Element) -> str:
