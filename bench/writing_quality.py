@@ -53,8 +53,9 @@ from workers.writing import (  # noqa: E402
     write_document,
 )
 from workers.writing.checks import check_one  # noqa: E402
-from workers.writing.instruction import Constraint, keywords, mentions  # noqa: E402
+from workers.writing.instruction import Constraint
 from workers.writing.overlap import unrelated_repetition  # noqa: E402
+from workers.writing.vocabulary import keywords, mentions  # noqa: E402
 
 GUIDES = [
     ("new beekeepers", ["equipment", "the first inspection", "swarm control",

@@ -17,14 +17,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from workers.llm.base import LLMBackend, Usage
-from workers.writing.instruction import Constraint, keywords, mentions
+from workers.writing.instruction import Constraint
 from workers.writing.length import (
     RepetitionGuard,
-    _stream_round,
     count_words,
     sentences,
+    stream_round,
     trim_to_words,
 )
+from workers.writing.vocabulary import keywords, mentions
 
 # Spelling that tells British from American English: (American stem pattern, British).
 _OUR = r"\b(?P<s>colo|favo|hono|behavio|neighbo|flavo|labo|humo|harbo|vigo|rumo|savo)" \
@@ -194,7 +195,7 @@ def _ask(backend: LLMBackend, prompt: str, words: int, seed: int,
          sampling: dict[str, Any]) -> tuple[str, Usage]:
     """A short generation, streamed and stopped at the first sentence (or list line) end
     once ``words`` are there: a fix decodes only what it needs."""
-    text, usage, _ = _stream_round(backend, [{"role": "user", "content": prompt}],
+    text, usage, _ = stream_round(backend, [{"role": "user", "content": prompt}],
                                    RepetitionGuard(max_repeats=2), None,
                                    {**sampling, "seed": seed,
                                     "max_tokens": int(words * 1.6) + 24}, enough=words)

@@ -12,11 +12,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from workers.writing.instruction import _UNIT, _UNITS, PLURALS, Constraint, Part, Spec, mentions
+from workers.writing.instruction import Constraint, Part, Spec
 from workers.writing.sections import MIN_SECTION, PlanSection, distribute
+from workers.writing.vocabulary import PLURALS, UNIT, UNITS, mentions
 
 # "Week 24", "chapters 3": a unit named in a section's point.
-_UNIT_AT = re.compile(rf"\b(?P<unit>{_UNITS}|{_UNIT})\s{{0,3}}(?P<n>\d{{1,4}})\b", re.IGNORECASE)
+_UNIT_AT = re.compile(rf"\b(?P<unit>{UNITS}|{UNIT})\s{{0,3}}(?P<n>\d{{1,4}})\b", re.IGNORECASE)
 # A section made for a part needs this many words at least; fewer, and parts share sections.
 MIN_PART_WORDS = 100
 

@@ -20,93 +20,77 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from workers.writing.vocabulary import (
+    NUMBER,
+    NUMBER_WORDS,
+    ORDINAL_STEP,
+    PER_YEAR,
+    PLURALS,
+    UNIT,
+    UNIT_NOUNS,
+    UNITS,
+    keywords,
+)
+
 MAX_INSTRUCTION_CHARS = 8000
 # Below this many words a section cannot hold a chapter, an entry or a part.
 MIN_UNIT_WORDS = 40
 
-NUMBER_WORDS = {
-    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14,
-    "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
-    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "a dozen": 12,
-}
-ORDINAL_STEP = {"other": 2, "second": 2, "third": 3, "fourth": 4, "fifth": 5}
-# A unit the text is divided into, singular → plural forms accepted.
-UNIT_NOUNS = ("chapter", "section", "part", "entry", "letter", "episode", "post", "scene",
-              "lesson", "article", "installment", "instalment", "day", "week", "month",
-              "paragraph", "stage", "step", "session", "issue")
-# A period and how many of it make a year ("week 60 of the year" is impossible).
-PER_YEAR = {"day": 365, "week": 52, "month": 12, "quarter": 4, "season": 4}
-
-_STOP_WORDS = """a an the and or of to in on at for with by from as is are be been being it its
-this that these those what which who whom how why when where do does did doing done can could
-should would will shall may might must about into over under than then there their them they
-you your we our us i me my he she his her him not no yes so such also each every any all some
-new first last next more most very just only own same other write writing text piece guide
-essay article story report include includes including cover covers covering section sections
-chapter chapters part parts entry entries word words please make use using one two three
-"""
-STOP = frozenset(_STOP_WORDS.split())
-
-_NUM = r"(?:\d{1,6}|" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + r")"
-_UNIT = r"(?:" + "|".join(UNIT_NOUNS) + r")"
-PLURALS = {u: u[:-1] + "ies" if u == "entry" else u + "s" for u in UNIT_NOUNS}
-_UNITS = r"(?:" + "|".join(PLURALS.values()) + r")"
 _WORD_COUNT = re.compile(r"\b(?P<n>\d{1,3}(?:,\d{3}){0,2}|\d{1,7})[\s-]{0,3}words?\b",
                          re.IGNORECASE)
 
 # "30 chapters of 500 words", "in 5 parts", "a diary of 12 entries".
 _COUNT_UNITS = re.compile(
-    rf"\b(?P<n>{_NUM})\s{{1,3}}(?:short\s|long\s|separate\s|weekly\s|daily\s|monthly\s)?"
-    rf"(?P<unit>{_UNITS}|{_UNIT})\b(?:\s{{1,3}}(?:of|with)\s{{1,3}}(?:about\s|around\s|roughly\s|"
+    rf"\b(?P<n>{NUMBER})\s{{1,3}}(?:short\s|long\s|separate\s|weekly\s|daily\s|monthly\s)?"
+    rf"(?P<unit>{UNITS}|{UNIT})\b(?:\s{{1,3}}(?:of|with)\s{{1,3}}(?:about\s|around\s|roughly\s|"
     rf"approximately\s)?(?P<each>\d{{1,3}}(?:,\d{{3}})?|\d{{1,6}})[\s-]{{0,3}}words?)?",
     re.IGNORECASE)
 # "a 12-week plan", "a 30-day diary".
-_HYPHEN_UNITS = re.compile(rf"\b(?P<n>\d{{1,4}})-(?P<unit>{_UNIT})\b", re.IGNORECASE)
+_HYPHEN_UNITS = re.compile(rf"\b(?P<n>\d{{1,4}})-(?P<unit>{UNIT})\b", re.IGNORECASE)
 # "one chapter per week", "an entry for each month of the year".
 _PER_PERIOD = re.compile(
-    rf"\b(?:one|a|an|a single)\s{{1,3}}(?:short\s|long\s)?(?P<noun>{_UNIT})\s{{1,3}}"
+    rf"\b(?:one|a|an|a single)\s{{1,3}}(?:short\s|long\s)?(?P<noun>{UNIT})\s{{1,3}}"
     rf"(?:per|for\s{{1,3}}each|for\s{{1,3}}every|each|every|a)\s{{1,3}}"
     rf"(?P<period>day|week|month|quarter|season)\b"
     rf"(?P<year>\s{{1,3}}(?:of|in|across|through(?:out)?)\s{{1,3}}(?:the|a|one)\s{{1,3}}year)?",
     re.IGNORECASE)
 _FOR_PERIODS = re.compile(
     rf"\b(?:for|over|during|across)\s{{1,3}}(?:the\s{{1,3}}(?:next|first)\s{{1,3}})?"
-    rf"(?P<n>{_NUM})\s{{1,3}}(?P<unit>days|weeks|months|quarters|seasons)\b", re.IGNORECASE)
+    rf"(?P<n>{NUMBER})\s{{1,3}}(?P<unit>days|weeks|months|quarters|seasons)\b", re.IGNORECASE)
 _A_YEAR = re.compile(r"\b(?:of|in|across|through(?:out)?|over)\s{1,3}(?:the|a|one)\s{1,3}year\b"
                      r"|\ba\s{1,3}year[\s-]{1,3}long\b|\byear-long\b", re.IGNORECASE)
 _EACH_WORDS = re.compile(
-    rf"\b(?:each|every)\s{{1,3}}(?P<unit>{_UNIT})\s{{1,3}}(?:of|with|has|having|in|about|around|"
+    rf"\b(?:each|every)\s{{1,3}}(?P<unit>{UNIT})\s{{1,3}}(?:of|with|has|having|in|about|around|"
     rf"is|should\s{{1,3}}be)\s{{1,3}}(?:about\s|around\s|roughly\s)?(?P<each>\d{{1,3}}(?:,\d{{3}})?"
     rf"|\d{{1,6}})[\s-]{{0,3}}words?", re.IGNORECASE)
 
 # "in weeks 24–25", "in week 60 of the year", "in chapter 3".
 _AT_UNITS = re.compile(
-    rf"\b(?:in|during|for|on|at|by)\s{{1,3}}(?:the\s{{1,3}})?(?P<unit>{_UNIT}|{_UNITS})\s{{0,3}}"
-    rf"(?P<a>\d{{1,4}})(?:\s{{0,3}}(?:–|—|-|to|through|and|&)\s{{0,3}}(?:{_UNIT}\s{{0,3}}|{_UNITS}"
+    rf"\b(?:in|during|for|on|at|by)\s{{1,3}}(?:the\s{{1,3}})?(?P<unit>{UNIT}|{UNITS})\s{{0,3}}"
+    rf"(?P<a>\d{{1,4}})(?:\s{{0,3}}(?:–|—|-|to|through|and|&)\s{{0,3}}(?:{UNIT}\s{{0,3}}|{UNITS}"
     rf"\s{{0,3}})?(?P<b>\d{{1,4}}))?(?P<year>\s{{1,3}}of\s{{1,3}}(?:the|a)\s{{1,3}}year)?",
     re.IGNORECASE)
 # "every 5 weeks from week 13 (until week 40)", "every other chapter", "every week".
 _EVERY = re.compile(
     rf"\bevery\s{{1,3}}(?:(?P<k>\d{{1,3}}|other|second|third|fourth|fifth)\s{{1,3}})?"
-    rf"(?P<unit>{_UNIT}|{_UNITS})\b"
+    rf"(?P<unit>{UNIT}|{UNITS})\b"
     rf"(?:,?\s{{1,3}}(?:from|starting|beginning|after)(?:\s{{1,3}}(?:in|at|from|with))?"
-    rf"\s{{1,3}}(?:{_UNIT}\s{{1,3}})?(?P<start>\d{{1,4}}))?"
-    rf"(?:,?\s{{1,3}}(?:until|till|to|through|up\s{{1,3}}to)\s{{1,3}}(?:{_UNIT}\s{{1,3}})?"
+    rf"\s{{1,3}}(?:{UNIT}\s{{1,3}})?(?P<start>\d{{1,4}}))?"
+    rf"(?:,?\s{{1,3}}(?:until|till|to|through|up\s{{1,3}}to)\s{{1,3}}(?:{UNIT}\s{{1,3}})?"
     rf"(?P<end>\d{{1,4}}))?", re.IGNORECASE)
 
 # "end each section with a checklist", "finish every chapter with a question".
 _EDGE = re.compile(
     rf"\b(?P<verb>end|finish|close|conclude|start|begin|open)s?\s{{1,3}}(?:each|every|all|the)"
-    rf"\s{{1,3}}(?:of\s{{1,3}}the\s{{1,3}})?(?:{_UNIT}|{_UNITS})\s{{1,3}}(?:with|by)\s{{1,3}}"
+    rf"\s{{1,3}}(?:of\s{{1,3}}the\s{{1,3}})?(?:{UNIT}|{UNITS})\s{{1,3}}(?:with|by)\s{{1,3}}"
     rf"(?P<what>[^.;\n]{{2,80}})", re.IGNORECASE)
 _EDGE_AFTER = re.compile(
-    rf"\b(?:each|every)\s{{1,3}}(?:{_UNIT})\s{{1,3}}(?:should|must|has\s{{1,3}}to|needs\s{{1,3}}to)"
+    rf"\b(?:each|every)\s{{1,3}}(?:{UNIT})\s{{1,3}}(?:should|must|has\s{{1,3}}to|needs\s{{1,3}}to)"
     rf"\s{{1,3}}(?P<verb>end|finish|close|conclude|start|begin|open)\s{{1,3}}(?:with|by)"
     rf"\s{{1,3}}(?P<what>[^.;\n]{{2,80}})", re.IGNORECASE)
 # "separate entries with ###", "entries separated by ***".
 _SEPARATOR = re.compile(
-    rf"\bseparat(?:e|ed|ing)\s{{1,3}}(?:(?:the|each|all)\s{{1,3}})?(?:(?:{_UNITS}|{_UNIT})"
+    rf"\bseparat(?:e|ed|ing)\s{{1,3}}(?:(?:the|each|all)\s{{1,3}})?(?:(?:{UNITS}|{UNIT})"
     rf"\s{{1,3}})?(?:with|by)\s{{1,3}}(?:a\s{{1,3}}line\s{{1,3}}of\s{{1,3}})?(?P<q>[\"'“‘`]?)"
     rf"(?P<sep>[#*=~_+\-/|]{{1,10}}|---)", re.IGNORECASE)
 # "in British English", "use American spelling".
@@ -119,8 +103,8 @@ _TABLE = re.compile(r"\b(?:a|one|with\s{1,3}a)\s{1,3}(?:short\s|small\s|simple\s
 # "mention X in every chapter", "each entry must mention X".
 _EVERY_ITEM = re.compile(
     rf"\b(?:mention|include|name|feature)s?\s{{1,3}}(?P<item>[^.;,\n]{{2,60}}?)\s{{1,3}}"
-    rf"in\s{{1,3}}(?:each|every|all)\s{{1,3}}(?:of\s{{1,3}}the\s{{1,3}})?(?:{_UNIT}|{_UNITS})\b"
-    rf"|\b(?:each|every)\s{{1,3}}{_UNIT}\s{{1,3}}(?:must|should|has\s{{1,3}}to)\s{{1,3}}"
+    rf"in\s{{1,3}}(?:each|every|all)\s{{1,3}}(?:of\s{{1,3}}the\s{{1,3}})?(?:{UNIT}|{UNITS})\b"
+    rf"|\b(?:each|every)\s{{1,3}}{UNIT}\s{{1,3}}(?:must|should|has\s{{1,3}}to)\s{{1,3}}"
     rf"(?:mention|include|name|feature)\s{{1,3}}(?P<item2>[^.;,\n]{{2,60}})", re.IGNORECASE)
 
 _CUE = re.compile(r"\b(?:cover(?:ing|s)?|including|include|includes|discuss(?:ing)?|"
@@ -131,7 +115,6 @@ _LIST_LINE = re.compile(r"^\s{0,8}(?:[-*•]|\d{1,3}[.)])\s{1,4}(?P<item>\S[^\n]
                         re.MULTILINE)
 # Possessive: a run without a sentence end is read once, never retried from each position.
 _SENTENCE = re.compile(r"[^.!?\n]++(?:[.!?]++|\n|$)")
-_TOKEN = re.compile(r"[^\W_]{2,40}")
 
 
 @dataclass
@@ -212,39 +195,6 @@ class Spec:
         out += [c.label for c in self.constraints if c.kind != "item"]
         return out
 
-
-def keywords(text: str) -> list[str]:
-    """Content words of a phrase, stemmed lightly, in order, without repeats."""
-    out: list[str] = []
-    for word in _TOKEN.findall(text.lower()):
-        if word in STOP or word.isdigit():
-            continue
-        stem = stem_word(word)
-        if stem not in out:
-            out.append(stem)
-    return out
-
-
-def stem_word(word: str) -> str:
-    """A light stem, so that "inspections" meets "inspection" and "wintering" "winter"."""
-    for suffix in ("ings", "ing", "ies", "es", "s", "ed"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
-            word = word[: -len(suffix)]
-            return word + "y" if suffix == "ies" else word
-    return word
-
-
-def text_stems(text: str) -> set[str]:
-    return {stem_word(w) for w in _TOKEN.findall(text.lower())}
-
-
-def mentions(text: str, words: list[str], share: float = 0.5) -> bool:
-    """Whether ``text`` holds at least ``share`` of the stems ``words`` (and at least one)."""
-    if not words:
-        return True
-    found = text_stems(text)
-    hits = sum(1 for w in words if w in found)
-    return hits >= max(1, round(share * len(words) + 1e-9))
 
 
 def _number(raw: str) -> int:

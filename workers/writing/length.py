@@ -258,7 +258,7 @@ def _continuation(messages: Sequence[dict], template: str, text: str, remaining:
     return asked[:last + 1]
 
 
-def _stream_round(backend: LLMBackend, messages: Sequence[dict], guard: RepetitionGuard,
+def stream_round(backend: LLMBackend, messages: Sequence[dict], guard: RepetitionGuard,
                   on_token: Callable[[str], None] | None, sampling: dict[str, Any],
                   enough: int | None = None) -> tuple[str, Usage, bool]:
     """One generation; returns the accepted text (repeats dropped), usage, looped?
@@ -379,7 +379,7 @@ def write_to_length(
         prompt_tokens = backend.count_tokens(asked)
         max_tokens = max(16, min(max_tokens, window - prompt_tokens - 8))
         round_started = time.perf_counter()
-        more, round_usage, looped = _stream_round(
+        more, round_usage, looped = stream_round(
             backend, asked, guard, on_token, {**options, "max_tokens": max_tokens},
             enough=enough)
         rounds += 1
