@@ -3,15 +3,19 @@ a publish that fails never fails the job that publishes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
 import threading
+import time
 
 import pytest
 import redis
 from django.conf import settings
 
+from apps import stack
 from workers import events
 
 
@@ -27,7 +31,7 @@ def connects(monkeypatch):
 
     monkeypatch.setattr(redis.ConnectionPool, "make_connection", counting)
     monkeypatch.setattr(events, "_publishers", {})
-    monkeypatch.setattr(events, "_down_until", {})
+    monkeypatch.setattr(events, "_outages", {})
     return made
 
 
@@ -69,3 +73,98 @@ def test_a_failed_publish_is_logged_and_never_raises(connects, tmp_path, caplog)
     # Within the back-off the next events are dropped at once, not each tried again.
     assert events.publish("scriptorium:test:down", {"type": "token", "text": "b"}, down) is False
     assert len(connects) == tried
+
+
+@pytest.fixture
+def own_redis(tmp_path, monkeypatch):
+    """A real Redis server of this test's own (the embedded one's binary, on a unix socket),
+    that the test stops, restarts or freezes; and a publisher state of its own."""
+    monkeypatch.setattr(events, "_publishers", {})
+    monkeypatch.setattr(events, "_outages", {})
+    paths = stack.redis_paths(tmp_path / "redis")
+    stack.start_redis(paths, persistent=False)
+    yield paths
+    if paths.pidfile.exists():  # never leave it frozen or running
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(paths.pidfile.read_text()), signal.SIGCONT)
+    stack.stop_redis(paths)
+
+
+def _listen(paths, name: str):
+    listener = redis.Redis(unix_socket_path=str(paths.socket)).pubsub()
+    listener.subscribe(name)
+    listener.get_message(timeout=5)  # the subscription's confirmation
+    return listener
+
+
+def _received(listener) -> list[dict]:
+    got = []
+    while (message := listener.get_message(timeout=1)) is not None:
+        got.append(json.loads(message["data"]))
+    listener.close()
+    return got
+
+
+def test_a_redis_restart_between_two_tokens_costs_no_event(own_redis):
+    """The pooled connection dies with the server; the next publish reconnects at once."""
+    url = stack.redis_url_for(own_redis.socket)
+    listener = _listen(own_redis, "scriptorium:test:restart")
+    assert events.publish("scriptorium:test:restart", {"type": "token", "text": "a"}, url)
+    assert _received(listener) == [{"type": "token", "text": "a"}]
+    client = events._publishers[(os.getpid(), url)]
+
+    stack.stop_redis(own_redis)
+    stack.start_redis(own_redis, persistent=False)
+    listener = _listen(own_redis, "scriptorium:test:restart")
+    before = events.dropped_events
+    assert events.publish("scriptorium:test:restart", {"type": "token", "text": "b"}, url)
+    assert _received(listener) == [{"type": "token", "text": "b"}]
+    assert events.dropped_events == before
+    assert events._publishers[(os.getpid(), url)] is client  # the same pool, reconnected
+
+
+def test_redis_down_drops_events_logs_once_and_recovers(own_redis, monkeypatch, caplog):
+    url = stack.redis_url_for(own_redis.socket)
+    assert events.publish("scriptorium:test:down", {"type": "token", "text": "a"}, url)
+    stack.stop_redis(own_redis)
+    monkeypatch.setattr(events, "PUBLISH_BACKOFF", 0.0)  # every publish tries Redis again
+    before = events.dropped_events
+    with caplog.at_level(logging.WARNING, logger="workers.events"):
+        started = time.monotonic()
+        for n in range(20):  # a token loop while Redis is down: never raises
+            assert events.publish("scriptorium:test:down", {"type": "token", "text": str(n)},
+                                  url) is False
+        assert time.monotonic() - started < 20 * events.PUBLISH_TIMEOUT
+    assert events.dropped_events - before == 20
+    assert len(caplog.records) == 1 and "not sent" in caplog.text  # once per outage
+    caplog.clear()
+
+    stack.start_redis(own_redis, persistent=False)
+    listener = _listen(own_redis, "scriptorium:test:down")
+    with caplog.at_level(logging.WARNING, logger="workers.events"):
+        assert events.publish("scriptorium:test:down", {"type": "token", "text": "z"}, url)
+    assert _received(listener) == [{"type": "token", "text": "z"}]
+    assert [r.getMessage() for r in caplog.records] == [
+        "live events sent again; 20 dropped while Redis was unreachable"]
+
+
+def test_a_hung_redis_stalls_a_token_loop_by_one_timeout_at_most(own_redis):
+    """A frozen server (SIGSTOP: it accepts nothing, answers nothing) costs one publish
+    PUBLISH_TIMEOUT; the events after it, within the back-off, are dropped at once."""
+    url = stack.redis_url_for(own_redis.socket)
+    assert events.publish("scriptorium:test:hung", {"type": "token", "text": "a"}, url)
+    os.kill(int(own_redis.pidfile.read_text()), signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        assert events.publish("scriptorium:test:hung", {"type": "token", "text": "b"}, url) \
+            is False
+        first = time.monotonic() - started
+        started = time.monotonic()
+        for n in range(100):
+            assert events.publish("scriptorium:test:hung", {"type": "token", "text": str(n)},
+                                  url) is False
+        rest = time.monotonic() - started
+    finally:
+        os.kill(int(own_redis.pidfile.read_text()), signal.SIGCONT)
+    assert events.PUBLISH_TIMEOUT * 0.9 <= first < events.PUBLISH_TIMEOUT + 1.0
+    assert rest < 0.5

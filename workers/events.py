@@ -16,10 +16,13 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +71,26 @@ def channel(kind: str, pk: int) -> str:
 
 # Publishing: one client (one connection pool) per process and URL, shared by its threads
 # (redis-py's pool is thread-safe); a streamed answer publishes every token through it.
-PUBLISH_TIMEOUT = 2.0  # seconds: a hung Redis delays a token this long at most...
+PUBLISH_TIMEOUT = 1.0  # seconds: a hung Redis delays a token this long at most...
 PUBLISH_BACKOFF = 5.0  # ...and after a failure, events are dropped this long, not retried
+# At most one immediate retry, on a broken connection (a socket that died with the server
+# between two checks); none on a timeout and no back-off sleeps: redis-py's default retries
+# three times with sleeps, which froze a token loop ~10 s per event on a hung Redis.
+_PUBLISH_RETRY = Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
 _publishers: dict[tuple[int, str], redis.Redis] = {}
-_down_until: dict[tuple[int, str], float] = {}
 _publishers_lock = threading.Lock()
+
+
+@dataclass
+class _Outage:
+    """Redis unreachable for one publisher: one warning when it starts, one line when it ends."""
+
+    retry_at: float
+    dropped: int = 0
+
+
+_outages: dict[tuple[int, str], _Outage] = {}
+dropped_events = 0  # live events this process could not send, since it started
 
 
 def _publisher(key: tuple[int, str]) -> redis.Redis:
@@ -80,7 +98,7 @@ def _publisher(key: tuple[int, str]) -> redis.Redis:
         client = _publishers.get(key)
         if client is None:  # per pid: a forked child must not share its parent's sockets
             kwargs = {**_client_kwargs(key[1]), "socket_timeout": PUBLISH_TIMEOUT,
-                      "socket_connect_timeout": PUBLISH_TIMEOUT}
+                      "socket_connect_timeout": PUBLISH_TIMEOUT, "retry": _PUBLISH_RETRY}
             url = kwargs.pop("url", None)
             client = redis.Redis.from_url(url, **kwargs) if url else redis.Redis(**kwargs)
             _publishers[key] = client
@@ -91,19 +109,32 @@ def publish(name: str, event: dict[str, Any], url: str | None = None) -> bool:
     """Send ``event`` to whoever listens on ``name``, over this process's pooled client.
 
     Live events are a convenience (the row is the truth, and a reader catches up from it):
-    a failed publish is logged and returns False, it never fails the job that publishes;
-    after a failure, events are dropped for ``PUBLISH_BACKOFF`` seconds rather than each
-    waiting on a Redis that is down."""
+    a failed publish returns False and never raises into the job that publishes. An outage
+    is logged once, when it starts, and once when events flow again (with how many were
+    dropped); meanwhile events are dropped at once for ``PUBLISH_BACKOFF`` seconds between
+    tries rather than each waiting on a Redis that is down."""
+    global dropped_events
     key = (os.getpid(), url or _url())
-    if time.monotonic() < _down_until.get(key, 0.0):
+    outage = _outages.get(key)
+    if outage is not None and time.monotonic() < outage.retry_at:
+        outage.dropped += 1
+        dropped_events += 1
         return False
     try:
         _publisher(key).publish(name, json.dumps(event))
     except (redis.RedisError, OSError) as exc:
-        _down_until[key] = time.monotonic() + PUBLISH_BACKOFF
-        log.warning("live event to %s not sent (Redis unreachable, events dropped for %.0f s):"
-                    " %s", name, PUBLISH_BACKOFF, exc)
+        dropped_events += 1
+        if outage is None:
+            outage = _outages[key] = _Outage(0.0)
+            log.warning("live events not sent (Redis unreachable; dropped, retried every "
+                        "%.0f s until it answers): %s", PUBLISH_BACKOFF, exc)
+        outage.dropped += 1
+        outage.retry_at = time.monotonic() + PUBLISH_BACKOFF
         return False
+    if outage is not None:
+        _outages.pop(key, None)
+        log.warning("live events sent again; %d dropped while Redis was unreachable",
+                    outage.dropped)
     return True
 
 
