@@ -28,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench.plotting import pyplot
 from workers.qa.engine import answer
 from workers.qa.types import SourceDocument
 
@@ -241,10 +242,7 @@ def _comparison_rows(results: dict) -> list[tuple[str, str, str]]:
 
 def _comparison_png(out: Path, c: dict) -> None:
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
     except ImportError:
         return
     fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3.2))
@@ -295,10 +293,7 @@ def _report(out: Path, results: dict) -> None:
           "other load moves both figures."]
     (out / "results.md").write_text("\n".join(md) + "\n")
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
         left.bar(["direct", "API+worker"], [d["items_per_min"], a["items_per_min"]],

@@ -26,6 +26,7 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.machine import describe_machine, machine_lines  # noqa: E402
+from bench.plotting import pyplot  # noqa: E402
 from workers.llm import get_backend  # noqa: E402
 from workers.qa import SourceDocument, answer, build_haystack  # noqa: E402
 from workers.scope import TOLERANCE, compress  # noqa: E402
@@ -197,10 +198,7 @@ def _report(out: Path, results: dict[str, Any]) -> None:
 
 
 def _plot(out: Path, results: dict[str, Any]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import matplotlib.ticker
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.3))

@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench.plotting import pyplot
+
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = ["sniff", "pdf", "docx", "epub", "html", "markdown", "text"]
 
@@ -128,10 +130,7 @@ def report(results: list[dict], seconds: int, input_timeout: int, out: Path) -> 
 
 
 def plot(results: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = [r["target"] for r in results]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.machine import describe_machine, machine_line
+from bench.plotting import pyplot
 
 PROMPT = [{"role": "user", "content": "Write a long essay about the history of Rome."}]
 
@@ -186,10 +187,7 @@ def write_markdown(results: dict[str, Any], path: Path) -> None:
 
 
 def write_plot(results: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     emb, vllm = results["embedded"], results.get("vllm")
     panels = 2 if vllm else 1

@@ -29,6 +29,7 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.machine import describe_machine, machine_lines  # noqa: E402
+from bench.plotting import pyplot  # noqa: E402
 from workers.llm import get_backend  # noqa: E402
 from workers.llm.errors import ContextOverflow  # noqa: E402
 from workers.qa import SourceDocument, answer, build_haystack, choose  # noqa: E402
@@ -389,10 +390,7 @@ def _report(out: Path, results: dict[str, Any]) -> None:
 
 
 def _plot(out: Path, results: dict[str, Any]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = [r for r in results["haystack"] if "refused" not in r]
     if not rows:

@@ -40,6 +40,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from bench.machine import describe_machine, machine_lines  # noqa: E402
+from bench.plotting import pyplot  # noqa: E402
 from workers.llm import get_backend  # noqa: E402
 from workers.qa import SourceDocument, answer, build_haystack  # noqa: E402
 from workers.qa import engine as qa_engine  # noqa: E402
@@ -240,10 +241,7 @@ def report(out: Path) -> None:
 
 
 def _plot(out: Path, runs: dict[str, Any]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     names = sorted({r["question"] for run in runs.values() for r in run["questions"]},

@@ -41,6 +41,7 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.machine import describe_machine, machine_lines  # noqa: E402
+from bench.plotting import pyplot  # noqa: E402
 from bench.qa_facts import (  # noqa: E402
     KINDS,
     REGISTERS,
@@ -505,10 +506,7 @@ def report(out: Path, results: dict[str, Any]) -> None:
 
 
 def plot(out: Path, results: dict[str, Any]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     hay = [r for r in results["rows"] if r["suite"] == "haystack"]
     if not hay:

@@ -30,6 +30,7 @@ import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench.plotting import pyplot  # noqa: E402
 from workers.documents.chunking import chunk_text  # noqa: E402
 from workers.documents.embeddings import Embedder, get_embedder  # noqa: E402
 from workers.documents.extract import extract_document  # noqa: E402
@@ -362,10 +363,7 @@ def write_report(out: Path, results: dict) -> None:
 
 
 def plot(out: Path, results: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     cols = [*results["config"]["strategies"], "lexical", "hybrid"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)

@@ -35,6 +35,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.machine import describe_machine, machine_lines  # noqa: E402
+from bench.plotting import pyplot  # noqa: E402
 from bench.qa_facts import KINDS, build_document, load_sources  # noqa: E402
 from workers.documents.chunking import chunk_text  # noqa: E402
 from workers.documents.embeddings import get_embedder  # noqa: E402
@@ -239,10 +240,7 @@ def write_report(out: Path, results: dict) -> None:
 
 def plot(out: Path, results: dict) -> None:
     """Recall@20 as grouped bars: one group per (length, wording), one bar per arm set."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     groups = sorted({(s["length"], s["wording"]) for s in results["summary"]})
     recall = {(s["length"], s["wording"], s["config"]): s["recall@20"]

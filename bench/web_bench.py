@@ -37,6 +37,7 @@ from pathlib import Path
 
 from bench.api_bench import _free_port, _percentile, _wait_http
 from bench.machine import describe_machine, machine_lines
+from bench.plotting import pyplot
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = 20  # one page of the list (the API's page size is larger)
@@ -217,10 +218,7 @@ def _report(out: Path, results: dict) -> None:
                                      for label, path in results["roots"].items())]
     (out / "results.md").write_text("\n".join(md) + "\n")
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
     except ImportError:
         return
     names = list(summary[first])

@@ -34,6 +34,7 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.machine import describe_machine, machine_lines  # noqa: E402
+from bench.plotting import bar_panel, pyplot  # noqa: E402
 from workers.llm import get_backend  # noqa: E402
 from workers.writing import (  # noqa: E402
     Plan,
@@ -208,16 +209,6 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
     (out / "results.md").write_text("\n".join(lines) + "\n")
 
 
-def pyplot():
-    """matplotlib's pyplot drawing to files (no display)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot(out: Path, results: dict[str, Any]) -> None:
     rows = results["prompts"]
     if not rows:
@@ -226,10 +217,8 @@ def plot(out: Path, results: dict[str, Any]) -> None:
     raw = results.get("raw_decode", {}).get("words_per_min") or 0
     labels = [f"{r['set'][:5]} {r['target']}" for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
-    axes[0].bar(labels, [r["length_score"] for r in rows], color="#2f6fb0")
-    axes[0].axhline(90, color="grey", ls="--", lw=1)
-    axes[0].set_title("Length score (goal ≥ 90)")
-    axes[0].set_ylim(0, 100)
+    bar_panel(axes[0], labels, [r["length_score"] for r in rows], "Length score (goal ≥ 90)",
+              color="#2f6fb0", goal=90, ylim=(0, 100))
     axes[1].bar(labels, [r["words_per_min_write"] for r in rows], color="#4f86c6",
                 label="writing")
     if raw:
@@ -237,9 +226,8 @@ def plot(out: Path, results: dict[str, Any]) -> None:
         axes[1].axhline(0.9 * raw, color="#c0392b", ls=":", lw=1, label="0.9 × raw")
     axes[1].set_title("Words per minute")
     axes[1].legend(fontsize=8)
-    axes[2].bar(labels, [r["distinct_4gram"] for r in rows], color="#27ae60")
-    axes[2].set_ylim(0, 1)
-    axes[2].set_title("Distinct 4-gram share")
+    bar_panel(axes[2], labels, [r["distinct_4gram"] for r in rows], "Distinct 4-gram share",
+              color="#27ae60", ylim=(0, 1))
     for ax in axes:
         ax.tick_params(axis="x", rotation=30, labelsize=8)
     fig.tight_layout()

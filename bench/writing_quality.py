@@ -36,12 +36,12 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.machine import describe_machine, machine_lines  # noqa: E402
+from bench.plotting import bar_panel, pyplot  # noqa: E402
 from bench.write_bench import (  # noqa: E402
     DEFAULT_DATA,
     against_raw,
     hellobench_prompts,
     longwrite_prompts,
-    pyplot,
     raw_decode,
 )
 from workers.writing import (  # noqa: E402
@@ -318,13 +318,10 @@ def plot(out: Path, results: dict[str, Any]) -> None:
                  label="unrelated texts")
     axes[1].set_title("Cross-section 4-gram repetition")
     axes[1].legend(fontsize=7)
-    axes[2].bar(labels, [r["length_score"] for r in rows], color="#4f86c6")
-    axes[2].axhline(90, color="grey", ls="--", lw=1)
-    axes[2].set_ylim(0, 100)
-    axes[2].set_title("Length score (goal ≥ 90)")
-    axes[3].bar(labels, [r.get("vs_raw") or 0 for r in rows], color="#8e44ad")
-    axes[3].axhline(0.9, color="grey", ls="--", lw=1)
-    axes[3].set_title("Words/min vs raw decode (goal ≥ 0.9)")
+    bar_panel(axes[2], labels, [r["length_score"] for r in rows], "Length score (goal ≥ 90)",
+              goal=90, ylim=(0, 100))
+    bar_panel(axes[3], labels, [r.get("vs_raw") or 0 for r in rows],
+              "Words/min vs raw decode (goal ≥ 0.9)", color="#8e44ad", goal=0.9)
     for ax in axes:
         ax.tick_params(axis="x", rotation=40, labelsize=7)
     fig.tight_layout()
