@@ -38,7 +38,6 @@ from __future__ import annotations
 import logging
 import math
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +47,18 @@ from workers.writing.length import requested_words
 
 from . import answer_types
 from .citations import dedupe, make_citation, sentence_units
+from .grounding_words import (
+    CUE_WORDS,
+    STOP_WORDS,
+    TOKEN,
+    content_words,
+    fold,
+    split_words,
+    stem,
+    stem_bag,
+    word_pattern,
+    word_tokens,
+)
 from .questions import wants_whole_document
 from .types import Citation, SourceDocument
 
@@ -101,41 +112,8 @@ def check_level(level: str | None) -> str:
     return level
 
 
-# -- words -----------------------------------------------------------------------------------
+# -- claims ------------------------------------------------------------------------------------
 
-def _words(text: str) -> list[str]:
-    return text.split()
-
-
-_STOP = frozenset(_words(
-    """a an the and or but if of to in on at by for with from as into onto about over under
-    after before between during through than then so that this these those there here it its
-    is are was were be been being am do does did done has have had having not no nor yes
-    i me my we our you your he him his she her they them their what which who whom whose
-    when where why how whether can could may might must shall should will would also just
-    only very more most some any all each every both either neither other such same own
-    one ones up down out off again further once because while until since per via
-    said says say according answer answers question document documents text texts
-    called named name names mr mrs ms dr
-    mention mentions mentioned passage passages context information provided provides
-    states stated refers referred"""
-))
-# Question words that name the kind of answer, not its subject ("how many", "what year").
-_CUES = frozenset(_words(
-    """many much long far old big often large tall year years date day days time month
-    kind type number amount percentage percent happen happened"""
-))
-_NUMBER_WORDS = {
-    w: str(i)
-    for i, w in enumerate(_words(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen "
-        "fourteen fifteen sixteen seventeen eighteen nineteen twenty"
-    ))
-}
-_TENS = _words("thirty forty fifty sixty seventy eighty ninety")
-_NUMBER_WORDS.update({w: str(10 * (i + 3)) for i, w in enumerate(_TENS)})
-_SPELLED = {digits: word for word, digits in _NUMBER_WORDS.items()}
-_TOKEN = re.compile(r"\d[\d,.]*\d|\d|[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
 _QUOTED = re.compile(r"[\"“«]([^\"“”«»\n]{2,80})[\"”»]")
 # "I cannot find…", "the text does not mention…", "not stated": the model's own refusal.
 _REFUSAL = re.compile(
@@ -145,44 +123,9 @@ _REFUSAL = re.compile(
     r"|\bnot (?:mentioned|stated|specified|provided|given|found|available|known)\b",
     re.IGNORECASE,
 )
-_NEGATIONS = frozenset(_words("not never nor instead rather"))  # "instead of", "rather than"
+_NEGATIONS = frozenset(split_words("not never nor instead rather"))  # "instead of", "rather than"
 NEGATED_WORDS = 2  # tokens after a negation that it denies ("not in 1600", "not the Board")
 REFUSAL_MAX_SENTENCES = 2  # a longer answer is checked sentence by sentence instead
-
-
-def _fold(word: str) -> str:
-    """Lower case, accents off, digit grouping off, number words as digits."""
-    word = unicodedata.normalize("NFKD", word.lower())
-    word = "".join(ch for ch in word if not unicodedata.combining(ch)).replace("’", "'")
-    if word[:1].isdigit():
-        return word.replace(",", "").rstrip(".")
-    word = word.removesuffix("'s")
-    return _NUMBER_WORDS.get(word, word)
-
-
-_SUFFIX = re.compile(r"(?:ing|ed|es|s|ly|e)$")
-
-
-def _stem(word: str) -> str:
-    """Crude, but the same on both sides: "closed"/"close", "approved"/"approval",
-    "inspection"/"inspector"."""
-    if word[:1].isdigit() or len(word) <= 3:
-        return word
-    return _SUFFIX.sub("", word)[:6]
-
-
-def _tokens(text: str) -> list[tuple[str, str]]:
-    """(as written, folded) for every word and number of ``text``."""
-    return [(m.group(0), _fold(m.group(0))) for m in _TOKEN.finditer(text)]
-
-
-def _bag(text: str) -> set[str]:
-    """Folded and stemmed words of ``text``."""
-    return {_stem(f) for _, f in _tokens(text)}
-
-
-def _content(text: str) -> list[str]:
-    return [f for _, f in _tokens(text) if f not in _STOP and (len(f) > 2 or f.isdigit())]
 
 
 @dataclass
@@ -196,12 +139,12 @@ class Claim:
 def _claim(sentence: str, question_bag: set[str], lowercase_in_docs: set[str]) -> Claim:
     key: list[str] = []
     words: list[str] = []
-    quoted = {_fold(w) for q in _QUOTED.findall(sentence) for w in q.split()}
+    quoted = {fold(w) for q in _QUOTED.findall(sentence) for w in q.split()}
     denied = -NEGATED_WORDS - 1  # index of the last negation word
-    for i, (raw, folded) in enumerate(_tokens(sentence)):
+    for i, (raw, folded) in enumerate(word_tokens(sentence)):
         if folded in _NEGATIONS:
             denied = i
-        if folded in _STOP or _stem(folded) in question_bag or i - denied <= NEGATED_WORDS:
+        if folded in STOP_WORDS or stem(folded) in question_bag or i - denied <= NEGATED_WORDS:
             continue  # a denied token ("in 2007, not 1600") is not claimed to be there
         is_key = (
             folded[:1].isdigit()
@@ -250,7 +193,7 @@ def _search(doc: SourceDocument, token: str, limit: int, prefix: bool = False) -
     ``prefix``, a word starting with it)."""
     if len(doc.text) > MAX_SEARCH_CHARS:
         return []
-    pattern = _pattern(_fold(token) if token[:1].isdigit() else token, prefix)
+    pattern = word_pattern(fold(token) if token[:1].isdigit() else token, prefix)
     out = []
     for m in pattern.finditer(doc.text):
         out.append(_window(doc, m.start(), m.end(), cited=False))
@@ -265,7 +208,7 @@ def _search(doc: SourceDocument, token: str, limit: int, prefix: bool = False) -
 
 def _spellings(claim: Claim, sentence: str) -> list[str]:
     """How the claim's rarest tokens are written (the search needs the text's spelling)."""
-    written = {f: raw for raw, f in _tokens(sentence)}
+    written = {f: raw for raw, f in word_tokens(sentence)}
     ranked = sorted(claim.key, key=lambda t: -len(t)) + sorted(claim.words, key=lambda t: -len(t))
     return [written.get(t, t) for t in ranked[:SEARCHED_TOKENS]]
 
@@ -325,7 +268,7 @@ def check(
         reason = f"the question asks for a {'/'.join(sorted(strong))}; the answer holds none"
         return _abstain(question, documents, cited, notes, [reason])
 
-    question_bag = {_stem(w) for w in _content(question)}
+    question_bag = {stem(w) for w in content_words(question)}
     subject = _subject(question, documents)
     notes["anchors"] = sorted(subject.anchors)
     if subject.unnamed:
@@ -347,7 +290,7 @@ def check(
     # (the embedder is the cost of the check).
     read = [w for found in windows for w in found]  # for the closest passages
     windows = [
-        [w for w in found if not claim.key or _has_all(claim.key, _bag(w.text))]
+        [w for w in found if not claim.key or _has_all(claim.key, stem_bag(w.text))]
         for claim, found in zip(claims, windows, strict=True)
     ]
     flat = list({_key(w): w for ws in windows for w in ws}.values())
@@ -411,12 +354,12 @@ def _subject(question: str, documents: Sequence[SourceDocument]) -> Subject:
     answers; a word found in few ("grandchildren") says much. The rarest present ones are
     its *anchors* (a made-up place, a rare term); a name the documents never write means
     they do not speak of that subject (a paraphrase changes common words, not names)."""
-    names = {_stem(f) for i, (raw, f) in enumerate(_tokens(question))
-             if i > 0 and (raw[:1].isupper() or raw[:1].isdigit()) and f not in _STOP}
+    names = {stem(f) for i, (raw, f) in enumerate(word_tokens(question))
+             if i > 0 and (raw[:1].isupper() or raw[:1].isdigit()) and f not in STOP_WORDS}
     weights: dict[str, float] = {}
     anchors, unnamed = set(), []
-    for word in dict.fromkeys(_stem(w) for w in _content(question)):
-        if word in _CUES:
+    for word in dict.fromkeys(stem(w) for w in content_words(question)):
+        if word in CUE_WORDS:
             continue
         seen = _count(word, documents)
         weights[word] = 1 / (1 + math.log1p(seen))
@@ -429,7 +372,7 @@ def _subject(question: str, documents: Sequence[SourceDocument]) -> Subject:
 
 def _count(stem: str, documents: Sequence[SourceDocument]) -> int:
     """Occurrences of words starting with ``stem`` (accents as written or not), bounded."""
-    pattern = _pattern(stem, prefix=True)
+    pattern = word_pattern(stem, prefix=True)
     seen = 0
     for d in documents:
         for _ in pattern.finditer(d.text, 0, MAX_SEARCH_CHARS):
@@ -437,30 +380,6 @@ def _count(stem: str, documents: Sequence[SourceDocument]) -> int:
             if seen >= MAX_COUNTED:
                 return seen
     return seen
-
-
-def _pattern(word: str, prefix: bool = False) -> re.Pattern[str]:
-    """Where ``word`` is written: a number with or without digit grouping ("1,024" for
-    1024, not 10245); a word in any case, with or without accents, and (``prefix``) as the
-    start of a longer word or else in its plural or possessive ("Monday": "on Mondays")."""
-    if word[:1].isdigit():
-        digits = r"(?<![\d,.])" + "[,.]?".join(re.escape(c) for c in word) + r"(?!\d)"
-        spelled = _SPELLED.get(word)  # 10 is also "ten"
-        return re.compile(rf"{digits}|(?<!\w){spelled}(?!\w)" if spelled else digits,
-                          re.IGNORECASE)
-    end = "" if prefix else r"(?:e?s|'s|’s)?(?!\w)"
-    return re.compile(rf"(?<!\w){_accents(word.lower())}{end}", re.IGNORECASE)
-
-
-def _accents(word: str) -> str:
-    """A pattern for ``word`` (folded) that also matches it written with accents."""
-    return "".join(_ACCENTED.get(ch, re.escape(ch)) for ch in word)
-
-
-_ACCENTED = {  # a folded letter → the letters that fold to it (the common Latin ones)
-    "a": "[aàáâãäåā]", "c": "[cçćč]", "e": "[eèéêëēė]", "i": "[iìíîïī]", "n": "[nñń]",
-    "o": "[oòóôõöøō]", "s": "[sśš]", "u": "[uùúûüū]", "y": "[yýÿ]", "z": "[zźżž]",
-}
 
 
 def _kinds_of(claim: str) -> frozenset[str]:
@@ -475,7 +394,7 @@ def _key(w: Window) -> tuple[object, int, int]:
 def _lowercase_words(sentences: Sequence[str], documents: Sequence[SourceDocument]) -> set[str]:
     """The answer's sentence-initial words the documents also write in lower case (ordinary
     words, not names: "Approved by …" must not need "Approved" in the text)."""
-    firsts = {m.group(0) for s in sentences if (m := _TOKEN.search(s)) and m.group(0)[:1].isupper()}
+    firsts = {m.group(0) for s in sentences if (m := TOKEN.search(s)) and m.group(0)[:1].isupper()}
     out = set()
     for word in firsts:
         lower = word.lower()
@@ -483,7 +402,7 @@ def _lowercase_words(sentences: Sequence[str], documents: Sequence[SourceDocumen
             re.search(rf"(?<!\w){re.escape(lower)}(?!\w)", d.text[:MAX_SEARCH_CHARS])
             for d in documents
         ):
-            out.add(_fold(word))
+            out.add(fold(word))
     return out
 
 
@@ -497,14 +416,14 @@ def _judge(
     q_sim: float | None,
     c_sim: float | None,
 ) -> dict[str, Any]:
-    bag = _bag(w.text)
-    missing = [t for t in claim.key if _stem(t) not in bag]
+    bag = stem_bag(w.text)
+    missing = [t for t in claim.key if stem(t) not in bag]
     # The evidence names the question's rare subject terms and holds the claim's names and
     # numbers: it says something about that subject with the answer's substance (a
     # paraphrased fact shares little else with its question).
     names_subject = _names_subject(claim, w, subject)
     anchored = bool(claim.key) and bool(subject.anchors) and names_subject
-    covered = sum(_stem(t) in bag for t in claim.words)
+    covered = sum(stem(t) in bag for t in claim.words)
     coverage = covered / len(claim.words) if claim.words else None
     if claim.key:  # the key tokens, and what the claim says of them ("five grandchildren")
         substance = not missing and (
@@ -513,7 +432,7 @@ def _judge(
             or (coverage or 0) >= rules.word_coverage
             or (c_sim or 0) >= rules.claim_similarity
         )
-    elif len(claim.words) >= MIN_COVERED_WORDS or len(_tokens(claim.text)) <= SHORT_ANSWER:
+    elif len(claim.words) >= MIN_COVERED_WORDS or len(word_tokens(claim.text)) <= SHORT_ANSWER:
         substance = (coverage or 0) >= rules.word_coverage or (c_sim or 0) >= rules.claim_similarity
     elif claim.words:  # a long sentence adding one word to the question ("the dog mentioned
         # in the passage is a reference to the dog"): finding it proves little
@@ -563,16 +482,17 @@ def _names_subject(claim: Claim, w: Window, subject: Subject) -> bool:
     if not subject.anchors:
         return True
     units = sentence_units(w.document.text, *w.around)
-    bags = [_bag(w.document.text[s:e]) for s, e in units]
+    bags = [stem_bag(w.document.text[s:e]) for s, e in units]
     held = [i for i, b in enumerate(bags) if claim.key and _has_all(claim.key, b)]
     if not held:
-        return subject.anchors <= _bag(w.text)
+        return subject.anchors <= stem_bag(w.text)
     for i in held:
         if subject.anchors <= bags[i]:
             return True
         s, e = units[i]
-        own = {_stem(f) for j, (raw, f) in enumerate(_tokens(w.document.text[s:e]))
-               if j > 0 and raw[:1].isupper() and f not in _STOP} - {_stem(k) for k in claim.key}
+        own = {stem(f) for j, (raw, f) in enumerate(word_tokens(w.document.text[s:e]))
+               if j > 0 and raw[:1].isupper() and f not in STOP_WORDS}
+        own -= {stem(k) for k in claim.key}
         near = set().union(*bags[max(0, i - 1) : i + 2])
         if not own and subject.anchors <= near:
             return True
@@ -580,15 +500,15 @@ def _names_subject(claim: Claim, w: Window, subject: Subject) -> bool:
 
 
 def _has_all(tokens: Sequence[str], bag: set[str]) -> bool:
-    return all(_stem(t) in bag for t in tokens)
+    return all(stem(t) in bag for t in tokens)
 
 
 def _fewest_missing(claim: Claim, found: Sequence[Window]) -> list[str] | None:
     """The key tokens missing from the window that has most of them (None: no window)."""
     if not found:
         return None
-    bags = [_bag(w.text) for w in found]
-    return min(([t for t in claim.key if _stem(t) not in bag] for bag in bags), key=len)
+    bags = [stem_bag(w.text) for w in found]
+    return min(([t for t in claim.key if stem(t) not in bag] for bag in bags), key=len)
 
 
 def _excerpt(w: Window, chars: int = 600) -> str:
@@ -626,9 +546,9 @@ def _abstain(
     question's words, else (a short text) every sentence; ranked by the embedder."""
     pool = {_key(w): w for w in [*cited, *found]}
     if len(pool) < CLOSEST:
-        for word in [w for _, w in _tokens(question) if w not in _STOP][:SEARCHED_TOKENS]:
+        for word in [w for _, w in word_tokens(question) if w not in STOP_WORDS][:SEARCHED_TOKENS]:
             for doc in documents:
-                pool.update((_key(w), w) for w in _search(doc, _stem(word), HITS_PER_TOKEN, True))
+                pool.update((_key(w), w) for w in _search(doc, stem(word), HITS_PER_TOKEN, True))
     if not pool and sum(len(d.text) for d in documents) <= SHORT_TEXT_CHARS:
         pool = {(d.id, s, e): _window(d, s, e, False) for d in documents
                 for s, e in sentence_units(d.text)}
