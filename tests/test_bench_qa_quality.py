@@ -26,9 +26,8 @@ from bench.qa_quality import (
     covers,
     evidence_covered,
     markup_found,
-    report,
-    summary,
 )
+from bench.qa_quality_report import report, summary
 from workers.qa.haystack import content_words
 
 ESSAY = (
