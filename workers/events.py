@@ -260,11 +260,11 @@ def _hub(url: str) -> _Hub:
 class Subscription:
     """`async with Subscription(name, url) as events:` — subscribed on entry, so a reader can
     take a snapshot of the row afterwards and miss nothing; then `async for event in events`
-    yields events (and a {"type": "ping"} every 15 s of silence). All subscriptions of a
-    process share one Redis connection (_Hub)."""
+    yields events (and a {"type": "ping"} after each `idle` seconds of silence). All
+    subscriptions of a process share one Redis connection (_Hub)."""
 
-    def __init__(self, name: str, url: str | None = None):
-        self.name, self.url = name, url or _url()
+    def __init__(self, name: str, url: str | None = None, idle: float = 15.0):
+        self.name, self.url, self.idle = name, url or _url(), idle
 
     async def __aenter__(self) -> Subscription:
         self.hub = _hub(self.url)
@@ -280,10 +280,22 @@ class Subscription:
     async def _events(self) -> AsyncIterator[dict[str, Any]]:
         while True:
             try:
-                data = await asyncio.wait_for(self.queue.get(), 15.0)
+                data = await asyncio.wait_for(self.queue.get(), self.idle)
             except TimeoutError:
                 yield {"type": "ping"}
                 continue
-            if isinstance(data, StreamLost):
-                raise data
-            yield json.loads(data)
+            yield self._decoded(data)
+
+    def ready(self) -> list[dict[str, Any]]:
+        """The events that have arrived and not been read yet, without waiting (a reader
+        catches up on them before it compares what it has with the row)."""
+        ready = []
+        while not self.queue.empty():
+            ready.append(self._decoded(self.queue.get_nowait()))
+        return ready
+
+    @staticmethod
+    def _decoded(data) -> dict[str, Any]:
+        if isinstance(data, StreamLost):
+            raise data
+        return json.loads(data)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.chat import views
+from apps.chat import streams, views
 
 app_name = "chat"
 
@@ -13,5 +13,5 @@ urlpatterns = [
     path("<int:pk>/delete/", views.delete, name="delete"),
     path("<int:pk>/messages/<int:message_pk>/", views.message, name="message"),
     path("<int:pk>/messages/<int:message_pk>/retry/", views.retry, name="retry"),
-    path("<int:pk>/messages/<int:message_pk>/stream/", views.stream, name="stream"),
+    path("<int:pk>/messages/<int:message_pk>/stream/", streams.stream, name="stream"),
 ]

@@ -1,20 +1,16 @@
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
-from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from apps.chat import services
-from apps.chat.models import STRATEGIES, Message
+from apps.chat.models import STRATEGIES
 from apps.chat.runners import NEEDLE_LENGTHS
-from apps.core.sse import event_stream_response, sse, stream_membership
 from apps.documents.models import DocStatus
 from apps.jobs.services import create_job
 from apps.teams.access import team_view
 from apps.teams.models import Role
-from workers import events
 
 
 @team_view(write_minimum=Role.MEMBER)
@@ -75,7 +71,7 @@ def message(request, pk: int, message_pk: int):
 def retry(request, pk: int, message_pk: int):
     conversation = _conversation(request, pk)
     reply = get_object_or_404(conversation.messages, pk=message_pk, role="assistant")
-    if reply.status == "failed" and reply.job:
+    if reply.can_retry:
         services.retry(reply)
     return redirect("chat:detail", team_slug=request.team.slug, pk=conversation.pk)
 
@@ -127,36 +123,3 @@ def needle(request):
     return render(request, "chat/needle.html", {
         "lengths": NEEDLE_LENGTHS, "strategies": STRATEGIES, "recent": recent, "error": error,
     }, status=400 if error else 200)
-
-
-async def stream(request, team_slug: str, pk: int, message_pk: int):
-    """Server-sent events for one answer: the text so far, then each token, then done."""
-    membership, login = await stream_membership(request, team_slug)
-    if login is not None:
-        return login
-    query = Message.objects.filter(pk=message_pk, conversation_id=pk,
-                                   conversation__team=membership.team)
-    if not await query.aexists():
-        raise Http404
-
-    async def event_stream():
-        async with events.Subscription(events.channel("message", message_pk),
-                                       settings.REDIS_URL) as live:
-            current = await query.afirst()  # after subscribing: nothing falls in between
-            yield sse("snapshot", {"text": current.content, "status": current.status})
-            if not current.is_live:
-                yield sse("done", {"status": current.status})
-                return
-            async for event in live:
-                kind = event.get("type")
-                if kind == "token":
-                    yield sse("token", {"text": event["text"]})
-                elif kind == "retry":  # the backend failed; the job tries again shortly
-                    yield sse("retry", {"error": event.get("error", "")})
-                elif kind in ("done", "error"):
-                    yield sse("done", event)
-                    return
-                else:
-                    yield ": ping\n\n"
-
-    return await event_stream_response(request, event_stream())

@@ -5,15 +5,25 @@ Redis, so across every web process) and SSE_MAX_STREAMS_PER_PROCESS in one proce
 whose subscriptions share one Redis connection, workers.events). Past either the answer is
 a 429 that says which. A slot is a lease renewed as the stream sends (at least its 15 s
 ping), so one lost without clean-up (a killed process) frees itself.
+
+Live events are best effort, rows are truth (`follow`): a stream starts with a snapshot of
+its row, re-reads the row every ROW_CHECK_SECONDS (a job that ended while its events were
+lost ends the stream; text the browser missed is replaced by the row's), and without Redis
+it follows the row alone.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
+from typing import Protocol
 
+import redis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
@@ -21,8 +31,14 @@ from django.http import HttpResponse, StreamingHttpResponse
 from apps.teams.access import resolve_team
 from workers import events
 
+log = logging.getLogger(__name__)
+
 LEASE_SECONDS = 45.0  # three pings: a live stream renews its slot well before it ends
 RETRY_AFTER_SECONDS = 15
+ROW_CHECK_SECONDS = 3.0  # a stream re-reads its row this often (and pings when idle)
+ROWS_ONLY_SECONDS = 30.0  # without Redis, a stream follows its row this long, then ends...
+RECONNECT_MS = 2000  # ...and the browser reconnects after this long, to try live events again
+REDIS_ERRORS = (redis.RedisError, OSError)  # OSError: events.StreamLost, socket errors
 
 _process_slots: dict[str, float] = {}  # this process's streams: slot id → lease end
 
@@ -58,12 +74,16 @@ class StreamSlot:
             return ("This server has as many live streams open as it may "
                     f"({settings.SSE_MAX_STREAMS_PER_PROCESS}). Try again shortly.")
         _process_slots[self.id] = now + LEASE_SECONDS  # before any await: no race in-process
-        async with events.async_client(settings.REDIS_URL).pipeline(transaction=True) as pipe:
-            pipe.zremrangebyscore(self.key, "-inf", now)
-            pipe.zadd(self.key, {self.id: now + LEASE_SECONDS})
-            pipe.zcard(self.key)
-            pipe.expire(self.key, int(LEASE_SECONDS) + 1)
-            _, _, count, _ = await pipe.execute()
+        try:
+            async with events.async_client(settings.REDIS_URL).pipeline(transaction=True) as pipe:
+                pipe.zremrangebyscore(self.key, "-inf", now)
+                pipe.zadd(self.key, {self.id: now + LEASE_SECONDS})
+                pipe.zcard(self.key)
+                pipe.expire(self.key, int(LEASE_SECONDS) + 1)
+                _, _, count, _ = await pipe.execute()
+        except REDIS_ERRORS as err:  # the page follows its row meanwhile: let it (per process cap)
+            log.warning("live stream slots not counted per person (Redis unreachable): %s", err)
+            count = 0
         self.renewed = now
         if count > settings.SSE_MAX_STREAMS_PER_USER:
             await self.release()
@@ -78,12 +98,14 @@ class StreamSlot:
         self.renewed = now
         _process_slots[self.id] = now + LEASE_SECONDS
         client = events.async_client(settings.REDIS_URL)
-        await client.zadd(self.key, {self.id: now + LEASE_SECONDS}, xx=True)
-        await client.expire(self.key, int(LEASE_SECONDS) + 1)
+        with contextlib.suppress(*REDIS_ERRORS):  # Redis down: the stream goes on, from its row
+            await client.zadd(self.key, {self.id: now + LEASE_SECONDS}, xx=True)
+            await client.expire(self.key, int(LEASE_SECONDS) + 1)
 
     async def release(self) -> None:
         _process_slots.pop(self.id, None)
-        await events.async_client(settings.REDIS_URL).zrem(self.key, self.id)
+        with contextlib.suppress(*REDIS_ERRORS):  # the lease frees it when Redis is back
+            await events.async_client(settings.REDIS_URL).zrem(self.key, self.id)
 
 
 async def _held(slot: StreamSlot, stream: AsyncIterator[str]) -> AsyncIterator[str]:
@@ -113,3 +135,111 @@ async def event_stream_response(request, stream: AsyncIterator[str]) -> HttpResp
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # proxies must not buffer the stream
     return response
+
+
+class LiveText:
+    """What the browser shows of a text being written: the last snapshot sent (the row's text:
+    the truth) and the tokens sent since."""
+
+    def __init__(self, snapshot: str):
+        self.snapshot, self.tokens, self.ahead = snapshot, [], None
+
+    @property
+    def text(self) -> str:
+        return self.snapshot + "".join(self.tokens)
+
+    def add(self, token: str) -> None:
+        self.tokens.append(token)
+
+    def resync(self, saved: str, live: bool = True) -> str | None:
+        """The text the browser must show instead of its own, the row now holding `saved` (the
+        whole text as it was at its last save); None while the two agree. `live`: tokens
+        still come (the row saves every few seconds, so it may lag or lead a little)."""
+        shown = self.text
+        if not live:
+            return None if saved == shown else saved
+        if shown.startswith(saved):  # the row lags (saved a few seconds ago)
+            self.ahead = None
+            return None
+        if saved.startswith(shown):  # the row leads: tokens on their way...
+            lost = self.ahead is not None and not shown.startswith(self.ahead)
+            self.ahead = None if lost else saved
+            return saved if lost else None  # ...or, not here one check later, lost
+        if not saved.startswith(self.snapshot):  # the text started over (a retry)
+            return saved
+        # The browser missed tokens (published before it subscribed, or dropped while Redis
+        # was away): the row is the truth up to its save, and the tokens it has not saved yet
+        # follow it. Saved are the first k tokens received, the most that the row ends with.
+        joined, cut, total = "".join(self.tokens), 0, 0
+        for token in self.tokens:
+            total += len(token)
+            if len(saved) - total >= len(self.snapshot) and saved.endswith(joined[:total]):
+                cut = total
+        return saved + joined[cut:]
+
+
+class Follower(Protocol):
+    """One kind of row followed live (a chat answer, a writing project): `follow` asks it for
+    what to send. `finished` once the row has ended (its stream ends)."""
+
+    finished: bool
+
+    async def snapshot(self) -> list[str]: ...
+
+    def event(self, event: dict) -> list[str]: ...
+
+    async def check(self, live: bool) -> list[str]: ...
+
+
+async def follow(follower: Follower, channel: str) -> AsyncIterator[str]:
+    """A row's stream: its snapshot, then its live events, with the row re-read every
+    ROW_CHECK_SECONDS; the row alone while Redis is unreachable. Subscribed before the
+    snapshot is read, so no event falls in between."""
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            live = await stack.enter_async_context(
+                events.Subscription(channel, settings.REDIS_URL, idle=ROW_CHECK_SECONDS))
+        except REDIS_ERRORS as err:
+            log.warning("stream of %s follows its row only (Redis unreachable): %s", channel, err)
+            live = None
+        yield f"retry: {RECONNECT_MS}\n\n" + "".join(await follower.snapshot())
+        if follower.finished:
+            return
+        if live is not None:
+            try:
+                async for part in _live(follower, live):
+                    yield part
+            except REDIS_ERRORS as err:  # the connection failed: on from the row
+                log.warning("live events of %s interrupted: %s", channel, err)
+            if follower.finished:
+                return
+        async for part in _rows_only(follower):
+            yield part
+
+
+async def _live(follower: Follower, live: events.Subscription) -> AsyncIterator[str]:
+    checked = time.monotonic()
+    async for event in live:
+        sent = "" if event.get("type") == "ping" else "".join(follower.event(event))
+        yield sent or ": ping\n\n"
+        if not follower.finished and time.monotonic() - checked >= ROW_CHECK_SECONDS:
+            # What has arrived first: the row's save came after the tokens it holds.
+            parts = [part for ready in live.ready() for part in follower.event(ready)]
+            if not follower.finished:
+                parts += await follower.check(live=True)
+            if parts:
+                yield "".join(parts)
+            checked = time.monotonic()
+        if follower.finished:
+            return
+
+
+async def _rows_only(follower: Follower) -> AsyncIterator[str]:
+    """The row every ROW_CHECK_SECONDS for ROWS_ONLY_SECONDS; then the stream ends, and the
+    browser's reconnection tries live events again."""
+    deadline = time.monotonic() + ROWS_ONLY_SECONDS
+    while time.monotonic() < deadline:
+        await asyncio.sleep(ROW_CHECK_SECONDS)
+        yield "".join(await follower.check(live=False)) or ": ping\n\n"
+        if follower.finished:
+            return

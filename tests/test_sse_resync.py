@@ -1,0 +1,296 @@
+"""Events are best effort, rows are truth: an answer's stream starts with the row's snapshot,
+re-reads the row while it runs (text the browser missed is replaced by the row's; an answer
+that ended while its events were lost ends the stream), ends for a finished message, and
+follows the row alone while Redis is unreachable or restarting."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+
+import pytest
+import redis
+from asgiref.sync import async_to_sync
+from django.db import connection
+from django.test import AsyncClient
+from django.urls import reverse
+
+from apps import stack
+from apps.chat.models import Conversation, Message, MessageStatus
+from apps.core import sse
+from workers import events
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CANCELLED = getattr(MessageStatus, "CANCELLED", "cancelled")  # the status another change adds
+
+
+@pytest.fixture(autouse=True)
+def quick_checks(monkeypatch):
+    monkeypatch.setattr(sse, "_process_slots", {})
+    monkeypatch.setattr(sse, "ROW_CHECK_SECONDS", 0.3)
+    monkeypatch.setattr(sse, "ROWS_ONLY_SECONDS", 3.0)
+
+
+def _reply(team, status=MessageStatus.STREAMING, content="Hel", **fields) -> Message:
+    conversation = Conversation.objects.create(team=team, title="Live")
+    return Message.objects.create(conversation=conversation, role="assistant", status=status,
+                                  content=content, **fields)
+
+
+def _url(reply: Message) -> str:
+    return reverse("chat:stream", kwargs={"team_slug": reply.conversation.team.slug,
+                                          "pk": reply.conversation_id, "message_pk": reply.pk})
+
+
+def _read(client: AsyncClient, url: str, within: float = 20.0) -> list[tuple[str, dict]]:
+    """The whole stream (it must end by itself, within `within` seconds) as (event, data)."""
+
+    async def read() -> str:
+        response = await client.get(url)
+        assert response.status_code == 200 and response["Content-Type"] == "text/event-stream"
+        return b"".join([chunk async for chunk in response.streaming_content]).decode()
+
+    async def bounded() -> str:
+        return await asyncio.wait_for(read(), within)
+
+    return _events(async_to_sync(bounded)())
+
+
+def _events(body: str) -> list[tuple[str, dict]]:
+    parsed = []
+    for block in body.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines()
+                      if ": " in line and not line.startswith(":"))
+        if "event" in fields:
+            parsed.append((fields["event"], json.loads(fields["data"])))
+    return parsed
+
+
+def _shown(stream: list[tuple[str, dict]]) -> str:
+    """What static/js/chat.js shows from these events: a snapshot replaces, a token appends."""
+    text = ""
+    for kind, data in stream:
+        if kind == "snapshot":
+            text = data["text"]
+        elif kind == "token":
+            text += data["text"]
+        elif kind == "retry":
+            text = ""
+    return text
+
+
+def _when_subscribed(url: str, name: str, then) -> threading.Thread:
+    """Run `then` in a thread once the stream has subscribed to `name` (and read its row)."""
+
+    def wait_then():
+        client = redis.Redis.from_url(events.redis_py_url(url))
+        deadline = time.monotonic() + 10
+        while client.pubsub_numsub(name)[0][1] == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        client.close()
+        time.sleep(0.2)  # past the snapshot's read of the row
+        then()
+
+    return _thread(wait_then)
+
+
+def _thread(work) -> threading.Thread:
+    def run():
+        try:
+            work()
+        finally:
+            connection.close()  # this thread's database session: the test database is dropped
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+@pytest.fixture
+def async_client_for(client):
+    def login(user) -> AsyncClient:
+        client.force_login(user)
+        signed_in = AsyncClient()
+        signed_in.cookies = client.cookies
+        return signed_in
+
+    return login
+
+
+# -- The rules (pure) --------------------------------------------------------------------------
+
+
+def test_text_missed_before_subscribing_is_taken_from_the_row_and_tokens_follow_it():
+    shown = sse.LiveText("Hel")  # the snapshot; "lo" was published before the subscription
+    for token in (" wor", "ld"):
+        shown.add(token)
+    assert shown.resync("Hel") is None  # the row lags: no news
+    assert shown.resync("Hello") == "Hello wor" + "ld"  # saved before " wor" arrived
+    assert shown.resync("Hello wor") == "Hello world"  # saved between the two tokens
+    assert shown.resync("Hello world") == "Hello world"
+
+
+def test_the_row_leading_is_news_only_when_the_tokens_never_come():
+    shown = sse.LiveText("Hel")
+    assert shown.resync("Hello") is None  # tokens on their way
+    shown.add("lo")
+    assert shown.resync("Hello, you") is None  # arrived; the row leads again
+    assert shown.resync("Hello, you there") == "Hello, you there"  # ", you" never came
+    assert sse.LiveText("abc").resync("xyz") == "xyz"  # started over
+    assert sse.LiveText("abc").resync("abcd", live=False) == "abcd"  # no tokens come
+    assert sse.LiveText("abc").resync("abc", live=False) is None
+
+
+# -- The stream --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [MessageStatus.DONE, MessageStatus.FAILED, CANCELLED])
+def test_a_finished_message_sends_its_row_and_ends(team, member, async_client_for, status):
+    reply = _reply(team, status=status, content="The **final** answer.")
+    started = time.monotonic()
+    stream = _read(async_client_for(member), _url(reply), within=5)
+    assert stream == [("snapshot", {"text": "The **final** answer.", "status": status}),
+                      ("done", {"status": status})]
+    assert time.monotonic() - started < 2  # no waiting on events that will never come
+
+
+def test_a_streaming_message_sends_its_snapshot_then_tokens(team, member, async_client_for,
+                                                            settings):
+    reply = _reply(team)
+    name = events.channel("message", reply.pk)
+
+    def speak():
+        for delta in ("lo", " world"):
+            events.publish(name, {"type": "token", "text": delta}, settings.REDIS_URL)
+        events.publish(name, {"type": "done"}, settings.REDIS_URL)
+
+    thread = _when_subscribed(settings.REDIS_URL, name, speak)
+    stream = _read(async_client_for(member), _url(reply))
+    thread.join()
+    assert stream[0] == ("snapshot", {"text": "Hel", "status": MessageStatus.STREAMING})
+    assert [k for k, _ in stream] == ["snapshot", "token", "token", "done"]
+    assert _shown(stream) == "Hello world"
+
+
+def test_tokens_missed_before_the_stream_are_resynchronised_from_the_row(
+        team, member, async_client_for, settings):
+    """The answer saves its text every few seconds: a page opened (or reconnected) mid-answer
+    gets the last save, and the tokens published since were never sent to it. The next
+    saved row fills the hole; the browser ends up with exactly the row's text."""
+    reply = _reply(team, content="Hel")
+    name = events.channel("message", reply.pk)
+
+    def speak():  # "lo" was published before the stream subscribed: it never gets it
+        events.publish(name, {"type": "token", "text": " wor"}, settings.REDIS_URL)
+        Message.objects.filter(pk=reply.pk).update(content="Hello wor")  # a partial save
+        time.sleep(1.0)  # three row checks
+        events.publish(name, {"type": "token", "text": "ld"}, settings.REDIS_URL)
+        time.sleep(0.5)
+        Message.objects.filter(pk=reply.pk).update(content="Hello world")
+        time.sleep(1.0)  # the answer's "done" is lost; the row says it
+        Message.objects.filter(pk=reply.pk).update(status=MessageStatus.DONE)
+
+    thread = _when_subscribed(settings.REDIS_URL, name, speak)
+    stream = _read(async_client_for(member), _url(reply))
+    thread.join()
+    resync = stream.index(("snapshot", {"text": "Hello wor", "status": "streaming"}))
+    assert _shown(stream[:resync]) == "Hel wor"  # the hole, until the row was read
+    assert _shown(stream[:-2]) == "Hello world"
+    assert stream[-2:] == [("snapshot", {"text": "Hello world", "status": "done"}),
+                           ("done", {"status": "done"})]
+
+
+@pytest.mark.parametrize("ending", [MessageStatus.FAILED, CANCELLED])
+def test_a_job_that_ended_without_its_event_ends_the_stream(team, member, async_client_for,
+                                                            settings, ending):
+    reply = _reply(team)
+    name = events.channel("message", reply.pk)
+    thread = _when_subscribed(settings.REDIS_URL, name, lambda: Message.objects.filter(
+        pk=reply.pk).update(status=ending, error="Stopped"))
+    started = time.monotonic()
+    stream = _read(async_client_for(member), _url(reply), within=10)
+    thread.join()
+    assert stream[-1] == ("done", {"status": ending})
+    assert time.monotonic() - started < 5  # a row check or two, not the 15 s ping
+
+
+def test_a_reconnection_starts_from_the_row_not_from_the_tokens(team, member, async_client_for,
+                                                               settings):
+    """The browser's EventSource reconnects after a blip: the first event replaces what the
+    page shows with the row's text, so no token is shown twice."""
+    reply = _reply(team, content="")
+    name = events.channel("message", reply.pk)
+
+    def speak_then_save():
+        for delta in ("One", " two"):
+            events.publish(name, {"type": "token", "text": delta}, settings.REDIS_URL)
+        Message.objects.filter(pk=reply.pk).update(content="One two")
+        events.publish(name, {"type": "error", "error": "cut"}, settings.REDIS_URL)  # ends it
+
+    thread = _when_subscribed(settings.REDIS_URL, name, speak_then_save)
+    client = async_client_for(member)
+    first = _read(client, _url(reply))
+    thread.join()
+    assert _shown(first) == "One two"
+    thread = _when_subscribed(settings.REDIS_URL, name, lambda: Message.objects.filter(
+        pk=reply.pk).update(status=MessageStatus.DONE))  # then it ends, and the stream
+    again = _read(client, _url(reply), within=10)
+    thread.join()
+    assert again[0] == ("snapshot", {"text": "One two", "status": "streaming"})
+    assert _shown(again) == "One two"  # replaced, not appended: "One twoOne two" never
+
+
+def test_without_redis_the_stream_follows_the_row(team, member, async_client_for, settings,
+                                                 tmp_path):
+    """Redis unreachable: the stream still opens (per-person slots uncounted), sends the row,
+    its new saves, and the end."""
+    reply = _reply(team)
+    settings.REDIS_URL = f"redis+socket://{tmp_path}/no-redis.sock?virtual_host=0"
+
+    def answer():
+        time.sleep(0.5)
+        Message.objects.filter(pk=reply.pk).update(content="Hello")
+        time.sleep(0.7)
+        Message.objects.filter(pk=reply.pk).update(content="Hello world", status="done")
+
+    thread = _thread(answer)
+    stream = _read(async_client_for(member), _url(reply))
+    thread.join()
+    assert [d["text"] for k, d in stream if k == "snapshot"] == ["Hel", "Hello", "Hello world"]
+    assert stream[-1] == ("done", {"status": "done"})
+
+
+def test_a_redis_restart_mid_stream_falls_back_to_the_row(team, member, async_client_for,
+                                                          settings, tmp_path):
+    """A real Redis of the test's own, stopped under a live stream: the stream goes on from
+    the row (no error, no spinner), and ends when the row does."""
+    paths = stack.redis_paths(tmp_path / "redis")
+    stack.start_redis(paths, persistent=False)
+    settings.REDIS_URL = stack.redis_url_for(paths.socket)
+    reply = _reply(team)
+    name = events.channel("message", reply.pk)
+
+    def restart_then_answer():
+        events.publish(name, {"type": "token", "text": "lo"}, settings.REDIS_URL)
+        time.sleep(0.3)
+        stack.stop_redis(paths)
+        time.sleep(0.5)
+        Message.objects.filter(pk=reply.pk).update(content="Hello wo")
+        stack.start_redis(paths, persistent=False)
+        time.sleep(0.7)
+        Message.objects.filter(pk=reply.pk).update(content="Hello world", status="done")
+
+    try:
+        thread = _when_subscribed(settings.REDIS_URL, name, restart_then_answer)
+        stream = _read(async_client_for(member), _url(reply))
+        thread.join()
+    finally:
+        stack.stop_redis(paths)
+    assert stream[:2] == [("snapshot", {"text": "Hel", "status": "streaming"}),
+                          ("token", {"text": "lo"})]
+    assert ("snapshot", {"text": "Hello wo", "status": "streaming"}) in stream
+    assert stream[-2:] == [("snapshot", {"text": "Hello world", "status": "done"}),
+                           ("done", {"status": "done"})]
