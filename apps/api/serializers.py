@@ -64,6 +64,11 @@ class DocumentSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class DocumentUpdateSerializer(StrictSerializer):
+    title = serializers.CharField(max_length=300, help_text="The document's title; it stays "
+                                  "when the document is ingested again.")
+
+
 class DocumentUploadSerializer(StrictSerializer):
     file = serializers.FileField(help_text="PDF, DOCX, HTML, Markdown or plain text.")
 

@@ -29,6 +29,7 @@ from apps.api.authentication import BatchItemThrottle, principal
 from apps.api.models import ApiKey, Batch
 from apps.core.bodylimit import declared_length, too_large_message, upload_limit
 from apps.documents import services as documents
+from apps.documents import titles
 from apps.teams.access import resolve_team_for_api
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
@@ -184,6 +185,18 @@ class DocumentDetail(DocumentView):
     @extend_schema(responses={200: s.DocumentSerializer, **ERRORS}, summary="Get a document")
     def get(self, request, slug, pk):
         return Response(s.DocumentSerializer(self.document(pk)).data)
+
+    @extend_schema(request=s.DocumentUpdateSerializer,
+                   responses={200: s.DocumentSerializer, **ERRORS}, summary="Rename a document")
+    def patch(self, request, slug, pk):
+        document = self.document(pk)
+        body = s.DocumentUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            titles.rename(document, body.validated_data["title"])
+        except titles.TitleRefused as err:
+            raise ValidationError({"title": [str(err)]}) from None
+        return Response(s.DocumentSerializer(document).data)
 
     @extend_schema(responses={204: None, **ERRORS},
                    summary="Delete a document with its chunks and file")

@@ -30,6 +30,8 @@ class Document(models.Model):
         related_name="+",
     )
     title = models.CharField(max_length=300)
+    # A title a person gave stays: ingesting again does not replace it with the file's.
+    title_edited = models.BooleanField(default=False)
     original_name = models.CharField(max_length=255)
     file = models.FileField(upload_to=upload_path, max_length=500)
     sha256 = models.CharField(max_length=64)

@@ -12,4 +12,5 @@ urlpatterns = [
     path("<int:pk>/status/", views.status, name="status"),
     path("<int:pk>/delete/", views.delete, name="delete"),
     path("<int:pk>/reingest/", views.reingest, name="reingest"),
+    path("<int:pk>/rename/", views.rename, name="rename"),
 ]

@@ -11,7 +11,7 @@ from django_htmx.http import HttpResponseStopPolling
 
 from apps.core.bodylimit import declared_length, upload_limit
 from apps.documents import search as doc_search
-from apps.documents import services
+from apps.documents import services, titles
 from apps.documents.models import DocStatus
 from apps.teams.access import team_view
 from apps.teams.models import Role
@@ -143,6 +143,19 @@ def delete(request, pk: int):
     services.delete(document)
     messages.success(request, f"“{title}” was deleted with its chunks and vectors.")
     return redirect("documents:library", team_slug=request.team.slug)
+
+
+@team_view(Role.MEMBER)
+@require_POST
+def rename(request, pk: int):
+    document = get_object_or_404(request.team.documents, pk=pk)
+    try:
+        titles.rename(document, request.POST.get("title", ""))
+    except titles.TitleRefused as err:
+        messages.error(request, str(err))
+    else:
+        messages.success(request, f"Renamed to “{document.title}”.")
+    return redirect("documents:detail", team_slug=request.team.slug, pk=document.pk)
 
 
 @team_view(Role.MEMBER)

@@ -10,6 +10,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 
 from .normalize import count_words, normalize_text
+from .titles import pick_title
 
 PAGE_SEPARATOR = "\n\n"
 
@@ -183,6 +184,5 @@ def from_blocks(
         parts.append(block)
         offset += len(block) + len(PAGE_SEPARATOR)
     text = PAGE_SEPARATOR.join(parts)
-    if not title and headings:
-        title = headings[0].text
-    return from_text(kind, text, title=title, headings=headings, page_chars=page_chars)
+    return from_text(kind, text, title=pick_title(title, headings), headings=headings,
+                     page_chars=page_chars)

@@ -9,6 +9,7 @@ from ..document import ExtractedDocument, Heading, from_text
 from ..limits import Limits
 from ..normalize import normalize_text
 from ..sniff import decode_text
+from ..titles import pick_title
 from . import register
 
 # Both are linear: the heading's closing "#"s are stripped in Python (a regex with two
@@ -62,7 +63,7 @@ def markdown_headings(text: str) -> list[Heading]:
 def extract_markdown(data: bytes, limits: Limits) -> ExtractedDocument:
     text = normalize_text(decode_text(data))
     headings = markdown_headings(text)
-    title = next((h.text for h in headings if h.level == 1), headings[0].text if headings else "")
+    title = pick_title("", [h for h in headings if h.level == 1] or headings)
     return from_text(
         "markdown", text, title=title, headings=headings, page_chars=limits.synthetic_page_chars
     )

@@ -9,6 +9,7 @@ import pypdfium2 as pdfium
 from ..document import ExtractedDocument, Heading, from_pages
 from ..errors import CorruptDocument, EncryptedPDF, NoTextLayer, TooManyPages
 from ..limits import Limits
+from ..titles import pick_title
 from . import register
 
 # PDFium is not thread-safe; a worker running threads must not enter it twice at once.
@@ -48,6 +49,7 @@ def extract_pdf(data: bytes, limits: Limits) -> ExtractedDocument:
     # Bookmarks point at pages, not characters: anchor each heading at its page start.
     starts = {n: s for s, n in doc.page_map}
     doc.headings = [Heading(lv, t, starts[p]) for lv, t, p in toc if p in starts]
+    doc.title = pick_title(title, doc.headings)
     return doc
 
 
