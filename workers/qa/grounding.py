@@ -17,14 +17,18 @@ of the MiniLM embedder, no model call):
    (``question_similarity``), or it holds, in the answer's own tokens, the kind of answer the
    question asks for (a date for "when", a number for "how many", a code for "pass key",
    ``answer_types``) and is not far from it (``typed_similarity``).
-   When the question names a rare subject (its *anchors*: a name or number found in few
-   places), the evidence sentence holding the claim's key tokens must name it too (or a
-   neighbour must, when that sentence names nothing else): a value of the asked kind
-   copied from a sentence about another subject is no answer, and a window that names the
-   subject and holds the claim's key tokens is relevant however the question is worded.
-   A name of the question the documents never write leaves only the shared-words test.
+   The sentence holding the claim's *value* (the key tokens of the asked kind: a name for
+   who / which company / where, a number for how many / how much, a date for when) must be
+   about the question's subject: name all its *anchors* (a name or number found in few
+   places) or, for a value question without anchors, hold one of its rare subject words
+   ("quay", "rebuilding"); a neighbour counts only for a sentence that refers back to it
+   ("It carried…"), never for a title line (``grounding_subject``). A value of the asked
+   kind copied from a sentence about another subject, or from the report's title next to
+   the sentence about the subject, is no answer; a window whose value sentence names the
+   subject is relevant however the question is worded. A name of the question the
+   documents never write leaves only the shared-words test.
 3. **Kind**: a question that asks for a number, a date or a code is not answered by a text
-   that holds none.
+   that holds none, nor by supported sentences none of which states one.
 
 Outcome: every claim supported: grounded. Some: the unsupported sentences are removed and
 the answer is marked not verified (``grounded=False``). None, or the model said it could
@@ -36,7 +40,6 @@ reasons and the evidence of each claim go into the trace (step ``grounding``).
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -47,8 +50,9 @@ from workers.writing.length import requested_words
 
 from . import answer_types
 from .citations import dedupe, make_citation, sentence_units
+from .grounding_subject import Subject, names_subject, question_subject, value_tokens
 from .grounding_words import (
-    CUE_WORDS,
+    MAX_SEARCH_CHARS,
     STOP_WORDS,
     TOKEN,
     content_words,
@@ -94,11 +98,8 @@ MAX_CLAIMS = 40  # sentences of an answer checked (a longer answer keeps the res
 HITS_PER_TOKEN = 4  # document sentences fetched per searched token
 SEARCHED_TOKENS = 3  # the claim's rarest tokens searched in the documents
 NEIGHBOURS = 1  # sentences on each side of an evidence sentence ("the text near it")
-MAX_SEARCH_CHARS = 20_000_000  # documents longer than this are searched near citations only
 MIN_COVERED_WORDS = 2  # a longer claim adding fewer words to the question needs
 SHORT_ANSWER = 6  # claim_similarity; a short answer ("Grain.", "In the town.") does not
-ANCHOR_MAX_OCCURRENCES = 5  # a subject word this rare in the documents is specific to it
-MAX_COUNTED = 1_000  # occurrences of a question word counted for its weight
 MAX_CLOSEST_CANDIDATES = 24  # passages ranked for them
 CLOSEST = 3  # closest passages shown when the documents do not appear to answer
 SHORT_TEXT_CHARS = 20_000  # a text this short is searched sentence by sentence if need be
@@ -269,7 +270,7 @@ def check(
         return _abstain(question, documents, cited, notes, [reason])
 
     question_bag = {stem(w) for w in content_words(question)}
-    subject = _subject(question, documents)
+    subject = question_subject(question, documents)
     notes["anchors"] = sorted(subject.anchors)
     if subject.unnamed:
         notes["unnamed"] = subject.unnamed
@@ -327,6 +328,11 @@ def check(
     if not kept:
         return _abstain(question, documents, cited, notes,
                         ["no claim of the answer is supported"], read)
+    if strong and not any(value_tokens(claims[i].key, strong) for i in kept):
+        # Sentences that are true and on topic ("The quay was rebuilt in spring.") but state
+        # no value of the asked kind do not answer "How much did it cost?".
+        reason = f"no supported sentence states a {'/'.join(sorted(strong))}"
+        return _abstain(question, documents, cited, notes, [reason], read)
     shown = " ".join(claims[i].text for i in kept) if len(kept) < len(claims) else text
     dropped = [claims[i].text for i in range(len(claims)) if i not in kept]
     notes["verdict"] = "supported" if not dropped else "partial"
@@ -337,49 +343,6 @@ def check(
         else [f"{len(dropped)} of {len(claims)} sentences have no support and were removed"]
     )
     return Verdict(shown, dedupe(support), not dropped, False, notes)
-
-
-@dataclass
-class Subject:
-    """What the question is about, as the documents write it."""
-
-    weights: dict[str, float]  # subject word (stem) → rarity weight in the documents
-    anchors: frozenset[str]  # the specific ones: in at most ANCHOR_MAX_OCCURRENCES places
-    unnamed: list[str]  # names of the question the documents never write
-
-
-def _subject(question: str, documents: Sequence[SourceDocument]) -> Subject:
-    """The question's subject words (stems), each weighted by its rarity in the documents:
-    a name on every page ("Picardo" in his biography) says little about which sentence
-    answers; a word found in few ("grandchildren") says much. The rarest present ones are
-    its *anchors* (a made-up place, a rare term); a name the documents never write means
-    they do not speak of that subject (a paraphrase changes common words, not names)."""
-    names = {stem(f) for i, (raw, f) in enumerate(word_tokens(question))
-             if i > 0 and (raw[:1].isupper() or raw[:1].isdigit()) and f not in STOP_WORDS}
-    weights: dict[str, float] = {}
-    anchors, unnamed = set(), []
-    for word in dict.fromkeys(stem(w) for w in content_words(question)):
-        if word in CUE_WORDS:
-            continue
-        seen = _count(word, documents)
-        weights[word] = 1 / (1 + math.log1p(seen))
-        if word in names and 0 < seen <= ANCHOR_MAX_OCCURRENCES:
-            anchors.add(word)
-        elif word in names and not seen:
-            unnamed.append(word)
-    return Subject(weights, frozenset(anchors), unnamed)
-
-
-def _count(stem: str, documents: Sequence[SourceDocument]) -> int:
-    """Occurrences of words starting with ``stem`` (accents as written or not), bounded."""
-    pattern = word_pattern(stem, prefix=True)
-    seen = 0
-    for d in documents:
-        for _ in pattern.finditer(d.text, 0, MAX_SEARCH_CHARS):
-            seen += 1
-            if seen >= MAX_COUNTED:
-                return seen
-    return seen
 
 
 def _kinds_of(claim: str) -> frozenset[str]:
@@ -418,11 +381,12 @@ def _judge(
 ) -> dict[str, Any]:
     bag = stem_bag(w.text)
     missing = [t for t in claim.key if stem(t) not in bag]
-    # The evidence names the question's rare subject terms and holds the claim's names and
-    # numbers: it says something about that subject with the answer's substance (a
-    # paraphrased fact shares little else with its question).
-    names_subject = _names_subject(claim, w, subject)
-    anchored = bool(claim.key) and bool(subject.anchors) and names_subject
+    # The sentence holding the claim's value names the question's rare subject terms: it
+    # says something about that subject with the answer's substance (a paraphrased fact
+    # shares little else with its question); a neighbour's subject does not count.
+    value = value_tokens(claim.key, kinds) or claim.key
+    about = names_subject(w.document.text, w.around, value, subject, asked=bool(kinds))
+    anchored = bool(claim.key) and bool(subject.anchors) and about
     covered = sum(stem(t) in bag for t in claim.words)
     coverage = covered / len(claim.words) if claim.words else None
     if claim.key:  # the key tokens, and what the claim says of them ("five grandchildren")
@@ -449,8 +413,8 @@ def _judge(
         relevant = True  # a summary's sentences are about the documents, not the question
     elif subject.unnamed:  # the documents never name its subject: only shared words count
         relevant = shared is not None and shared >= rules.question_words
-    elif subject.anchors and not names_subject:
-        relevant = False  # about something else: it does not name the question's subject
+    elif not about:
+        relevant = False  # about something else: the value's sentence is not about the subject
     else:
         relevant = (
             (shared is not None and shared >= rules.question_words)
@@ -470,33 +434,9 @@ def _judge(
         "claim_similarity": None if c_sim is None else round(c_sim, 3),
         "asked_kind_held": sorted(typed_kinds),
         "anchored": anchored,
+        "value_sentence_on_subject": about,
         "cited": w.cited,
     }
-
-
-def _names_subject(claim: Claim, w: Window, subject: Subject) -> bool:
-    """Does the evidence name the question's anchors? The evidence is the sentence of the
-    window holding the claim's key tokens; its neighbours count only when it names no
-    subject of its own ("It carried 42 tonnes…" after "The Kelwick ferry…", but not "The
-    Belwick ferry can carry 316…" after it)."""
-    if not subject.anchors:
-        return True
-    units = sentence_units(w.document.text, *w.around)
-    bags = [stem_bag(w.document.text[s:e]) for s, e in units]
-    held = [i for i, b in enumerate(bags) if claim.key and _has_all(claim.key, b)]
-    if not held:
-        return subject.anchors <= stem_bag(w.text)
-    for i in held:
-        if subject.anchors <= bags[i]:
-            return True
-        s, e = units[i]
-        own = {stem(f) for j, (raw, f) in enumerate(word_tokens(w.document.text[s:e]))
-               if j > 0 and raw[:1].isupper() and f not in STOP_WORDS}
-        own -= {stem(k) for k in claim.key}
-        near = set().union(*bags[max(0, i - 1) : i + 2])
-        if not own and subject.anchors <= near:
-            return True
-    return False
 
 
 def _has_all(tokens: Sequence[str], bag: set[str]) -> bool:
@@ -530,6 +470,8 @@ def _why_not(claim: Claim, results: list[dict[str, Any]], missing: list[str] | N
         return "no cited span and no sentence of the documents holds its words"
     if not any(r["substance"] for r in results):
         return "its words are not in any cited span or nearby sentence"
+    if not any(r["value_sentence_on_subject"] for r in results):
+        return "the sentence holding its value is not about the question's subject"
     return "the spans that hold it are not about the question"
 
 

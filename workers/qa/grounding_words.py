@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+MAX_SEARCH_CHARS = 20_000_000  # documents longer than this are searched near citations only
+
 
 def split_words(text: str) -> list[str]:
     return text.split()
