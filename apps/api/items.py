@@ -22,7 +22,7 @@ from workers.qa.engine import answer
 from workers.qa.options import given_options, parse_options
 from workers.scope import CompressionError, compress
 from workers.scope.validation import check_method, check_target
-from workers.writing import check_request, make_plan, write_document
+from workers.writing import check_request, make_plan, target_words_for, write_document
 
 MAX_DOCUMENTS_PER_ITEM = 100
 MAX_ANSWER_TOKENS = 4096
@@ -233,9 +233,10 @@ register(ItemKind("compress",
 
 
 def validate_write(data: dict) -> dict:
-    clean = {"instruction": _text(data, "instruction", None),  # check_request: its length
-             "target_words": _int(data, "target_words", 50, 50_000)
-             if data.get("target_words") is not None else 1000}
+    instruction = _text(data, "instruction", None)  # check_request: its length
+    given = _int(data, "target_words", 50, 50_000) if data.get("target_words") is not None \
+        else None  # else the length the instruction states ("a 400-word essay"), or the default
+    clean = {"instruction": instruction, "target_words": target_words_for(instruction, given)}
     if data.get("style") not in (None, ""):
         clean["style"] = _text(data, "style", 2000)
     try:

@@ -6,7 +6,12 @@ from __future__ import annotations
 import pytest
 
 from workers.writing import PlanError, check_instruction, read_instruction
-from workers.writing.instruction import MAX_INSTRUCTION_CHARS
+from workers.writing.instruction import (
+    DEFAULT_TARGET_WORDS,
+    MAX_INSTRUCTION_CHARS,
+    stated_length,
+    target_words_for,
+)
 
 
 def labels(spec):
@@ -120,3 +125,24 @@ def test_spec_survives_a_round_trip():
 
     again = Spec.from_dict(spec.to_dict())
     assert again == spec and again.items[0].units == [3]
+
+
+@pytest.mark.parametrize(("instruction", "words"), [
+    ("Write a 400-word essay on the tides.", 400),
+    ("A guide to beekeeping in about 3,000 words.", 3000),
+    ("Summarise the year in 2k words.", 2000),
+    ("A diary of 30 chapters of 500 words.", 15000),  # units × words each
+    ("A diary of 12 entries, each entry under 150 words.", 1800),
+    ("Write 200 words per chapter, 10 chapters about sailing.", 2000),
+    ("Twelve letters of about 300 words each.", 3600),
+    ("Each section under 100 words; cover the tides and the moon.", None),  # of a part only
+    ("A report on the harbour's year: traffic, works and finances.", None),
+])
+def test_stated_length_is_the_whole_texts(instruction, words):
+    assert stated_length(instruction) == words
+
+
+def test_target_is_the_given_else_the_stated_else_the_default():
+    assert target_words_for("Write a 400-word essay on tides.", 2500) == 2500
+    assert target_words_for("Write a 400-word essay on tides.", None) == 400
+    assert target_words_for("An essay on tides.", None) == DEFAULT_TARGET_WORDS

@@ -12,7 +12,14 @@ from __future__ import annotations
 
 from workers.writing.checks import Check, check, enforce
 from workers.writing.coverage import coverage, section_constraints
-from workers.writing.instruction import Constraint, Spec, read_instruction
+from workers.writing.instruction import (
+    DEFAULT_TARGET_WORDS,
+    Constraint,
+    Spec,
+    read_instruction,
+    stated_length,
+    target_words_for,
+)
 from workers.writing.length import (
     LengthResult,
     count_words,
@@ -48,5 +55,6 @@ __all__ = [
     "coverage", "cross_section_repetition", "distinct_ngram_share", "enforce", "fallback_plan",
     "join_sections", "length_score", "make_plan", "parse_plan", "read_instruction", "repair",
     "repeated_paragraphs", "repetition", "requested_words", "section_constraints",
+    "stated_length", "target_words_for", "DEFAULT_TARGET_WORDS",
     "trim_to_words", "write_document", "write_section", "write_to_length",
 ]

@@ -20,6 +20,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from workers.writing.length import requested_words
 from workers.writing.vocabulary import (
     NUMBER,
     NUMBER_WORDS,
@@ -38,6 +39,15 @@ MIN_UNIT_WORDS = 40
 
 _WORD_COUNT = re.compile(r"\b(?P<n>\d{1,3}(?:,\d{3}){0,2}|\d{1,7})[\s-]{0,3}words?\b",
                          re.IGNORECASE)
+
+# A length said of each part, not of the whole text: "each entry under 150 words",
+# "200 words per chapter".
+_PART_WORDS = re.compile(
+    rf"\b(?:each|every|per|a)\s{{1,3}}(?:{UNITS}|{UNIT})\b[^.;\n]{{0,40}}?\b\d{{1,6}}(?:,\d{{3}})?"
+    rf"[\s-]{{0,3}}words?|\b\d{{1,6}}(?:,\d{{3}})?[\s-]{{0,3}}words?\s{{1,3}}(?:each|per|a|an)\s"
+    rf"{{0,3}}(?:{UNITS}|{UNIT})?\b", re.IGNORECASE)
+# With no length given and none stated, a text is this long.
+DEFAULT_TARGET_WORDS = 1000
 
 # "30 chapters of 500 words", "in 5 parts", "a diary of 12 entries".
 _COUNT_UNITS = re.compile(
@@ -532,6 +542,25 @@ def read_instruction(instruction: str, target_words: int = 0) -> Spec:
         spec.notes.append(f"{len(parts)} parts to cover in {units.count} {units.noun}s: some "
                           f"{units.noun}s cover more than one.")
     return spec
+
+
+def stated_length(instruction: str) -> int | None:
+    """The whole text's length an instruction states — "a 400-word essay", "in about 3,000
+    words", "30 chapters of 500 words" (30 × 500) — or None. A length said of each part
+    ("each entry under 150 words") is not the whole text's."""
+    text = (instruction or "")[:MAX_INSTRUCTION_CHARS]
+    units = _read_units(text, 0, [])
+    part = _PART_WORDS.search(text)
+    each = units.words_each if units is not None and units.words_each else \
+        requested_words(part.group(0)) if part else None
+    if units is not None and units.count and each:
+        return units.count * each
+    return requested_words(_without(text, [_PART_WORDS]))
+
+
+def target_words_for(instruction: str, given: int | None) -> int:
+    """The target length: the one given, else the instruction's, else the default."""
+    return given or stated_length(instruction) or DEFAULT_TARGET_WORDS
 
 
 def _topic(text: str) -> str:
