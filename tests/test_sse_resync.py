@@ -294,3 +294,34 @@ def test_a_redis_restart_mid_stream_falls_back_to_the_row(team, member, async_cl
     assert ("snapshot", {"text": "Hello wo", "status": "streaming"}) in stream
     assert stream[-2:] == [("snapshot", {"text": "Hello world", "status": "done"}),
                            ("done", {"status": "done"})]
+
+
+def test_a_writing_stream_takes_missed_text_and_its_end_from_the_rows(team, member,
+                                                                      async_client_for, settings):
+    """The same for a writing project: the section's saved text fills what the page missed,
+    and a job that ended without its "done" event (cancelled) ends the stream."""
+    from apps.jobs.models import Status
+    from apps.writing.models import ProjectStatus, Section, SectionStatus, WritingProject
+    from tests.factories import JobFactory
+
+    job = JobFactory(team=team, kind="writing_write", status=Status.RUNNING)
+    project = WritingProject.objects.create(team=team, title="Live", instruction="x",
+                                            target_words=300, status=ProjectStatus.WRITING,
+                                            job=job)
+    section = Section.objects.create(project=project, position=2, point="b", target_words=100,
+                                     status=SectionStatus.WRITING, text="Once")
+    name = events.channel("writing", project.pk)
+
+    def write():  # " upon" was published before the page subscribed
+        events.publish(name, {"type": "token", "section": 2, "text": " a"}, settings.REDIS_URL)
+        Section.objects.filter(pk=section.pk).update(text="Once upon a")
+        time.sleep(1.0)
+        type(job).objects.filter(pk=job.pk).update(status=Status.CANCELLED)
+
+    thread = _when_subscribed(settings.REDIS_URL, name, write)
+    url = reverse("writing:stream", kwargs={"team_slug": team.slug, "pk": project.pk})
+    stream = _read(async_client_for(member), url, within=10)
+    thread.join()
+    assert stream[0] == ("snapshot", {"section": 2, "text": "Once", "status": "writing"})
+    assert ("snapshot", {"section": 2, "text": "Once upon a", "status": "writing"}) in stream
+    assert stream[-1] == ("done", {"status": "writing"})

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.writing import views
+from apps.writing import streams, views
 
 app_name = "writing"
 
@@ -8,7 +8,7 @@ urlpatterns = [
     path("", views.project_list, name="list"),
     path("<int:pk>/", views.detail, name="detail"),
     path("<int:pk>/progress/", views.progress, name="progress"),
-    path("<int:pk>/stream/", views.stream, name="stream"),
+    path("<int:pk>/stream/", streams.stream, name="stream"),
     path("<int:pk>/plan/", views.plan, name="plan"),
     path("<int:pk>/write/", views.write, name="write"),
     path("<int:pk>/delete/", views.delete, name="delete"),

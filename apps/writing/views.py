@@ -1,19 +1,16 @@
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
-from apps.core.sse import event_stream_response, sse, stream_membership
 from apps.documents.models import DocStatus
 from apps.teams.access import team_view
 from apps.teams.models import Role
 from apps.writing import services
-from apps.writing.models import Section, SectionStatus, WritingProject
-from workers import events
+from apps.writing.models import WritingProject
 
 
 def _project(request, pk: int) -> WritingProject:
@@ -190,39 +187,3 @@ def export_docx(request, pk: int):
         content_type="application/vnd.openxmlformats-officedocument.wordprocessingml.document")
     response["Content-Disposition"] = f'attachment; filename="{_filename(project, "docx")}"'
     return response
-
-
-async def stream(request, team_slug: str, pk: int):
-    """Server-sent events of the section being written: its text so far, then each token;
-    "section" when the next one starts, "done" when the job ends."""
-    membership, login = await stream_membership(request, team_slug)
-    if login is not None:
-        return login
-    query = WritingProject.objects.filter(pk=pk, team=membership.team)
-    if not await query.aexists():
-        raise Http404
-
-    async def event_stream():
-        async with events.Subscription(events.channel("writing", pk), settings.REDIS_URL) as live:
-            # After subscribing: nothing falls in between. (The job comes along: is_busy
-            # reads it, and an async view cannot query lazily.)
-            project = await query.select_related("job").afirst()
-            current = await Section.objects.filter(
-                project_id=pk, status=SectionStatus.WRITING).afirst()
-            yield sse("snapshot", {"section": current.position if current else None,
-                                    "text": current.text if current else "",
-                                    "status": project.status})
-            if not project.is_busy:
-                yield sse("done", {"status": project.status})
-                return
-            async for event in live:
-                kind = event.get("type")
-                if kind in ("token", "section", "section_done"):
-                    yield sse(kind, event)
-                elif kind == "done":
-                    yield sse("done", event)
-                    return
-                else:
-                    yield ": ping\n\n"
-
-    return await event_stream_response(request, event_stream())
