@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workers.documents.lexical import BM25Index
+from workers.writing.length import drop_unfinished
 
 from .citations import dedupe, make_citation, supporting_citations
 from .extract import candidates, extract_token, final_text, wants_token
@@ -50,6 +51,15 @@ def cite_spans(answer: str, question: str, spans: Sequence[Span], limit: int = 3
     return dedupe(make_citation(s.document, s.start, s.end) for s in hits)[:limit]
 
 
+def whole_sentences(text: str) -> tuple[str, bool]:
+    """``text`` without a trailing unfinished sentence, and whether anything was cut. A text
+    with no finished sentence at all keeps its words and ends with an ellipsis."""
+    kept = drop_unfinished(text)
+    if kept == text:
+        return text, False
+    return (kept, True) if kept else (text.rstrip() + "…", True)
+
+
 def final_answer(
     run: Run,
     question: str,
@@ -84,7 +94,10 @@ def final_answer(
     if run.target_words:
         text, notes["length"] = run.chat_to_length(messages, run.target_words)
     else:
+        run.last_finish = None
         text = run.chat_streamed(messages, max_tokens=max_tokens)
+        if run.last_finish == "length":  # out of room mid-sentence: end at the last full one
+            text, run.shortened = whole_sentences(text)
     if evidence:
         citations = cite_spans(text, question, evidence)
     else:

@@ -121,4 +121,5 @@ def answer(
     run.check(1, 1, "done")
     summary = {k: v for k, v in verdict.notes.items() if k not in ("draft", "claims")}
     return Answer(verdict.text, verdict.citations, run.steps, run.usage, strategy, reason,
-                  grounded=verdict.grounded, abstained=verdict.abstained, grounding=summary)
+                  grounded=verdict.grounded, abstained=verdict.abstained, grounding=summary,
+                  shortened=run.shortened)

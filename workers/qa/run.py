@@ -52,6 +52,9 @@ class Run:
         self.target_words: int | None = None
         # SCOPE stage: read this many times more text, compressed into the same budget.
         self.compress_ratio: float | None = None
+        # The last answer call stopped at its token room ("length"), and what was cut.
+        self.last_finish: str | None = None
+        self.shortened = False
 
     # -- trace ---------------------------------------------------------------------------
 
@@ -84,6 +87,7 @@ class Run:
     def chat(self, messages: Sequence[dict[str, str]], max_tokens: int) -> str:
         result = self.backend.chat(list(messages), max_tokens=max_tokens, temperature=0)
         self.add_usage(result.usage)
+        self.last_finish = result.finish_reason
         return result.text.strip()
 
     def chat_streamed(self, messages: Sequence[dict[str, str]], max_tokens: int) -> str:
@@ -100,6 +104,8 @@ class Run:
                     self.on_token(delta)
             if event.usage is not None:
                 self.add_usage(event.usage)
+            if event.finish_reason:
+                self.last_finish = event.finish_reason
         return "".join(parts).rstrip()
 
     def chat_to_length(self, messages: Sequence[dict[str, str]], words: int) -> tuple[str, dict]:

@@ -130,6 +130,8 @@ class Answer:
     grounded: bool = False
     abstained: bool = False
     grounding: dict[str, Any] = field(default_factory=dict)  # verdict, reasons, evidence
+    # The answer reached its token room: it ends at its last finished sentence.
+    shortened: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (the job row stores it)."""
@@ -146,6 +148,7 @@ class Answer:
             "grounded": self.grounded,
             "abstained": self.abstained,
             "grounding": self.grounding,
+            "shortened": self.shortened,
         }
 
 

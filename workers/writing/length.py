@@ -213,13 +213,21 @@ ANGLES = [
 _MARKUP = re.compile(r"<<[^<>\n]{0,200}>>[ \t]*\n*")
 
 
+def drop_unfinished(text: str) -> str:
+    """``text`` without a trailing unfinished sentence (a reply cut off by its token room);
+    "" when no sentence in it is finished."""
+    parts = sentences(text.rstrip())
+    if not parts or _SENTENCE_END.search(parts[-1]):
+        return text
+    return "".join(parts[:-1]).rstrip()
+
+
 def _end_cleanly(text: str, target: int) -> str:
     """Drop a trailing half sentence (a round cut off by max_tokens) when the text stays
     on target without it (length score >= 90)."""
-    parts = sentences(text.rstrip())
-    if len(parts) < 2 or _SENTENCE_END.search(parts[-1]):
+    kept = drop_unfinished(text)
+    if not kept:
         return text
-    kept = "".join(parts[:-1]).rstrip()
     return kept if length_score(target, max(count_words(kept), 1)) >= 90 else text
 
 
