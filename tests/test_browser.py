@@ -1,5 +1,6 @@
-"""One real browser run: Playwright drives Debian's chromium through sign-up, a new team and
-the demo job, against the live server and a real worker process."""
+"""One real browser run: Playwright drives Debian's chromium through sign-up, a new team, its
+first steps and the demo job (on the model status page), against the live server and a real
+worker process."""
 
 from __future__ import annotations
 
@@ -78,14 +79,21 @@ def test_sign_up_create_team_run_demo_job(page, live_server, worker, tmp_path):
     expect(page.get_by_role("heading", name="Team settings")).to_be_visible()
     expect(page.get_by_test_id("team-switcher")).to_contain_text("Research desk")
 
-    page.get_by_role("link", name="Jobs").click()
+    # A new team's first screen leads to uploading, asking and writing, not to the demo.
+    page.get_by_role("link", name="Overview").click()
+    expect(page.get_by_test_id("first-steps")).to_be_visible()
+    expect(page.get_by_role("link", name="Upload a document")).to_be_visible()
+    expect(page.get_by_role("button", name="Count words")).to_have_count(0)
+    page.screenshot(path=str(tmp_path / "overview.png"), full_page=True)
+
+    # The demo job lives on the model status page.
+    page.get_by_role("link", name="Settings").click()
+    page.get_by_role("link", name="Language model status →").click()
     text = "\n\n".join(f"Paragraph {i}: the quick brown fox jumps." for i in range(20))
     page.fill("textarea[name=text]", text)
     page.get_by_role("button", name="Count words").click()
+    expect(page.get_by_test_id("result-words")).to_have_text("120", timeout=60_000)
+    page.screenshot(path=str(tmp_path / "job.png"), full_page=True)
+    page.get_by_role("link", name="← All jobs").click()
     row = page.locator("tr[id^=job-]").first
-    expect(row.locator("[data-testid=job-percent]")).to_contain_text("100%", timeout=60_000)
     expect(row.locator(".badge")).to_have_text("Succeeded")
-    page.screenshot(path=str(tmp_path / "jobs.png"), full_page=True)
-
-    row.locator("a").first.click()
-    expect(page.get_by_test_id("result-words")).to_have_text("120")

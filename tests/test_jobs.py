@@ -99,11 +99,11 @@ def test_progress_partial_polls_until_finished(client, team, owner, job):
 
 def test_job_form_errors_inline(client, team, owner):
     client.force_login(owner)
-    url = reverse("jobs:list", kwargs={"team_slug": team.slug})
+    url = reverse("teams:model_status", kwargs={"team_slug": team.slug})  # the demo's page
     for text, error in [("", "Paste some text to count."),
                         ("1234 5678", "The text has no words to count."),
                         ("a\x00b", "Null characters are not allowed.")]:
-        response = client.post(url, {"text": text})
+        response = client.post(url, {"action": "word_stats", "text": text})
         assert response.status_code == 400
         assert error in response.content.decode()
     assert not Job.objects.exists()
@@ -112,7 +112,8 @@ def test_job_form_errors_inline(client, team, owner):
 def test_job_text_is_escaped_in_pages(client, team, owner):
     client.force_login(owner)
     evil = "<script>alert(1)</script> words here"
-    client.post(reverse("jobs:list", kwargs={"team_slug": team.slug}), {"text": evil})
+    client.post(reverse("teams:model_status", kwargs={"team_slug": team.slug}),
+                {"action": "word_stats", "text": evil})
     page = client.get(reverse("jobs:list", kwargs={"team_slug": team.slug})).content.decode()
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;" in page

@@ -3,34 +3,20 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from apps.jobs import services
-from apps.jobs.forms import WordStatsForm
 from apps.teams.access import team_view
 from apps.teams.models import Role
 
 
-def _jobs_page(request, form, status=200):
-    page = Paginator(request.team.jobs.all(), 25).get_page(request.GET.get("page"))
-    return render(request, "jobs/list.html", {"form": form, "page": page}, status=status)
-
-
-@team_view(write_minimum=Role.MEMBER)
+@team_view()
+@require_GET
 def job_list(request):
-    if request.method == "POST":
-        form = WordStatsForm(request.POST)
-        if not form.is_valid():
-            return _jobs_page(request, form, status=400)
-        text = form.cleaned_data["text"]
-        job = services.create_job(
-            request.team, "word_stats", {"text": text}, user=request.user,
-            title=f"Word statistics: {text[:60]}",
-        )
-        messages.success(request, f"Job #{job.pk} queued.")
-        return redirect("jobs:list", team_slug=request.team.slug)
-    return _jobs_page(request, WordStatsForm())
+    # The word-count demo that started here lives on the model status page (#21.3).
+    page = Paginator(request.team.jobs.all(), 25).get_page(request.GET.get("page"))
+    return render(request, "jobs/list.html", {"page": page})
 
 
 @team_view()

@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from apps.jobs.models import Status
-from apps.teams import services
+from apps.teams import overview, services
 from apps.teams.access import team_view
 from apps.teams.forms import InvitationForm, RoleForm, TeamForm
 from apps.teams.models import Role
@@ -25,14 +25,17 @@ def create_team(request):
 
 @team_view()
 def dashboard(request):
-    jobs = request.team.jobs.all()
-    context = {
-        "recent_jobs": jobs[:5],
-        "running": jobs.filter(status__in=[Status.QUEUED, Status.RUNNING]).count(),
-        "job_count": jobs.count(),
-        "member_count": request.team.memberships.count(),
-    }
-    return render(request, "teams/dashboard.html", context)
+    """The overview: the team's library, conversations and writing, and the first steps
+    until the team has tried each of them."""
+    team = request.team
+    shown = overview.panels(team)
+    return render(request, "teams/dashboard.html", {
+        "panels": shown, "done": {panel.name: panel.count > 0 for panel in shown},
+        "first_steps": not all(panel.count for panel in shown),
+        "has_ready_document": overview.has_ready_document(team),
+        "running": team.jobs.filter(status__in=[Status.QUEUED, Status.RUNNING]).count(),
+        "member_count": team.memberships.count(),
+    })
 
 
 def _settings_context(request, **extra):
