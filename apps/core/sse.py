@@ -41,6 +41,15 @@ RECONNECT_MS = 2000  # ...and the browser reconnects after this long, to try liv
 REDIS_ERRORS = (redis.RedisError, OSError)  # OSError: events.StreamLost, socket errors
 
 _process_slots: dict[str, float] = {}  # this process's streams: slot id → lease end
+_warned: dict[str, float] = {}  # what was logged, when
+
+
+def _warn(what: str, err: Exception) -> None:
+    """A line a minute for each kind of trouble: an outage must not write one per stream."""
+    now = time.monotonic()
+    if now - _warned.get(what, -60.0) >= 60.0:
+        _warned[what] = now
+        log.warning("%s (Redis unreachable): %s", what, err)
 
 
 def sse(event: str, data: dict) -> str:
@@ -82,7 +91,7 @@ class StreamSlot:
                 pipe.expire(self.key, int(LEASE_SECONDS) + 1)
                 _, _, count, _ = await pipe.execute()
         except REDIS_ERRORS as err:  # the page follows its row meanwhile: let it (per process cap)
-            log.warning("live stream slots not counted per person (Redis unreachable): %s", err)
+            _warn("live stream slots not counted per person", err)
             count = 0
         self.renewed = now
         if count > settings.SSE_MAX_STREAMS_PER_USER:
@@ -200,7 +209,7 @@ async def follow(follower: Follower, channel: str) -> AsyncIterator[str]:
             live = await stack.enter_async_context(
                 events.Subscription(channel, settings.REDIS_URL, idle=ROW_CHECK_SECONDS))
         except REDIS_ERRORS as err:
-            log.warning("stream of %s follows its row only (Redis unreachable): %s", channel, err)
+            _warn("live streams follow their rows only", err)
             live = None
         yield f"retry: {RECONNECT_MS}\n\n" + "".join(await follower.snapshot())
         if follower.finished:
@@ -210,7 +219,7 @@ async def follow(follower: Follower, channel: str) -> AsyncIterator[str]:
                 async for part in _live(follower, live):
                     yield part
             except REDIS_ERRORS as err:  # the connection failed: on from the row
-                log.warning("live events of %s interrupted: %s", channel, err)
+                _warn("live events interrupted; streams follow their rows", err)
             if follower.finished:
                 return
         async for part in _rows_only(follower):

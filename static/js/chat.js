@@ -1,39 +1,59 @@
 // Streams a live answer: server-sent events append tokens as plain text (textContent:
 // model output is never HTML here); when the answer ends, the server's rendered message
 // (sanitised Markdown, citations, trace) replaces the live one.
+// The row is the truth: each (re)connection starts with a "snapshot" of the saved answer,
+// which REPLACES what is shown (a reconnect after a blip never appends tokens twice); the
+// server sends another whenever what it sent drifted from the row, and "done" when the row
+// has ended, even if the job's own events were lost.
 (function () {
   "use strict";
+  const WAITING = { pending: "Waiting for a worker", streaming: "Answering…" };
   function follow(el) {
     const answer = el.querySelector(".answer");
     const status = el.querySelector(".live-status");
+    const say = (text) => { if (status) status.textContent = text; };
     const source = new EventSource(el.dataset.stream);
-    source.addEventListener("snapshot", (e) => { answer.textContent = JSON.parse(e.data).text; });
+    source.addEventListener("snapshot", (e) => {
+      const d = JSON.parse(e.data);
+      answer.textContent = d.text;
+      el.dataset.status = d.status;
+      if (WAITING[d.status]) say(WAITING[d.status]);
+    });
     source.addEventListener("token", (e) => {
       answer.textContent += JSON.parse(e.data).text;
-      if (status) status.textContent = "Answering…";
+      say(WAITING.streaming);
     });
     source.addEventListener("retry", (e) => {
       answer.textContent = "";
-      if (status) status.textContent = "The model failed (" + JSON.parse(e.data).error + "); trying again…";
+      say("The model failed (" + JSON.parse(e.data).error + "); trying again…");
     });
-    source.addEventListener("done", () => {
+    source.addEventListener("done", (e) => {
       source.close();
-      fetch(el.dataset.render, { credentials: "same-origin" })
-        .then((r) => r.text())
-        .then((html) => { el.outerHTML = html; });
+      if (JSON.parse(e.data).status === "deleted") { el.remove(); return; }
+      rendered(el);
     });
     source.onerror = () => {
       if (source.readyState === EventSource.CLOSED) {
         // Refused (a 429 when too many streams are open: EventSource cannot read the
         // status, it just stops for good). Say so and follow the saved message instead.
-        if (status) status.textContent = "Too many live streams open: close other tabs or reload. The answer appears here when it is done.";
+        say("Too many live streams open: close other tabs or reload. The answer appears here when it is done.");
         poll(el, answer);
         return;
       }
       // The connection dropped (server restart, network): the browser retries by itself;
       // the snapshot on reconnect restores the text.
-      if (status) status.textContent = "Reconnecting…";
+      say("Reconnecting…");
     };
+  }
+  // The ended message, rendered by the server; fetched again until it comes.
+  function rendered(el, wait) {
+    fetch(el.dataset.render, { credentials: "same-origin" })
+      .then((r) => (r.ok ? r.text() : Promise.reject(r.status)))
+      .then((html) => { el.outerHTML = html; })
+      .catch((why) => {
+        if (why === 404) { el.remove(); return; }
+        setTimeout(() => rendered(el, Math.min((wait || 1000) * 2, 30000)), wait || 1000);
+      });
   }
   // Without a stream: fetch the message every few seconds; show its saved draft while it
   // runs, and the rendered message once it has ended.
