@@ -86,10 +86,14 @@ class LLMSettings:
 class EngineConfig:
     embedder: EmbedderSettings = field(default_factory=EmbedderSettings)
     llm: LLMSettings = field(default_factory=LLMSettings)
+    # Where model calls are recorded for the speed estimates (a Redis URL; None: nowhere).
+    rates_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EngineConfig:
-        return cls(EmbedderSettings.from_env(env), LLMSettings.from_env(env))
+        env = os.environ if env is None else env
+        return cls(EmbedderSettings.from_env(env), LLMSettings.from_env(env),
+                   rates_url=env.get("LLM_RATES_URL") or None)
 
 
 ConfigSource = Callable[[], "EngineConfig"]

@@ -23,4 +23,5 @@ def engine_config() -> EngineConfig:
         ),
         # The LLM_* variables are not Django settings: read here, for the engine.
         llm=LLMSettings.from_env(os.environ),
+        rates_url=settings.REDIS_URL,  # the model's measured speed, shared by all processes
     )

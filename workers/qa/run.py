@@ -14,6 +14,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from workers.llm.base import ContinuationLogprobs, LLMBackend, Usage
+from workers.llm.rates import record_call
 from workers.progress import Progress, no_progress
 from workers.writing.length import REPETITION_PENALTY, length_score, write_to_length
 
@@ -72,8 +73,12 @@ class Run:
             _current_step.reset(token)
             self.steps.append(record)
 
-    def add_usage(self, usage: Usage) -> None:
+    def add_usage(self, usage: Usage, seconds: float | None = None) -> None:
+        """Count a model call's tokens; with its ``seconds``, record it for the rates that
+        estimates before a question are made from (``workers.llm.rates``)."""
         self.usage = self.usage + usage
+        if seconds is not None:
+            record_call(self.backend, usage, seconds)
         if self._current is not None:
             self._current.tokens_in += usage.prompt_tokens
             self._current.tokens_out += usage.completion_tokens
@@ -85,8 +90,9 @@ class Run:
     # -- model calls ---------------------------------------------------------------------
 
     def chat(self, messages: Sequence[dict[str, str]], max_tokens: int) -> str:
+        started = time.perf_counter()
         result = self.backend.chat(list(messages), max_tokens=max_tokens, temperature=0)
-        self.add_usage(result.usage)
+        self.add_usage(result.usage, time.perf_counter() - started)
         self.last_finish = result.finish_reason
         return result.text.strip()
 
@@ -95,6 +101,7 @@ class Run:
         if self.on_token is None:
             return self.chat(messages, max_tokens)
         parts: list[str] = []
+        started = time.perf_counter()
         for event in self.backend.stream(list(messages), max_tokens=max_tokens, temperature=0):
             if event.delta:
                 # Leading whitespace is dropped so that the deltas add up to the answer text.
@@ -103,7 +110,7 @@ class Run:
                     parts.append(delta)
                     self.on_token(delta)
             if event.usage is not None:
-                self.add_usage(event.usage)
+                self.add_usage(event.usage, time.perf_counter() - started)
             if event.finish_reason:
                 self.last_finish = event.finish_reason
         return "".join(parts).rstrip()
@@ -128,9 +135,10 @@ class Run:
         """Batched continuation log-probabilities (XL3M's scan)."""
         out: list[ContinuationLogprobs] = []
         for i in range(0, len(pairs), batch_size):
+            started = time.perf_counter()
             results = self.backend.continuation_logprobs_batch(list(pairs[i : i + batch_size]))
-            for r in results:
-                self.add_usage(r.usage)
+            self.add_usage(sum((r.usage for r in results), Usage()),
+                           time.perf_counter() - started)
             out.extend(results)
         return out
 

@@ -1,0 +1,151 @@
+"""How fast the configured model really is: every model call's tokens and seconds, recorded
+where every process can read them, and the rates fitted from them.
+
+A call costs ``per_call + prompt_tokens / prefill + completion_tokens / decode`` seconds;
+``fit`` solves that for the three unknowns by least squares over the recent calls of one
+backend and model, so an estimate made before a question runs (``workers.qa.estimate``)
+follows the machine it runs on — the embedded model on two cores, or a vLLM server on a
+GPU — instead of a constant. Recording is best effort: a store that is down never fails a
+call, and rates are simply unknown until calls have been recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import redis
+
+from workers import config
+from workers.events import redis_py_url
+
+log = logging.getLogger(__name__)
+
+KEEP_CALLS = 400  # recent calls per model: enough to fit, few enough to follow a change
+MIN_CALLS = 4
+_KEY = "scriptorium:llm-calls:{model}"
+
+
+@dataclass(frozen=True)
+class CallSample:
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Prompt tokens read per second, completion tokens written per second, seconds a call
+    costs beyond its tokens, and how many calls they were fitted from."""
+
+    prefill: float
+    decode: float
+    per_call: float
+    calls: int
+
+    def seconds(self, calls: int, prompt_tokens: int, completion_tokens: int) -> float:
+        return (calls * self.per_call + prompt_tokens / self.prefill
+                + completion_tokens / self.decode)
+
+
+def model_key(backend) -> str:  # noqa: ANN001 - any LLMBackend
+    return f"{backend.name}:{backend.model}"
+
+
+def fit(samples: Sequence[CallSample]) -> Rates | None:
+    """Rates from recorded calls; None when they are too few or too alike to tell prefill
+    from decode (e.g. only one prompt length and one answer length)."""
+    rows = [s for s in samples if s.seconds > 0 and (s.prompt_tokens or s.completion_tokens)]
+    if len(rows) < MIN_CALLS:
+        return None
+    a = np.array([[1.0, s.prompt_tokens, s.completion_tokens] for s in rows])
+    b = np.array([s.seconds for s in rows])
+    if np.linalg.matrix_rank(a) < a.shape[1]:
+        return None  # every call alike: the three costs cannot be told apart
+    coef = _non_negative_least_squares(a, b)
+    per_call, per_prompt, per_completion = (float(c) for c in coef)
+    if per_prompt <= 0 or per_completion <= 0:
+        return None  # the calls do not separate reading from writing yet
+    return Rates(prefill=1.0 / per_prompt, decode=1.0 / per_completion, per_call=per_call,
+                 calls=len(rows))
+
+
+def _non_negative_least_squares(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Least squares with every coefficient >= 0 (three unknowns: drop the negative ones
+    and solve again, at most three times)."""
+    free = np.ones(a.shape[1], dtype=bool)
+    coef = np.zeros(a.shape[1])
+    for _ in range(a.shape[1]):
+        solved, *_ = np.linalg.lstsq(a[:, free], b, rcond=None)
+        coef[:] = 0.0
+        coef[free] = solved
+        if (coef >= 0).all():
+            break
+        free &= coef > 0
+        if not free.any():
+            break
+    return np.clip(coef, 0.0, None)
+
+
+class RateBook:
+    """The recorded calls of every model, in Redis (shared by the web and the workers)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self._client = redis.Redis.from_url(redis_py_url(url), socket_timeout=1.0,
+                                            socket_connect_timeout=1.0)
+
+    def record(self, model: str, sample: CallSample) -> None:
+        key = _KEY.format(model=model)
+        try:
+            with self._client.pipeline(transaction=False) as pipe:
+                pipe.lpush(key, json.dumps([sample.prompt_tokens, sample.completion_tokens,
+                                            round(sample.seconds, 4)]))
+                pipe.ltrim(key, 0, KEEP_CALLS - 1)
+                pipe.execute()
+        except (redis.RedisError, OSError) as exc:  # rates are a convenience, never a failure
+            log.debug("model call not recorded: %s", exc)
+
+    def samples(self, model: str) -> list[CallSample]:
+        try:
+            raw = self._client.lrange(_KEY.format(model=model), 0, KEEP_CALLS - 1)
+        except (redis.RedisError, OSError) as exc:
+            log.warning("model speed unknown (the rate store is unreachable): %s", exc)
+            return []
+        return [CallSample(*json.loads(item)) for item in raw]
+
+    def rates(self, model: str) -> Rates | None:
+        return fit(self.samples(model))
+
+
+_books: dict[tuple[int, str], RateBook] = {}
+_books_lock = threading.Lock()
+
+
+def book(url: str) -> RateBook:
+    """This process's rate book for ``url`` (per pid: a forked child opens its own)."""
+    key = (os.getpid(), url)
+    with _books_lock:
+        found = _books.get(key)
+        if found is None:
+            found = _books[key] = RateBook(url)
+        return found
+
+
+def record_call(backend, usage, seconds: float) -> None:  # noqa: ANN001 - LLMBackend, Usage
+    """Record one model call in the configured rate store (none configured: nothing)."""
+    url = config.current().rates_url
+    if url and seconds > 0:
+        book(url).record(model_key(backend), CallSample(usage.prompt_tokens,
+                                                        usage.completion_tokens, seconds))
+
+
+def current_rates(backend) -> Rates | None:  # noqa: ANN001 - LLMBackend
+    """The configured model's fitted rates, or None (no store, or too few calls yet)."""
+    url = config.current().rates_url
+    return book(url).rates(model_key(backend)) if url else None
