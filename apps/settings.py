@@ -14,6 +14,7 @@ from datetime import timedelta
 import environ
 
 from apps import stack
+from workers import queues
 from workers.events import redis_py_url
 
 BASE_DIR = stack.BASE_DIR
@@ -143,23 +144,69 @@ CELERY_TASK_IGNORE_RESULT = True  # the Job row is the source of truth, not a re
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_DEFAULT_QUEUE = "ingest"
+CELERY_TASK_DEFAULT_QUEUE = queues.INGEST
+# The sweeper has a queue of its own, served by a worker that runs nothing else (serve.py).
+CELERY_TASK_ROUTES = {"jobs.sweep": {"queue": queues.CONTROL}}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A message held by a worker that died comes back after this long; the sweeper is faster.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # A message held by a worker that died comes back after this long; the sweeper is faster.
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=6 * 3600),
+    # A worker takes its queues in the order given (-Q interactive,ingest,batch), not in
+    # rotation: a free slot goes to the first non-empty queue (workers/queues.py).
+    "queue_order_strategy": "priority",
 }
+# A prefork child that holds more than this (KiB) after a job is replaced by a fresh one
+# (the embedded model and the embedder take ~1 GiB in a child that answered; docs/deployment.md).
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("CELERY_WORKER_MAX_MEMORY_PER_CHILD",
+                                             default=3 * 1024 * 1024) or None
+JOB_SWEEP_INTERVAL = env.float("JOB_SWEEP_INTERVAL", default=30.0)
 CELERY_BEAT_SCHEDULE = {
     "sweep-lost-jobs": {
         "task": "jobs.sweep",
-        "schedule": env.float("JOB_SWEEP_INTERVAL", default=30.0),
-        "options": {"queue": "ingest", "expires": 25},
+        "schedule": JOB_SWEEP_INTERVAL,
+        # A sweep not run by the next one is dropped: the next one does the same work.
+        "options": {"expires": JOB_SWEEP_INTERVAL},
     },
 }
 
 # -- Jobs ------------------------------------------------------------------------------------
 JOB_LOST_AFTER = timedelta(seconds=env.int("JOB_LOST_AFTER_SECONDS", default=60))
+# Attempts a job gets (each claim by a worker is one; the row counts them, nothing else
+# retries): after a transient error it waits and tries again until then, and a job whose
+# worker died this many times is failed as poison instead of being sent again.
+JOB_MAX_ATTEMPTS = max(1, env.int("JOB_MAX_ATTEMPTS", default=3))
 DEMO_JOB_STEP_DELAY = env.float("DEMO_JOB_STEP_DELAY", default=0.15)
+# Time limits per job kind, seconds: (soft, hard). At the soft limit the job ends failed; at
+# the hard one the worker child is killed (a job stuck in C code) and replaced, and the
+# sweeper sends the job again until its attempts run out. Only the prefork pool enforces
+# them. JOB_TIME_LIMITS in the environment overrides entries: "qa_answer=300/330,default=".
+_HOUR = 3600
+JOB_TIME_LIMITS: dict[str, tuple[float | None, float | None]] = {
+    "default": (30 * 60, 31 * 60),
+    "qa_answer": (10 * 60, 11 * 60),
+    "writing_section": (15 * 60, 16 * 60),
+    "writing_plan": (15 * 60, 16 * 60),
+    "llm_check": (3 * 60, 4 * 60),
+    "batch_item": (15 * 60, 16 * 60),
+    "batch_webhook": (2 * 60, 3 * 60),
+    "ingest_document": (2 * _HOUR, 2 * _HOUR + 60),
+    "compress": (2 * _HOUR, 2 * _HOUR + 60),
+    "needle_test": (2 * _HOUR, 2 * _HOUR + 60),
+    "writing_write": (8 * _HOUR, 8 * _HOUR + 60),
+}
+JOB_TIME_LIMITS.update({
+    kind: tuple((float(part) if part else None) for part in (limits.split("/") + [""])[:2])
+    for kind, limits in env.dict("JOB_TIME_LIMITS", default={}).items()
+})
+# Per-team caps on the jobs of a kind dispatched or running at once (apps/jobs/dispatch.py):
+# the rest wait on their rows and are sent as the team's earlier ones end, so one team's
+# 1,000-item batch never fills the queue ahead of the others. JOB_TEAM_CAPS in the
+# environment adds or overrides kinds: "compress=2,batch_item=8"; 0 = no cap.
+BATCH_MAX_RUNNING_PER_TEAM = env.int("BATCH_MAX_RUNNING_PER_TEAM", default=4)
+JOB_TEAM_CAPS: dict[str, int] = {
+    "batch_item": BATCH_MAX_RUNNING_PER_TEAM,
+    **env.dict("JOB_TEAM_CAPS", cast={"value": int}, default={}),
+}
 
 # -- LLM backend (the engine reads the LLM_* variables from the process environment) ----------
 # What `stack.start_for` adds to os.environ where unset, for the engine and the processes a

@@ -10,12 +10,14 @@ import threading
 import time
 import uuid
 from collections import deque
+from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.db import connection
 
 from apps import stack
+from workers.queues import JOB_QUEUES
 
 
 def test_database_url() -> str:
@@ -25,10 +27,18 @@ def test_database_url() -> str:
 
 
 class LiveWorker:
-    def __init__(self, *, env: dict | None = None, queues: str = "ingest,llm",
-                 broker_url: str | None = None):
+    """A worker as `make run` starts them: by default the job worker (every job queue,
+    interactive first, prefork children, where time limits and the memory cap hold).
+    `beat_schedule` (a file path) adds the beat scheduler, as on the control worker."""
+
+    def __init__(self, *, env: dict | None = None, queues: str = ",".join(JOB_QUEUES),
+                 broker_url: str | None = None, pool: str = "prefork", concurrency: int = 2,
+                 beat_schedule: str | None = None):
         self.name = f"test-{uuid.uuid4().hex[:8]}@%h"
         self.queues = queues
+        self.options = ["--pool", pool, "-c", str(concurrency)]
+        if beat_schedule:
+            self.options += ["-B", "-s", beat_schedule]
         self.extra_env = env or {}
         self.broker_url = broker_url or settings.CELERY_BROKER_URL
         self.proc: subprocess.Popen | None = None
@@ -48,7 +58,7 @@ class LiveWorker:
         self._ready.clear()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "workers.celery", "worker",
-             "-Q", self.queues, "--pool", "threads", "-c", "2", "-n", self.name,
+             "-Q", self.queues, *self.options, "-n", self.name,
              "--without-gossip", "--without-mingle", "-l", "INFO"],
             env=env, cwd=stack.BASE_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True, start_new_session=True,
@@ -87,6 +97,18 @@ class LiveWorker:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+@contextmanager
+def empty_broker():
+    """The test broker's Redis database, emptied before and after (yields its client)."""
+    from workers.celery import app
+
+    with app.connection_for_write() as conn:
+        client = conn.default_channel.client
+        client.flushdb()
+        yield client
+        client.flushdb()
 
 
 def wait_for(predicate, timeout: float = 30, interval: float = 0.1, message: str = ""):

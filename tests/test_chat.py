@@ -48,7 +48,7 @@ def test_ask_queues_an_answer_job_on_the_llm_queue(conversation, member):
     reply = services.ask(conversation, member, "  What is the pass key?  ", "xl3m")
     assert reply.status == MessageStatus.PENDING and reply.reply_to.content == \
         "What is the pass key?"
-    assert reply.job.kind == "qa_answer" and reply.job.queue == "llm"
+    assert reply.job.kind == "qa_answer" and reply.job.queue == "interactive"
     conversation.refresh_from_db()
     assert conversation.title == "What is the pass key?"
 
@@ -168,7 +168,7 @@ def test_needle_self_test_finds_the_passkey(client, team, member):
     assert client.post(url, {"tokens": "123", "strategy": "xl3m"}).status_code == 400
     response = client.post(url, {"tokens": "8000", "strategy": "xl3m", "kind": "passkey"})
     job = Job.objects.get(kind="needle_test")
-    assert response.status_code == 302 and job.queue == "llm"
+    assert response.status_code == 302 and job.queue == "batch"
     # The haystack's seed is the job's id unless the job names one: name one, so that the
     # haystack is the same whatever ran before (ids depend on the other tests).
     job.params = {**job.params, "seed": 7}

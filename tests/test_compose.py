@@ -38,7 +38,8 @@ def test_app_services_are_wired_to_postgres_redis_and_vllm():
 def test_queues_and_gpu_reservations():
     ingest = " ".join(SERVICES["worker-ingest"]["command"])
     llm = " ".join(SERVICES["worker-llm"]["command"])
-    assert "-Q ingest" in ingest and "-Q llm" in llm
+    assert "-Q ingest" in ingest and "-Q interactive,batch" in llm
+    assert "-Q control" in " ".join(SERVICES["beat"]["command"])
     for name in ("worker-llm", "vllm"):
         devices = SERVICES[name]["deploy"]["resources"]["reservations"]["devices"]
         assert devices[0]["capabilities"] == ["gpu"]

@@ -102,7 +102,7 @@ def test_a_compression_runs_and_its_result_is_shown_inert(client_for, team, memb
                      question="When was the lighthouse first lit?")
     job = Job.objects.get()
     assert response.status_code == 302 and response["Location"] == _url(team, "result", pk=job.pk)
-    assert job.kind == "compress" and job.queue == "llm" and job.params["document_id"] == doc.pk
+    assert job.kind == "compress" and job.queue == "batch" and job.params["document_id"] == doc.pk
     page = client.get(_url(team, "result", pk=job.pk)).content.decode()
     assert 'hx-trigger="every 2s"' in page  # polls while queued
 

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from apps.jobs import services
 from apps.jobs.models import Job, Status
-from tests.live_worker import LiveWorker, wait_for
+from tests.live_worker import LiveWorker, empty_broker, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -16,14 +16,8 @@ TEXT = "\n\n".join(f"Paragraph {i} has some words in it. And a second sentence."
 
 @pytest.fixture
 def broker():
-    """The test broker database, emptied before and after the test."""
-    from workers.celery import app
-
-    with app.connection_for_write() as conn:
-        client = conn.default_channel.client
-        client.flushdb()
+    with empty_broker() as client:
         yield client
-        client.flushdb()
 
 
 @pytest.fixture

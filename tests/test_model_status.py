@@ -47,7 +47,7 @@ def test_model_check_job_answers_with_the_embedded_model(client, team, admin, mo
     client.force_login(admin)
     response = client.post(reverse("teams:model_status", kwargs={"team_slug": team.slug}))
     job = Job.objects.get(kind="llm_check")
-    assert response.status_code == 302 and job.queue == "llm"
+    assert response.status_code == 302 and job.queue == "interactive"
     assert services.run(job.pk, job.celery_task_id) == "succeeded"
     job.refresh_from_db()
     assert job.result["answer"].strip() and job.tokens_in > 0 and job.tokens_out > 0

@@ -167,7 +167,7 @@ def test_plan_job_makes_an_outline_that_sums_to_the_target(team, member):
     project = services.create_project(team, member, instruction="Write a guide to tea.",
                                       target_words=400)
     project = services.start_plan(project, member)
-    assert project.job.kind == "writing_plan" and project.job.queue == "llm"
+    assert project.job.kind == "writing_plan" and project.job.queue == "interactive"
     assert jobs.run(project.job.pk, project.job.celery_task_id) == "succeeded"
     project.refresh_from_db()
     assert project.status == ProjectStatus.PLANNED

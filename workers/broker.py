@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 
 from workers.celery import app
+from workers.queues import JOB_QUEUES
 
-QUEUES = ("ingest", "llm")
+QUEUES = JOB_QUEUES
 # kombu keeps priority levels as separate lists: "<queue>", "<queue>\x06\x163", ...
 _PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 

@@ -27,7 +27,7 @@ def item_failed(job, error: str) -> None:
         services.refresh_batch(item.batch_id)
 
 
-@register("batch_item", "Batch item", queue="llm", on_failure=item_failed)
+@register("batch_item", "Batch item", queue="batch", on_failure=item_failed)
 def run_batch_item(job, progress) -> dict:
     item = _item(job)
     if item is None:

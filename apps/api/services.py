@@ -1,6 +1,6 @@
 """Batch verbs: build and check the items, create (idempotently), aggregate, cancel, notify.
 
-A batch is a parent row; each item is a job of its own on the "llm" queue, so items run in
+A batch is a parent row; each item is a job of its own on the "batch" queue, so items run in
 parallel on however many workers there are and survive a worker's loss (the jobs sweeper
 re-enqueues them). The batch's counts and status are recomputed from its items whenever
 an item ends.

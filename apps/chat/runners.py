@@ -17,7 +17,7 @@ def answer_failed(job, error: str) -> None:
     services.give_up(reply.first(), f"The model could not be reached. {error}")
 
 
-@register("qa_answer", "Answer a question", queue="llm", on_failure=answer_failed)
+@register("qa_answer", "Answer a question", queue="interactive", on_failure=answer_failed)
 def run_answer(job, progress) -> dict:
     reply = (Message.objects.select_related("conversation__team", "reply_to")
              .filter(pk=job.params["message_id"], conversation__team=job.team).first())
@@ -29,7 +29,7 @@ def run_answer(job, progress) -> dict:
 NEEDLE_LENGTHS = [8_000, 32_000, 128_000, 1_000_000]
 
 
-@register("needle_test", "Needle self-test", queue="llm")
+@register("needle_test", "Needle self-test", queue="batch")
 def run_needle_test(job, progress) -> dict:
     """Hide a passkey (or a fact) in a haystack of the chosen length and ask for it: the
     user's proof that answers reach past the model's window."""

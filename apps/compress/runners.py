@@ -1,4 +1,4 @@
-"""The "compress" job kind (LLM work: queue "llm")."""
+"""The "compress" job kind (long LLM work: queue "batch")."""
 
 from __future__ import annotations
 
@@ -6,6 +6,6 @@ from apps.compress import services
 from apps.jobs.kinds import register
 
 
-@register(services.KIND, "Compress text", queue="llm")
+@register(services.KIND, "Compress text", queue="batch")
 def run_compress(job, progress) -> dict:
     return services.run(job, progress)

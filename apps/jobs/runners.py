@@ -14,7 +14,7 @@ def run_word_stats(job, progress) -> dict:
     return word_stats(job.params.get("text", ""), progress, step_delay=settings.DEMO_JOB_STEP_DELAY)
 
 
-@register("llm_check", "Model check", queue="llm")
+@register("llm_check", "Model check", queue="interactive")
 def run_llm_check(job, progress) -> dict:
     """Send one short prompt through a worker to the configured model: proves the path
     web → broker → LLM worker → backend, and measures it."""

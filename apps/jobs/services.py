@@ -19,15 +19,15 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from apps.jobs import dispatch
 from apps.jobs.kinds import get_kind
 from apps.jobs.models import FINISHED, Job, Status
 from workers.broker import held_task_ids
-from workers.celery import app as celery_app
 from workers.progress import Cancelled
 
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 10.0
-RUN_TASK = "jobs.run"  # apps/jobs/tasks.py: sent by name, so this module never imports it
+RUN_TASK = dispatch.RUN_TASK  # apps/jobs/tasks.py: sent by name, never imported here
 
 
 class Superseded(Exception):
@@ -49,12 +49,7 @@ def enqueue(job: Job) -> None:
     job.celery_task_id = Job.new_task_id()
     job.enqueued_at = timezone.now()
     job.save(update_fields=["celery_task_id", "enqueued_at"])
-    task_id, job_id, queue = job.celery_task_id, job.pk, job.queue
-
-    def send() -> None:
-        celery_app.send_task(RUN_TASK, args=[job_id], task_id=task_id, queue=queue)
-
-    transaction.on_commit(send)
+    dispatch.submit(job)  # its queue and time limits; held on the row past its team's cap
 
 
 def worker_name() -> str:
@@ -244,4 +239,5 @@ def sweep_lost_jobs(held: set[str] | None = None) -> SweepReport:
                 report.requeued_running.append(job.pk)
     if report.requeued_queued or report.requeued_running:
         log.warning("sweeper re-enqueued %s", report)
+    dispatch.top_up()  # jobs held past their team's cap whose release was missed
     return report

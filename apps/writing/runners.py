@@ -45,7 +45,7 @@ def _run(job, progress, work, done_status) -> dict:
     return result
 
 
-@register("writing_plan", "Plan a long text", queue="llm", on_failure=_failed)
+@register("writing_plan", "Plan a long text", queue="interactive", on_failure=_failed)
 def run_plan(job, progress) -> dict:
     def work(project, progress):
         plan = services.plan_project(project, progress)
@@ -55,7 +55,7 @@ def run_plan(job, progress) -> dict:
     return _run(job, progress, work, ProjectStatus.PLANNED)
 
 
-@register("writing_write", "Write a long text", queue="llm", on_failure=_failed)
+@register("writing_write", "Write a long text", queue="batch", on_failure=_failed)
 def run_write(job, progress) -> dict:
     def work(project, progress):
         return services.write_project(project, progress,
@@ -65,7 +65,7 @@ def run_write(job, progress) -> dict:
     return _run(job, progress, work, ProjectStatus.DONE)
 
 
-@register("writing_section", "Rewrite one section", queue="llm", on_failure=_failed)
+@register("writing_section", "Rewrite one section", queue="interactive", on_failure=_failed)
 def run_section(job, progress) -> dict:
     def work(project, progress):
         return services.regenerate_section(project, job.params["section_id"], progress)

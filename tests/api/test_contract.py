@@ -219,7 +219,7 @@ def test_a_qa_batch_makes_one_llm_job_per_item(key_client, team, document, write
     assert [i.input for i in items] == [
         {"question": q, "document_ids": [document.pk], "strategy": "full", "answer_tokens": 8,
          "options": {}} for q in ("Who keeps the light?", "Since when?")]
-    assert all(i.job.kind == "batch_item" and i.job.queue == "llm" for i in items)
+    assert all(i.job.kind == "batch_item" and i.job.queue == "batch" for i in items)
 
 
 def test_each_document_makes_question_times_document_items(key_client, team, document):

@@ -1,7 +1,15 @@
 """Run the whole stack in the foreground: embedded Postgres and Redis (unless external URLs
-are set; manage.py starts them before this command, `apps.stack.start_for`), a Celery worker
-(queues ingest and llm, with the beat scheduler for the job sweeper) and uvicorn with one
-web process per CPU. Ctrl-C stops everything this command started."""
+are set; manage.py starts them before this command, `apps.stack.start_for`), the Celery
+workers and uvicorn with one web process per CPU. Ctrl-C stops everything this command started.
+
+The workers (docs/deployment.md):
+- jobs: every job queue, interactive first (workers/queues.py), prefork children so that
+  time limits and the memory cap per child hold;
+- interactive: one more child for the interactive queue alone, so that a chat answer never
+  waits for a batch item to end (0 turns it off);
+- control: the sweeper and its beat scheduler in a solo process that runs nothing else, so
+  a sweep never waits behind jobs.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +24,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from apps import stack
+from workers import queues
 
 
 class Command(BaseCommand):
@@ -24,8 +33,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        # Job worker children; each one that answers loads the embedded model (~1 GiB).
         parser.add_argument("--concurrency", type=int,
                             default=int(os.environ.get("WORKER_CONCURRENCY", "2")))
+        parser.add_argument("--interactive-concurrency", type=int,
+                            default=int(os.environ.get("INTERACTIVE_WORKER_CONCURRENCY", "1")))
         parser.add_argument("--no-worker", action="store_true")
         # One web process per CPU this process may run on: a request's Python work holds
         # one core (the GIL), so one process per core is what the machine can serve.
@@ -42,13 +54,8 @@ class Command(BaseCommand):
             env.setdefault(name, "0")  # uvicorn below speaks plain http (unless told otherwise)
         children: list[subprocess.Popen] = []
         if not opts["no_worker"]:
-            children.append(subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "workers.celery", "worker",
-                 "-Q", "ingest,llm", "--pool", "threads", "-c", str(opts["concurrency"]),
-                 "-B", "-s", str(stack.var_dir() / "celerybeat-schedule"),
-                 "--loglevel", "INFO", "-n", "worker@%h"],
-                env=env, cwd=stack.BASE_DIR,
-            ))
+            children += [subprocess.Popen(command, env=env, cwd=stack.BASE_DIR)
+                         for command in self._worker_commands(opts)]
         children.append(subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "apps.asgi:application",
              "--host", opts["host"], "--port", str(opts["port"]),
@@ -72,6 +79,21 @@ class Command(BaseCommand):
                 time.sleep(0.5)
         finally:
             self._shutdown(children)
+
+    @staticmethod
+    def _worker_commands(opts) -> list[list[str]]:
+        celery = [sys.executable, "-m", "celery", "-A", "workers.celery", "worker",
+                  "--loglevel", "INFO"]
+        commands = [
+            [*celery, "-Q", ",".join(queues.JOB_QUEUES), "--pool", "prefork",
+             "-c", str(opts["concurrency"]), "-n", "jobs@%h"],
+            [*celery, "-Q", queues.CONTROL, "--pool", "solo", "-B",
+             "-s", str(stack.var_dir() / "celerybeat-schedule"), "-n", "control@%h"],
+        ]
+        if opts["interactive_concurrency"] > 0:
+            commands.append([*celery, "-Q", queues.INTERACTIVE, "--pool", "prefork",
+                             "-c", str(opts["interactive_concurrency"]), "-n", "interactive@%h"])
+        return commands
 
     def _shutdown(self, children: list[subprocess.Popen]) -> None:
         self.stdout.write("Stopping…")
