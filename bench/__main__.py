@@ -26,6 +26,7 @@ BENCHES = {
     "api": ["bench.api_bench"],
     "web": ["bench.web_bench"],
     "fuzz": ["bench.fuzz"],
+    "faults": ["bench.faults"],
 }
 
 
