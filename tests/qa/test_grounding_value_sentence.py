@@ -85,7 +85,7 @@ def test_copied_sentences_that_state_no_sum_do_not_answer_how_much(text, cited, 
     (HOW_MUCH, "It cost 312 pounds.", VESSELS),  # a number of the document, another subject
     (HOW_MUCH, "The rebuilding cost 1.8 million.", CARGO),
     ("When was the quay rebuilt?", "The quay was rebuilt on 14 October.", PILOT),
-    ("When was the quay rebuilt?", "In 2022.", QUAY),  # the year next door
+    ("When was the quay rebuilt?", "In 2022.", QUAY),  # a year of the next paragraph
     ("Where did the ferries berth during the works?", "In Carrick Bay.", BERTH),
     ("How many vessels called at the harbour?", "1.8 million vessels.", VESSELS),
     ("Which company rebuilt the quay?", "Carrick Bay.", QUAY),
