@@ -69,6 +69,12 @@ class DocumentUpdateSerializer(StrictSerializer):
                                   "when the document is ingested again.")
 
 
+class QuestionEstimateSerializer(StrictSerializer):
+    question = serializers.CharField(trim_whitespace=False, max_length=100_000)
+    document_ids = serializers.ListField(child=serializers.IntegerField(min_value=1),
+                                         min_length=1, max_length=1000)
+
+
 class DocumentUploadSerializer(StrictSerializer):
     file = serializers.FileField(help_text="PDF, DOCX, HTML, Markdown or plain text.")
 

@@ -13,6 +13,7 @@ team_patterns = [
     path("documents/<int:pk>/", views.DocumentDetail.as_view(), name="document"),
     path("documents/<int:pk>/pages/<int:page>/", views.DocumentPage.as_view(),
          name="document_page"),
+    path("questions/estimate/", views.QuestionEstimate.as_view(), name="question_estimate"),
     path("batches/", views.BatchList.as_view(), name="batches"),
     path("batches/<int:pk>/", views.BatchDetail.as_view(), name="batch"),
     path("batches/<int:pk>/cancel/", views.BatchCancel.as_view(), name="batch_cancel"),

@@ -28,8 +28,8 @@ from apps.api import services
 from apps.api.authentication import BatchItemThrottle, principal
 from apps.api.models import ApiKey, Batch
 from apps.core.bodylimit import declared_length, too_large_message, upload_limit
+from apps.documents import estimates, titles
 from apps.documents import services as documents
-from apps.documents import titles
 from apps.teams.access import resolve_team_for_api
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
@@ -88,11 +88,12 @@ class TeamAPIView(generics.GenericAPIView):
     """Resolves `self.team` for every request before the handler runs."""
 
     pagination_class = Pages
+    read_only = False  # True: a view whose POST changes nothing (a dry run), for read keys
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)  # authentication, permission, throttling
-        self.team = resolve_team_for_api(principal(request), kwargs["slug"],
-                                         write=request.method not in SAFE_METHODS)
+        write = request.method not in SAFE_METHODS and not self.read_only
+        self.team = resolve_team_for_api(principal(request), kwargs["slug"], write=write)
 
     def api_key(self):
         return self.request.auth if isinstance(self.request.auth, ApiKey) else None
@@ -203,6 +204,26 @@ class DocumentDetail(DocumentView):
     def delete(self, request, slug, pk):
         documents.delete(self.document(pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class QuestionEstimate(TeamAPIView):
+    """A dry run: what a question would cost with each strategy; nothing runs."""
+
+    serializer_class = s.QuestionEstimateSerializer
+    read_only = True  # a POST that changes nothing: read keys may ask
+
+    @extend_schema(request=s.QuestionEstimateSerializer,
+                   responses={200: OpenApiTypes.OBJECT, **ERRORS},
+                   summary="Estimate a question's cost per strategy (dry run)")
+    def post(self, request, slug):
+        body = s.QuestionEstimateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            found = estimates.question_preview(self.team, body.validated_data["document_ids"],
+                                               body.validated_data["question"])
+        except estimates.EstimateRefused as err:
+            raise ValidationError({"detail": str(err)}) from None
+        return Response(found.to_dict())
 
 
 class DocumentPage(DocumentView):
