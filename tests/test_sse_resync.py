@@ -283,11 +283,11 @@ def test_a_redis_restart_mid_stream_falls_back_to_the_row(team, member, async_cl
         time.sleep(0.7)
         Message.objects.filter(pk=reply.pk).update(content="Hello world", status="done")
 
+    thread = _when_subscribed(settings.REDIS_URL, name, restart_then_answer)
     try:
-        thread = _when_subscribed(settings.REDIS_URL, name, restart_then_answer)
         stream = _read(async_client_for(member), _url(reply))
-        thread.join()
     finally:
+        thread.join()  # it restarts the server: stop it after
         stack.stop_redis(paths)
     assert stream[:2] == [("snapshot", {"text": "Hel", "status": "streaming"}),
                           ("token", {"text": "lo"})]

@@ -11,13 +11,19 @@
   function follow(el) {
     const answer = el.querySelector(".answer");
     const status = el.querySelector(".live-status");
-    const say = (text) => { if (status) status.textContent = text; };
+    // A passing state ("Reconnecting…") gives way to the next snapshot's; the job's own
+    // progress line (rendered by the server) stays until tokens come.
+    const say = (text, passing) => {
+      if (!status) return;
+      status.textContent = text;
+      status.dataset.passing = passing ? "1" : "";
+    };
     const source = new EventSource(el.dataset.stream);
     source.addEventListener("snapshot", (e) => {
       const d = JSON.parse(e.data);
       answer.textContent = d.text;
       el.dataset.status = d.status;
-      if (WAITING[d.status]) say(WAITING[d.status]);
+      if (status && status.dataset.passing && WAITING[d.status]) say(WAITING[d.status]);
     });
     source.addEventListener("token", (e) => {
       answer.textContent += JSON.parse(e.data).text;
@@ -25,7 +31,7 @@
     });
     source.addEventListener("retry", (e) => {
       answer.textContent = "";
-      say("The model failed (" + JSON.parse(e.data).error + "); trying again…");
+      say("The model failed (" + JSON.parse(e.data).error + "); trying again…", true);
     });
     source.addEventListener("done", (e) => {
       source.close();
@@ -42,7 +48,7 @@
       }
       // The connection dropped (server restart, network): the browser retries by itself;
       // the snapshot on reconnect restores the text.
-      say("Reconnecting…");
+      say("Reconnecting…", true);
     };
   }
   // The ended message, rendered by the server; fetched again until it comes.
