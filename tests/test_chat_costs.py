@@ -12,6 +12,7 @@ from apps.chat import services
 from apps.chat.models import Message, MessageStatus
 from apps.documents.models import DocStatus, Document
 from apps.documents.sources import source_documents, without_text
+from apps.jobs import services as jobs
 from workers.llm.base import Usage
 from workers.qa.types import Answer
 
@@ -24,14 +25,6 @@ def _document(team, title: str, tokens: int) -> Document:
     return Document.objects.create(
         team=team, title=title, original_name=f"{title}.txt", sha256=title, file="teams/x.txt",
         kind="text", status=DocStatus.READY, text=TEXT, tokens=tokens, page_starts=[0], pages=1)
-
-
-class _Progress:
-    def __call__(self, *args) -> None:  # noqa: ANN002
-        pass
-
-    def add_tokens(self, prompt: int, completion: int) -> None:
-        pass
 
 
 def test_source_documents_carry_the_ingest_count_and_read_the_text_on_first_use(team):
@@ -77,8 +70,8 @@ def test_the_answer_job_passes_documents_unread_and_writes_the_row_sparingly(
         return Answer("4,210 pallets.", [], [], Usage(), strategy)
 
     monkeypatch.setattr(services, "qa_answer", engine)
-    with CaptureQueriesContext(connection) as queries:
-        services.run_answer_job(reply, _Progress())
+    with CaptureQueriesContext(connection) as queries:  # the job as a worker runs it
+        assert jobs.run(reply.job.pk, reply.job.celery_task_id) == "succeeded"
     assert seen == {"loaded": [False] * 3, "tokens": [600] * 3}
     selects_of_text = [q for q in queries if '"text"' in q["sql"] and "documents_document" in q[
         "sql"] and q["sql"].lstrip().upper().startswith("SELECT")]

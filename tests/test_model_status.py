@@ -54,7 +54,8 @@ def test_model_check_job_answers_with_the_embedded_model(client, team, admin, mo
 
 
 @pytest.mark.django_db(transaction=True)  # the task opens and closes connections itself
-def test_backend_down_retries_with_backoff_then_fails_readably(team, admin, monkeypatch):
+def test_backend_down_retries_with_backoff_then_fails_readably(team, admin, monkeypatch,
+                                                               settings):
     """A real closed port: BackendUnavailable is transient, the task retries, then gives up
     and the job row says why."""
     from apps.jobs import services
@@ -68,12 +69,18 @@ def test_backend_down_retries_with_backoff_then_fails_readably(team, admin, monk
     reset_backend()
     try:
         job = services.create_job(team, "llm_check", {}, user=admin)
-        outcome = run_job.apply(args=[job.pk], task_id=job.celery_task_id).get()
-        assert outcome == "failed after retries"
+        outcomes = []
+        for _ in range(settings.JOB_MAX_ATTEMPTS):  # each message as a worker would run it
+            job.refresh_from_db()
+            outcomes.append(run_job.apply(args=[job.pk], task_id=job.celery_task_id).get())
+        assert outcomes == ["retrying"] * (settings.JOB_MAX_ATTEMPTS - 1) + [
+            "failed after retries"]
         job.refresh_from_db()
-        assert job.status == Status.FAILED
-        assert job.error.startswith("Gave up after retries. BackendUnavailable")
-        assert job.attempts == run_job.max_retries + 1  # every retry claimed the row again
+        assert job.status == Status.FAILED and job.error_code == "attempts_exhausted"
+        assert job.error.startswith(f"Gave up after {settings.JOB_MAX_ATTEMPTS} attempts")
+        assert "BackendUnavailable" in job.error
+        # The row is the one counter: every attempt claimed it once, nothing retried inside.
+        assert job.attempts == settings.JOB_MAX_ATTEMPTS
         assert Job.objects.count() == 1
     finally:
         reset_backend()

@@ -7,14 +7,17 @@ import io
 import re
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import escape
 
 from apps.jobs import services as jobs
-from apps.jobs.models import Status
+from apps.jobs.models import Job, Status
 from apps.teams.models import Role
 from apps.writing import services
 from apps.writing.models import ProjectStatus, Section, SectionStatus, WritingProject
@@ -327,13 +330,16 @@ def test_cancelled_write_unlocks_and_keeps_what_was_written(project, member):
 def test_a_job_that_gives_up_marks_the_project_failed(project, member):
     (section,) = _outline(project, [("Why lighthouses", 60)])
     project = services.start_write(project, member)
-    Section.objects.filter(pk=section.pk).update(status=SectionStatus.WRITING, text="Half")
-    from apps.writing.runners import _failed
-
-    _failed(project.job, "Gave up after retries.")  # on_failure when retries run out
+    job = project.job
+    for _ in range(settings.JOB_MAX_ATTEMPTS):  # its worker dies mid-section every time
+        job.refresh_from_db()
+        jobs.claim(job.pk, job.celery_task_id)
+        Section.objects.filter(pk=section.pk).update(status=SectionStatus.WRITING, text="Half")
+        Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+        jobs.sweep_lost_jobs(held=set())
     project.refresh_from_db()
     section.refresh_from_db()
-    assert project.status == ProjectStatus.FAILED and "Gave up" in project.error
+    assert project.status == ProjectStatus.FAILED and "The worker died" in project.error
     assert section.status == SectionStatus.PENDING and section.text == ""
 
 

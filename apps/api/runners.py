@@ -1,4 +1,7 @@
-"""Job kinds of the API: one batch item, and the webhook sent when a batch ends."""
+"""Job kinds of the API: one batch item, and the webhook sent when a batch ends.
+
+The item runner only works; the item (and its batch's counts) follow the job through the
+hooks below, which apps/jobs calls once per move of the job (apps/jobs/kinds.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +12,7 @@ from django.utils import timezone
 from apps.api import services, webhooks
 from apps.api.items import get_item_kind
 from apps.api.models import ITEM_FINISHED, Batch, BatchItem, BatchStatus, ItemStatus
-from apps.jobs.kinds import register
-from apps.jobs.services import Superseded
-from workers.progress import Cancelled
+from apps.jobs.kinds import Hooks, register
 
 
 def _item(job) -> BatchItem | None:
@@ -19,43 +20,56 @@ def _item(job) -> BatchItem | None:
             .filter(pk=job.params["item_id"], batch__team=job.team).first())
 
 
-def item_failed(job, error: str) -> None:
-    """Retries exhausted (a backend that stayed down, a document never ready)."""
+def _end_item(job, status: str, **fields) -> None:
+    """The item ends as its job did, and its batch recounts (and ends, and notifies)."""
     item = _item(job)
     if item is not None and item.status not in ITEM_FINISHED:
-        item.mark(ItemStatus.FAILED, error=error[:2000])
+        item.mark(status, **fields)
         services.refresh_batch(item.batch_id)
 
 
-@register("batch_item", "Batch item", queue="batch", on_failure=item_failed)
+def on_item_start(job) -> None:
+    item = _item(job)
+    if item is not None and item.status not in ITEM_FINISHED:
+        item.mark(ItemStatus.RUNNING, started_at=timezone.now(), error="")
+        Batch.objects.filter(pk=item.batch_id, status=BatchStatus.QUEUED).update(
+            status=BatchStatus.RUNNING)
+
+
+def on_item_success(job, result: dict) -> None:
+    if "result" in result:
+        _end_item(job, ItemStatus.SUCCEEDED, result=result["result"])
+
+
+def on_item_failure(job, error: str) -> None:
+    _end_item(job, ItemStatus.FAILED, error=error[:2000])
+
+
+def on_item_cancel(job) -> None:
+    _end_item(job, ItemStatus.CANCELLED, error="Cancelled")
+
+
+def on_item_requeue(job, reason: str) -> None:
+    """Waiting again; the reason (a retry's error) is shown until it runs."""
+    item = _item(job)
+    if item is not None:
+        item.mark(ItemStatus.QUEUED, error=reason[:2000])
+
+
+ITEM_HOOKS = Hooks(on_start=on_item_start, on_success=on_item_success,
+                   on_failure=on_item_failure, on_cancel=on_item_cancel,
+                   on_requeue=on_item_requeue)
+
+
+@register("batch_item", "Batch item", queue="batch", hooks=ITEM_HOOKS)
 def run_batch_item(job, progress) -> dict:
     item = _item(job)
     if item is None:
         return {"skipped": "The batch was deleted."}
     if item.status in ITEM_FINISHED:
         return {"skipped": f"The item is already {item.status}."}
-    item.mark(ItemStatus.RUNNING, started_at=timezone.now(), error="")
-    Batch.objects.filter(pk=item.batch_id, status=BatchStatus.QUEUED).update(
-        status=BatchStatus.RUNNING)
-    try:
-        result = get_item_kind(item.kind).run(item, job.team, progress)
-    except Superseded:
-        raise
-    except Cancelled:
-        item.mark(ItemStatus.CANCELLED, error="Cancelled")
-        services.refresh_batch(item.batch_id)
-        raise
-    except Exception as exc:
-        if getattr(exc, "transient", False):  # the job retries; the item waits again
-            item.mark(ItemStatus.QUEUED, error=f"Retrying: {exc}"[:2000])
-            raise
-        message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
-        item.mark(ItemStatus.FAILED, error=message[:2000])
-        services.refresh_batch(item.batch_id)
-        raise
-    item.mark(ItemStatus.SUCCEEDED, result=result)
-    services.refresh_batch(item.batch_id)
-    return {"batch_id": item.batch_id, "index": item.index}
+    result = get_item_kind(item.kind).run(item, job.team, progress)
+    return {"batch_id": item.batch_id, "index": item.index, "result": result}
 
 
 @register("batch_webhook", "Batch webhook", queue="ingest")

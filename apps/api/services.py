@@ -271,13 +271,13 @@ def refresh_batch(batch_id: int) -> Batch:
 
 
 def cancel_batch(batch: Batch) -> Batch:
-    """Queued items are cancelled now; running ones stop at their next step."""
+    """Queued items are cancelled now; running ones stop at their next step. An item
+    follows its job (the batch_item hooks, apps/api/runners.py): only items without one
+    are marked here."""
     Batch.objects.filter(pk=batch.pk).update(cancel_requested=True)
     for item in batch.items.exclude(status__in=ITEM_FINISHED).select_related("job"):
         if item.job is not None:
-            job = jobs.cancel(item.job)
-            if job.status == "cancelled":
-                item.mark(ItemStatus.CANCELLED, error="Cancelled")
+            jobs.cancel(item.job)
         else:
             item.mark(ItemStatus.CANCELLED, error="Cancelled")
     return refresh_batch(batch.pk)

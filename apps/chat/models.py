@@ -33,6 +33,7 @@ class MessageStatus(models.TextChoices):
     STREAMING = "streaming", "Answering"
     DONE = "done", "Done"
     FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
 
 
 class Message(models.Model):
@@ -71,3 +72,9 @@ class Message(models.Model):
     @property
     def is_live(self) -> bool:
         return self.status in (MessageStatus.PENDING, MessageStatus.STREAMING)
+
+    @property
+    def can_retry(self) -> bool:
+        """Ended without an answer (failed or cancelled), with a job to run again."""
+        return self.status in (MessageStatus.FAILED, MessageStatus.CANCELLED) and \
+            self.job_id is not None

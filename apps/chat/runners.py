@@ -6,24 +6,24 @@ import time
 
 from apps.chat import services
 from apps.chat.models import Message
-from apps.jobs.kinds import register
+from apps.jobs.kinds import Hooks, register
 from workers.qa.engine import answer
 from workers.qa.haystack import build_haystack
 from workers.qa.types import SourceDocument
 
+ANSWER_HOOKS = Hooks(on_start=services.on_answer_start, on_success=services.on_answer_success,
+                     on_failure=services.on_answer_failure, on_cancel=services.on_answer_cancel,
+                     on_requeue=services.on_answer_requeue)
 
-def answer_failed(job, error: str) -> None:
-    reply = Message.objects.filter(pk=job.params["message_id"], conversation__team=job.team)
-    services.give_up(reply.first(), f"The model could not be reached. {error}")
 
-
-@register("qa_answer", "Answer a question", queue="interactive", on_failure=answer_failed)
+@register("qa_answer", "Answer a question", queue="interactive", hooks=ANSWER_HOOKS,
+          plain_errors=(services.ChatError, ValueError))
 def run_answer(job, progress) -> dict:
     reply = (Message.objects.select_related("conversation__team", "reply_to")
              .filter(pk=job.params["message_id"], conversation__team=job.team).first())
     if reply is None:
         return {"skipped": "The conversation was deleted before the answer."}
-    return services.run_answer_job(reply, progress)
+    return services.run_answer_job(reply, job, progress)
 
 
 NEEDLE_LENGTHS = [8_000, 32_000, 128_000, 1_000_000]

@@ -14,6 +14,7 @@ from apps.documents.models import DocStatus
 from apps.documents.search import passage_retriever
 from apps.documents.sources import source_documents, without_text
 from apps.jobs import services as jobs
+from apps.jobs.models import Status as JobStatus
 from workers import events
 from workers.qa.budget import check_question
 from workers.qa.engine import answer as qa_answer
@@ -60,44 +61,39 @@ def ask(conversation: Conversation, user, question: str, strategy: str = "auto",
 
 
 def retry(reply: Message) -> Message:
-    with transaction.atomic():
-        Message.objects.filter(pk=reply.pk).update(status=MessageStatus.PENDING, error="",
-                                                   content="", citations=[], trace=[],
-                                                   grounded=False, abstained=False,
-                                                   grounding={})
-        jobs.retry(reply.job)
+    """Answer again, as the same message (its job's on_requeue resets it: on_answer_requeue)."""
+    jobs.retry(reply.job)
     reply.refresh_from_db()
     return reply
 
 
-def _publish(reply: Message, event: dict) -> None:
-    events.publish(events.channel("message", reply.pk), event, settings.REDIS_URL)
+def _publish(reply_pk: int, event: dict) -> None:
+    """Live events leave once the row says the same (after the commit): a page that reloads
+    the message on "done" must find it ended."""
+    transaction.on_commit(
+        lambda: events.publish(events.channel("message", reply_pk), event, settings.REDIS_URL))
 
 
 class _Streamer:
     """Publishes each token (live over Redis) and saves the partial answer at most every
-    ``save_every`` seconds, so that a page reloaded mid-answer shows most of it."""
+    ``save_every`` seconds, so that a page reloaded mid-answer shows most of it — only while
+    this delivery owns the job (a superseded worker writes nothing)."""
 
-    def __init__(self, reply: Message, save_every: float):
+    def __init__(self, reply: Message, job, save_every: float):
         self.reply, self.save_every = reply, save_every
+        self.rows = Message.objects.filter(pk=reply.pk, job__celery_task_id=job.celery_task_id,
+                                           job__status=JobStatus.RUNNING)
         self.text, self.saved_at = "", time.monotonic()
         self.lock = threading.Lock()
 
     def __call__(self, delta: str) -> None:
         with self.lock:
             self.text += delta
-            _publish(self.reply, {"type": "token", "text": delta})
+            events.publish(events.channel("message", self.reply.pk),
+                           {"type": "token", "text": delta}, settings.REDIS_URL)
             if time.monotonic() - self.saved_at > self.save_every:
-                Message.objects.filter(pk=self.reply.pk).update(
-                    content=self.text, status=MessageStatus.STREAMING)
+                self.rows.update(content=self.text)
                 self.saved_at = time.monotonic()
-
-
-def give_up(reply: Message | None, error: str) -> None:
-    """The answer job ended failed (retries exhausted): the message says why."""
-    if reply is not None:
-        Message.objects.filter(pk=reply.pk).update(status=MessageStatus.FAILED, error=error)
-        _publish(reply, {"type": "error", "error": error})
 
 
 def _history(reply: Message) -> list[dict]:
@@ -106,49 +102,76 @@ def _history(reply: Message) -> list[dict]:
     return [{"role": m.role, "content": m.content} for m in earlier if m.content]
 
 
-def run_answer_job(reply: Message, progress) -> dict:
-    """The qa_answer job: answer the question of `reply` from the conversation's documents."""
-
+def run_answer_job(reply: Message, job, progress) -> dict:
+    """The qa_answer job's work: answer the question of `reply` from the conversation's
+    documents. Returns the answer (the hook on_answer_success saves it on the message);
+    raises ChatError when it cannot be asked."""
     conversation = reply.conversation
     question = reply.reply_to.content
     documents = list(without_text(conversation.documents.all()))  # read only if a strategy does
-    try:
-        if not documents:
-            raise ChatError("This conversation has no documents. Add documents to ask about.")
-        waiting = [d.title for d in documents if d.status != DocStatus.READY]
-        if waiting:
-            raise ChatError("Still being ingested (or failed): " + ", ".join(waiting)
-                            + ". Ask again when they are ready.")
-        by_id = {d.pk: d for d in documents}
-        retrieve = passage_retriever(conversation.team, list(by_id))
-
-        Message.objects.filter(pk=reply.pk).update(status=MessageStatus.STREAMING)
-        streamer = _Streamer(reply, settings.QA_PARTIAL_SAVE_SECONDS)
-        result = qa_answer(
-            question, source_documents(documents),
-            reply.strategy or "auto", retrieve=retrieve, progress=progress, on_token=streamer,
-            history=_history(reply),
-            options={"compress": reply.compress} if reply.compress else None,
-            grounding=settings.QA_GROUNDING,
-        )
-    except Exception as exc:
-        if getattr(exc, "transient", False):  # the job retries with backoff: say so, start over
-            Message.objects.filter(pk=reply.pk).update(status=MessageStatus.PENDING, content="")
-            _publish(reply, {"type": "retry", "error": str(exc)})
-            raise
-        message = str(exc) if isinstance(exc, ChatError | ValueError) else \
-            f"The answer failed: {type(exc).__name__}: {exc}"
-        Message.objects.filter(pk=reply.pk).update(status=MessageStatus.FAILED, error=message)
-        _publish(reply, {"type": "error", "error": message})
-        raise
-    citations = citation_dicts(result.citations, by_id)
-    data = result.to_dict()
-    Message.objects.filter(pk=reply.pk).update(
-        content=result.text, status=MessageStatus.DONE, strategy=result.strategy,
-        reason=result.reason[:500], citations=citations, trace=data["trace"],
-        grounded=result.grounded, abstained=result.abstained, grounding=result.grounding,
-        tokens_in=result.usage.prompt_tokens, tokens_out=result.usage.completion_tokens)
+    if not documents:
+        raise ChatError("This conversation has no documents. Add documents to ask about.")
+    waiting = [d.title for d in documents if d.status != DocStatus.READY]
+    if waiting:
+        raise ChatError("Still being ingested (or failed): " + ", ".join(waiting)
+                        + ". Ask again when they are ready.")
+    by_id = {d.pk: d for d in documents}
+    retrieve = passage_retriever(conversation.team, list(by_id))
+    result = qa_answer(
+        question, source_documents(documents),
+        reply.strategy or "auto", retrieve=retrieve, progress=progress,
+        on_token=_Streamer(reply, job, settings.QA_PARTIAL_SAVE_SECONDS),
+        history=_history(reply),
+        options={"compress": reply.compress} if reply.compress else None,
+        grounding=settings.QA_GROUNDING,
+    )
     progress.add_tokens(result.usage.prompt_tokens, result.usage.completion_tokens)
-    _publish(reply, {"type": "done"})
-    return {"message_id": reply.pk, "strategy": result.strategy, "citations": len(citations),
-            "grounded": result.grounded, "abstained": result.abstained}
+    data = result.to_dict()
+    return {"message_id": reply.pk, "strategy": result.strategy,
+            "citations": citation_dicts(result.citations, by_id),
+            "grounded": result.grounded, "abstained": result.abstained,
+            "answer": {"content": result.text, "reason": result.reason[:500],
+                       "trace": data["trace"], "grounding": result.grounding,
+                       "tokens_in": result.usage.prompt_tokens,
+                       "tokens_out": result.usage.completion_tokens}}
+
+
+# -- The qa_answer job's hooks: the message follows its job (apps/jobs/kinds.py) -------------
+
+
+def _reply(job):
+    return Message.objects.filter(pk=job.params["message_id"], conversation__team=job.team)
+
+
+def on_answer_start(job) -> None:
+    _reply(job).update(status=MessageStatus.STREAMING)
+
+
+def on_answer_success(job, result: dict) -> None:
+    if "answer" not in result:  # skipped: the conversation was deleted
+        return
+    _reply(job).update(status=MessageStatus.DONE, strategy=result["strategy"],
+                       citations=result["citations"], grounded=result["grounded"],
+                       abstained=result["abstained"], error="", **result["answer"])
+    _publish(job.params["message_id"], {"type": "done"})
+
+
+def on_answer_failure(job, error: str) -> None:
+    if job.error_code == "attempts_exhausted":  # the model stayed down
+        error = f"The model could not be reached. {error}"
+    _reply(job).update(status=MessageStatus.FAILED, error=error, content="")
+    _publish(job.params["message_id"], {"type": "error", "error": error})
+
+
+def on_answer_cancel(job) -> None:
+    """Cancelled: no half answer is passed off as one; the page offers a retry."""
+    _reply(job).update(status=MessageStatus.CANCELLED, error="", content="")
+    _publish(job.params["message_id"], {"type": "done", "status": MessageStatus.CANCELLED})
+
+
+def on_answer_requeue(job, reason: str) -> None:
+    """Waiting again (a retry, a lost worker, a user's retry): start over from nothing."""
+    _reply(job).update(status=MessageStatus.PENDING, error="", content="", citations=[],
+                       trace=[], grounded=False, abstained=False, grounding={}, reason="")
+    if reason:
+        _publish(job.params["message_id"], {"type": "retry", "error": reason})

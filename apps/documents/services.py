@@ -107,17 +107,10 @@ def delete(document: Document) -> None:
         transaction.on_commit(lambda: storage.delete(name) if name else None)
 
 
-def _mark_failed(document: Document, err: DocumentError) -> None:
-    Document.objects.filter(pk=document.pk).update(
-        status=DocStatus.FAILED, error=err.message, error_code=err.code
-    )
-
-
 def ingest(document: Document, progress) -> dict:
     """Extract, chunk, embed (the engine's ``ingest_bytes``) and store the rows of one
-    document; replaces earlier chunks."""
-    Document.objects.filter(pk=document.pk).update(status=DocStatus.PROCESSING, error="",
-                                                   error_code="")
+    document; replaces earlier chunks. The document's status follows its job (the hooks
+    below): this only works, and raises (a DocumentError: the file cannot be read)."""
     progress(0, 100, "Reading the file")
     with document.file.open("rb") as handle:
         data = handle.read()
@@ -125,11 +118,8 @@ def ingest(document: Document, progress) -> dict:
     def ingesting(done: int, total: int, message: str) -> None:  # the last 10% is ours
         progress(done * 90 // max(total, 1), 100, message)
 
-    try:  # embedder, chunk size, LongEmbed: the engine config the app fills (apps/core/engine)
-        result = ingest_bytes(data, limits=limits(), progress=ingesting)
-    except DocumentError as err:  # unreadable (the engine wraps a parser's crash too)
-        _mark_failed(document, err)
-        raise
+    # Embedder, chunk size, LongEmbed: the engine config the app fills (apps/core/engine).
+    result = ingest_bytes(data, limits=limits(), progress=ingesting)
     extracted, chunks, stats = result.document, result.chunks, result.document.stats
     tokens = count_model_tokens(extracted.text)
     with transaction.atomic():
@@ -150,7 +140,7 @@ def ingest(document: Document, progress) -> dict:
             batch_size=1000,
         )
         Document.objects.filter(pk=document.pk).update(
-            status=DocStatus.READY, text=extracted.text, kind=extracted.kind,
+            text=extracted.text, kind=extracted.kind,
             title=(extracted.title or document.title)[:300],
             page_starts=[start for start, _ in extracted.page_map],
             headings=[{"level": h.level, "text": h.text, "start": h.start}
@@ -171,3 +161,38 @@ def count_model_tokens(text: str) -> int:
     except LLMError as err:
         log.warning("could not count tokens with the LLM backend: %s", err)
         return 0
+
+
+# -- The ingest job's hooks: the document follows its job (apps/jobs/kinds.py) ---------------
+
+
+def _job_document(job):
+    """The document while this job is its ingest (a re-ingest has a newer job)."""
+    return Document.objects.filter(pk=job.params["document_id"], team=job.team, job_id=job.pk)
+
+
+def on_ingest_start(job) -> None:
+    _job_document(job).update(status=DocStatus.PROCESSING, error="", error_code="")
+
+
+def on_ingest_success(job, result: dict) -> None:
+    if "chunks" in result:  # not skipped (the document was deleted)
+        _job_document(job).update(status=DocStatus.READY, error="", error_code="")
+
+
+def on_ingest_failure(job, error: str) -> None:
+    _job_document(job).update(status=DocStatus.FAILED, error=error,
+                              error_code=job.error_code or "ingest_failed")
+
+
+def on_ingest_cancel(job) -> None:
+    """A document indexed before keeps that index (a re-ingest only replaces it at its
+    end); one never indexed says it was cancelled."""
+    document = _job_document(job)
+    document.filter(ingested_at__isnull=False).update(status=DocStatus.READY)
+    document.filter(ingested_at__isnull=True).update(
+        status=DocStatus.FAILED, error="The ingestion was cancelled.", error_code="cancelled")
+
+
+def on_ingest_requeue(job, reason: str) -> None:
+    _job_document(job).update(status=DocStatus.QUEUED, error="", error_code="")

@@ -33,6 +33,9 @@ class Job(models.Model):
     progress_total = models.PositiveIntegerField(default=0)
     message = models.CharField(max_length=300, blank=True)
     error = models.TextField(blank=True)
+    # A stable code for machines beside `error`: the exception's own `code` (a document's
+    # "encrypted"), or the lifecycle's "worker_died", "time_limit", "attempts_exhausted".
+    error_code = models.CharField(max_length=40, blank=True)
     result = models.JSONField(null=True, blank=True)
     tokens_in = models.PositiveBigIntegerField(default=0)
     tokens_out = models.PositiveBigIntegerField(default=0)

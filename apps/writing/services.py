@@ -172,7 +172,9 @@ def plan_project(project: WritingProject, progress) -> Plan:
 
 def finish(project: WritingProject, status: str, error: str = "") -> None:
     WritingProject.objects.filter(pk=project.pk).update(status=status, error=error[:2000])
-    _publish(project, {"type": "done", "status": status, "error": error})
+    # After the commit: the page reloads on "done" and must find the project ended.
+    transaction.on_commit(lambda: _publish(project, {"type": "done", "status": status,
+                                                     "error": error}))
 
 
 def reset_after_stop(project: WritingProject) -> None:

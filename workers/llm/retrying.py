@@ -1,4 +1,12 @@
-"""Retry policy for transient backend errors (tenacity, exponential backoff with jitter)."""
+"""Retry policy for transient backend errors (tenacity, exponential backoff with jitter).
+
+Brief on purpose: this rides out a blip inside one call (a dropped connection, a 503 while
+the server restarts) — at most ``attempts`` tries and RETRY_BUDGET_SECONDS of waiting — so
+that one bad moment does not throw away a long job's work. Outages longer than that are the
+job layer's to wait out (apps/jobs/services.py: the job goes back to queued with a backoff
+of up to minutes, JOB_MAX_ATTEMPTS times, counted on its row). The two do not compound into
+long waits: the worst case is LLM_MAX_ATTEMPTS quick tries per job attempt.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +19,7 @@ from tenacity import (
     before_sleep_log,
     retry_if_exception,
     stop_after_attempt,
+    stop_after_delay,
     wait_exponential,
     wait_random,
 )
@@ -19,6 +28,8 @@ from .errors import is_transient
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# The longest a call keeps retrying (the waits between tries); then the error is raised.
+RETRY_BUDGET_SECONDS = 10.0
 
 
 async def retry_async(
@@ -27,10 +38,12 @@ async def retry_async(
     attempts: int,
     initial_wait: float = 0.5,
     max_wait: float = 8.0,
+    budget: float = RETRY_BUDGET_SECONDS,
 ) -> T:
-    """Await ``call()`` until it succeeds, retrying only errors marked transient."""
+    """Await ``call()`` until it succeeds, retrying only errors marked transient, for at
+    most ``attempts`` tries and ``budget`` seconds."""
     retrying = AsyncRetrying(
-        stop=stop_after_attempt(max(1, attempts)),
+        stop=stop_after_attempt(max(1, attempts)) | stop_after_delay(budget),
         # Exponential backoff plus jitter, so that many workers do not retry in step.
         wait=wait_exponential(multiplier=initial_wait, max=max_wait) + wait_random(0, initial_wait),
         retry=retry_if_exception(is_transient),
