@@ -263,37 +263,47 @@ def test_without_redis_the_stream_follows_the_row(team, member, async_client_for
     assert stream[-1] == ("done", {"status": "done"})
 
 
-def test_a_redis_restart_mid_stream_falls_back_to_the_row(team, member, async_client_for,
-                                                          settings, tmp_path):
+def test_a_redis_restart_mid_stream_falls_back_to_the_row_then_to_live_events(
+        team, member, async_client_for, settings, tmp_path):
     """A real Redis of the test's own, stopped under a live stream: the stream goes on from
-    the row (no error, no spinner), and ends when the row does."""
+    the row (no error, no spinner); once Redis answers again it ends, and the browser's
+    reconnection gets the row's snapshot and live tokens again."""
     paths = stack.redis_paths(tmp_path / "redis")
     stack.start_redis(paths, persistent=False)
     settings.REDIS_URL = stack.redis_url_for(paths.socket)
     reply = _reply(team)
     name = events.channel("message", reply.pk)
 
-    def restart_then_answer():
+    def restart():
         events.publish(name, {"type": "token", "text": "lo"}, settings.REDIS_URL)
         time.sleep(0.3)
         stack.stop_redis(paths)
         time.sleep(0.5)
-        Message.objects.filter(pk=reply.pk).update(content="Hello wo")
-        stack.start_redis(paths, persistent=False)
+        Message.objects.filter(pk=reply.pk).update(content="Hello wo")  # saved meanwhile
         time.sleep(0.7)
-        Message.objects.filter(pk=reply.pk).update(content="Hello world", status="done")
+        stack.start_redis(paths, persistent=False)
 
-    thread = _when_subscribed(settings.REDIS_URL, name, restart_then_answer)
+    def answer():
+        events.publish(name, {"type": "token", "text": "rld"}, settings.REDIS_URL)
+        Message.objects.filter(pk=reply.pk).update(content="Hello world", status="done")
+        events.publish(name, {"type": "done"}, settings.REDIS_URL)
+
+    client = async_client_for(member)
+    thread = _when_subscribed(settings.REDIS_URL, name, restart)
     try:
-        stream = _read(async_client_for(member), _url(reply))
+        first = _read(client, _url(reply))
+        thread.join()
+        thread = _when_subscribed(settings.REDIS_URL, name, answer)
+        again = _read(client, _url(reply))
     finally:
         thread.join()  # it restarts the server: stop it after
         stack.stop_redis(paths)
-    assert stream[:2] == [("snapshot", {"text": "Hel", "status": "streaming"}),
-                          ("token", {"text": "lo"})]
-    assert ("snapshot", {"text": "Hello wo", "status": "streaming"}) in stream
-    assert stream[-2:] == [("snapshot", {"text": "Hello world", "status": "done"}),
-                           ("done", {"status": "done"})]
+    assert first[:2] == [("snapshot", {"text": "Hel", "status": "streaming"}),
+                         ("token", {"text": "lo"})]
+    assert first[-1] == ("snapshot", {"text": "Hello wo", "status": "streaming"})  # no "done"
+    assert again == [("snapshot", {"text": "Hello wo", "status": "streaming"}),
+                     ("token", {"text": "rld"}), ("done", {"type": "done"})]
+    assert _shown(again) == "Hello world"
 
 
 def test_a_writing_stream_takes_missed_text_and_its_end_from_the_rows(team, member,

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 LEASE_SECONDS = 45.0  # three pings: a live stream renews its slot well before it ends
 RETRY_AFTER_SECONDS = 15
 ROW_CHECK_SECONDS = 3.0  # a stream re-reads its row this often (and pings when idle)
-ROWS_ONLY_SECONDS = 30.0  # without Redis, a stream follows its row this long, then ends...
+ROWS_ONLY_SECONDS = 30.0  # without Redis, a stream follows its row this long at most...
 RECONNECT_MS = 2000  # ...and the browser reconnects after this long, to try live events again
 REDIS_ERRORS = (redis.RedisError, OSError)  # OSError: events.StreamLost, socket errors
 
@@ -244,11 +244,18 @@ async def _live(follower: Follower, live: events.Subscription) -> AsyncIterator[
 
 
 async def _rows_only(follower: Follower) -> AsyncIterator[str]:
-    """The row every ROW_CHECK_SECONDS for ROWS_ONLY_SECONDS; then the stream ends, and the
-    browser's reconnection tries live events again."""
+    """The row every ROW_CHECK_SECONDS, until Redis answers again or for ROWS_ONLY_SECONDS;
+    then the stream ends, and the browser's reconnection tries live events again."""
     deadline = time.monotonic() + ROWS_ONLY_SECONDS
     while time.monotonic() < deadline:
         await asyncio.sleep(ROW_CHECK_SECONDS)
         yield "".join(await follower.check(live=False)) or ": ping\n\n"
-        if follower.finished:
+        if follower.finished or await _redis_answers():
             return
+
+
+async def _redis_answers() -> bool:
+    try:  # bounded: the shared pool has no socket timeout, and a dead host may never answer
+        return bool(await asyncio.wait_for(events.async_client(settings.REDIS_URL).ping(), 0.5))
+    except REDIS_ERRORS:  # TimeoutError is an OSError
+        return False
