@@ -18,6 +18,7 @@ from apps.teams.models import Role
 from apps.teams.usage import Period, safe_cell, team_usage
 from apps.teams.usage_chart import bar_chart, nice_ceiling
 from tests.factories import JobFactory, MembershipFactory, TeamFactory
+from tests.test_browser import page as browser_page  # noqa: F401 - a Playwright fixture
 
 pytestmark = pytest.mark.django_db
 
@@ -254,3 +255,33 @@ def test_a_new_team_has_an_empty_usage(client, owner, team):
     assert page.status_code == 200
     assert 'data-testid="total-jobs">0<' in page.content.decode()
     assert "No jobs in this period." in page.content.decode()
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_in_a_browser_the_figures_match_the_jobs(browser_page, live_server,  # noqa: F811
+                                                  client, team, owner, member, outsider, today):
+    from django.conf import settings
+    from playwright.sync_api import expect
+
+    made = [job(team, owner, at(today - timedelta(days=n)), 1000 * n + 7, 10 * n, "qa_answer")
+            for n in range(5)]
+    made.append(job(team, member, at(today), 123_456, 789, "writing_section"))
+    job(team, owner, at(today - timedelta(days=40)), 50_000, 5)  # before the period
+    job(outsider.memberships.get().team, outsider, at(today), 9_999_999, 1)  # another team
+    page = browser_page
+    client.force_login(owner)
+    page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "url": live_server.url,
+                               "value": client.cookies[settings.SESSION_COOKIE_NAME].value}])
+    page.goto(live_server.url + usage_url(team, days=30))
+    expect(page.get_by_test_id("total-in")).to_have_text(f"{sum(j.tokens_in for j in made):,}")
+    expect(page.get_by_test_id("total-out")).to_have_text(f"{sum(j.tokens_out for j in made):,}")
+    expect(page.get_by_test_id("total-jobs")).to_have_text(str(len(made)))
+    expect(page.get_by_test_id("chart-bar")).to_have_count(30)
+    kinds = page.get_by_test_id("usage-kind")
+    expect(kinds.get_by_role("row", name="Write one section")).to_contain_text("123,456")
+    with page.expect_download() as download:
+        page.get_by_test_id("usage-csv").click()
+    rows = list(csv.DictReader(io.StringIO(download.value.path().read_text("utf-8"))))
+    total = next(row for row in rows if row["breakdown"] == "total")
+    assert int(total["tokens_in"]) == sum(j.tokens_in for j in made)

@@ -69,8 +69,9 @@ class Usage:
     breakdowns: dict[str, list[Row]] = field(default_factory=dict)
 
 
-# The breakdowns below the chart, in page order: key -> heading.
-BREAKDOWNS = {"member": "Member", "api_key": "API key", "kind": "Job kind", "model": "Model"}
+# The breakdowns below the chart, in page order: key -> (section title, column heading).
+BREAKDOWNS = {"member": ("By member", "Member"), "api_key": ("By API key", "API key"),
+              "kind": ("By job kind", "Job kind"), "model": ("By model", "Model")}
 
 
 def period_jobs(team, period: Period, user=None):

@@ -1,15 +1,17 @@
-"""The geometry of the usage page's bar chart, drawn by the template as SVG (no script).
+"""The geometry of the usage page's bar chart: an SVG of the bars, one per day (tokens in
+below tokens out), and the positions of its axis labels, as numbers only.
 
-Each day is one bar, tokens in below tokens out. Only numbers are computed here; the
-template writes them into the SVG and escapes every label.
+The bars' SVG stretches to the page's width (preserveAspectRatio="none": a slot is
+SLOT units wide, the height is 100 units), while the labels are HTML placed in percent, so
+the text keeps its size on a phone and on a wide screen. The template escapes every label.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-WIDTH, HEIGHT = 720, 240
-LEFT, RIGHT, TOP, BOTTOM = 56, 8, 12, 28  # room for the axis labels
+SLOT = 10  # units per day in the SVG's viewBox
+GAP = 2  # units between two bars
 MOST_X_LABELS = 8
 
 
@@ -26,14 +28,10 @@ class Bar:
 
 @dataclass(frozen=True)
 class Chart:
-    width: int
-    height: int
-    left: int
-    plot_right: int
-    baseline: float
+    width: int  # the viewBox's width; its height is 100
     bars: list[Bar]
-    y_ticks: list[tuple[float, str]]
-    x_labels: list[tuple[float, str]]
+    y_ticks: list[tuple[int, str]]  # (percent from the bottom, label)
+    x_labels: list[tuple[float, str, bool]]  # (percent from the left, label, kept on a phone)
 
 
 def nice_ceiling(value: int) -> int:
@@ -56,24 +54,20 @@ def short_number(value: int) -> str:
 def bar_chart(rows) -> Chart:
     """`rows`: one usage Row per day, in order."""
     top = nice_ceiling(max([2, *(row.tokens for row in rows)]))  # 2: an axis 0-1-2 when idle
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    baseline = TOP + plot_h
-    slot = plot_w / max(len(rows), 1)
-    gap = min(slot * 0.2, 4)
     bars = []
     for n, row in enumerate(rows):
-        in_h = plot_h * row.tokens_in / top
-        out_h = plot_h * row.tokens_out / top
+        in_h, out_h = 100 * row.tokens_in / top, 100 * row.tokens_out / top
         bars.append(Bar(
-            x=round(LEFT + n * slot + gap / 2, 2), width=round(slot - gap, 2),
-            in_y=round(baseline - in_h, 2), in_height=round(in_h, 2),
-            out_y=round(baseline - in_h - out_h, 2), out_height=round(out_h, 2),
+            x=n * SLOT + GAP / 2, width=SLOT - GAP,
+            in_y=round(100 - in_h, 3), in_height=round(in_h, 3),
+            out_y=round(100 - in_h - out_h, 3), out_height=round(out_h, 3),
             title=f"{row.label}: {row.tokens_in:,} tokens in, {row.tokens_out:,} out, "
                   f"{row.jobs:,} jobs",
         ))
     every = max(1, -(-len(rows) // MOST_X_LABELS))  # ceil: at most MOST_X_LABELS labels
-    x_labels = [(round(LEFT + (n + 0.5) * slot, 2), row.label[5:])  # MM-DD of the ISO day
-                for n, row in enumerate(rows) if n % every == 0]
-    y_ticks = [(round(baseline - plot_h * part, 2), short_number(int(top * part)))
-               for part in (0, 0.5, 1)]
-    return Chart(WIDTH, HEIGHT, LEFT, WIDTH - RIGHT, baseline, bars, y_ticks, x_labels)
+    shown = [n for n in range(len(rows)) if n % every == 0]
+    x_labels = [(round(100 * (n + 0.5) / len(rows), 3), rows[n].label[5:],  # MM-DD
+                 len(shown) <= MOST_X_LABELS // 2 or i % 2 == 0)
+                for i, n in enumerate(shown)]
+    y_ticks = [(part, short_number(top * part // 100)) for part in (0, 50, 100)]
+    return Chart(max(len(rows), 1) * SLOT, bars, y_ticks, x_labels)

@@ -59,7 +59,8 @@ def usage(request):
         return response
     query = request.GET.copy()
     query["format"] = "csv"
-    breakdowns = [(heading, figures.breakdowns[key]) for key, heading in BREAKDOWNS.items()]
+    breakdowns = [(key, title, column, figures.breakdowns[key])
+                  for key, (title, column) in BREAKDOWNS.items()]
     return render(request, "teams/usage.html", {
         "form": form, "everyone": everyone, "last_days": LAST_DAYS, "usage": figures,
         "chart": bar_chart(figures.by_day), "breakdowns": breakdowns,
