@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from pathlib import PurePath
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -13,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.documents.models import Chunk, DocStatus, Document, Sentence
+from apps.documents.titles import file_title, title_after_ingest
 from apps.jobs.services import create_job
 from workers.documents import DocumentError, Limits, safe_filename
 from workers.documents.pipeline import ingest_bytes
@@ -71,7 +71,7 @@ def upload(team, user, uploaded) -> UploadOutcome:
     if existing:
         return UploadOutcome(existing, False)
     name = safe_filename(uploaded.name or "document")
-    title = PurePath(name).stem[:300] or "Untitled"
+    title = file_title(name)  # until ingest reads the file's own title
     try:
         with transaction.atomic():
             document = Document(team=team, created_by=user, title=title, original_name=name,
@@ -141,7 +141,7 @@ def ingest(document: Document, progress) -> dict:
         )
         Document.objects.filter(pk=document.pk).update(
             text=extracted.text, kind=extracted.kind,
-            title=(extracted.title or document.title)[:300],
+            title=title_after_ingest(document, extracted.title),
             page_starts=[start for start, _ in extracted.page_map],
             headings=[{"level": h.level, "text": h.text, "start": h.start}
                       for h in extracted.headings],

@@ -4,10 +4,13 @@ document page or through the API, kept when the document is ingested again."""
 from __future__ import annotations
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from apps.documents import services
 from apps.documents.models import Document
-from apps.documents.titles import title_after_ingest
+from apps.documents.titles import rename, title_after_ingest
+from apps.jobs import services as jobs
 from tests.api.conftest import ready_document, url
 
 pytestmark = pytest.mark.django_db
@@ -91,3 +94,19 @@ def test_ingest_title_keeps_a_given_title_else_the_files_else_the_file_name(team
     assert title_after_ingest(document, "Cave Survey 2023") == "Cave Survey 2023"
     document.title, document.title_edited = "Our survey", True
     assert title_after_ingest(document, "Cave Survey 2023") == "Our survey"
+
+
+def test_a_prose_text_is_titled_by_its_file_name_and_a_rename_survives_reingest(team, member):
+    def ingest(document):
+        document.refresh_from_db()
+        assert jobs.run(document.job.pk, document.job.celery_task_id) == "succeeded"
+        document.refresh_from_db()
+        return document
+
+    data = (b"well adapted to the conditions of underground life, and as happy in\n"
+            b"the dark as any creature of the surface. The cave fauna was surveyed in 1923.\n")
+    document = services.upload(team, member, SimpleUploadedFile("cave-survey.txt", data)).document
+    assert ingest(document).title == "cave-survey"
+    rename(document, "Cave fauna, 1923")
+    services.reingest(document, member)
+    assert ingest(document).title == "Cave fauna, 1923"
