@@ -156,9 +156,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "queue_order_strategy": "priority",
 }
 # A prefork child that holds more than this (KiB) after a job is replaced by a fresh one
-# (the embedded model and the embedder take ~1 GiB in a child that answered; docs/deployment.md).
+# (a child that read a document and answered holds ~0.9 GB: torch, the embedder, the embedded
+# model; docs/deployment.md). 0: no cap.
 CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("CELERY_WORKER_MAX_MEMORY_PER_CHILD",
-                                             default=3 * 1024 * 1024) or None
+                                             default=2 * 1024 * 1024) or None
 JOB_SWEEP_INTERVAL = env.float("JOB_SWEEP_INTERVAL", default=30.0)
 CELERY_BEAT_SCHEDULE = {
     "sweep-lost-jobs": {
