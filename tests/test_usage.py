@@ -285,3 +285,24 @@ def test_in_a_browser_the_figures_match_the_jobs(browser_page, live_server,  # n
     rows = list(csv.DictReader(io.StringIO(download.value.path().read_text("utf-8"))))
     total = next(row for row in rows if row["breakdown"] == "total")
     assert int(total["tokens_in"]) == sum(j.tokens_in for j in made)
+
+
+def test_the_page_costs_the_same_queries_for_ten_jobs_or_two_hundred(client, team, owner,
+                                                                     member, today):
+    """Summed by the database (one grouped query per breakdown), not row by row."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(usage_url(team, days=90)).status_code == 200
+        return len(captured)
+
+    client.force_login(owner)
+    for n in range(10):
+        job(team, owner if n % 2 else member, at(today - timedelta(days=n)), n, n)
+    few = queries()
+    for n in range(190):
+        job(team, member, at(today - timedelta(days=n % 80)), n, 1, kind=f"kind_{n % 7}",
+            result={"model": f"m{n % 3}"})
+    assert queries() == few <= 15  # 13 today: session, user, team, menus, 6 sums, key names
