@@ -9,6 +9,7 @@ import threading
 import time
 from datetime import timedelta
 
+import pypdfium2
 import pytest
 from asgiref.sync import async_to_sync
 from django.conf import settings
@@ -213,17 +214,24 @@ def test_write_job_resumes_after_a_kill_without_duplicates_then_exports(client, 
     progress = client.get(_url("progress", project))
     assert progress.status_code == 286  # nothing runs: the polling stops
 
-    md = client.get(_url("export_md", project))
+    md = client.get(_url("export", project, fmt="md"))
     assert md["Content-Disposition"] == 'attachment; filename="lighthouses.md"'
     body = md.content.decode()
     assert body.startswith("# Lighthouses\n") and sections[1].text.strip()[:40] in body
 
     from docx import Document as DocxDocument
-    docx = client.get(_url("export_docx", project))
-    paragraphs = [p.text for p in DocxDocument(io.BytesIO(docx.content)).paragraphs]
-    assert paragraphs[0] == "Lighthouses"
-    assert any(p.startswith("A lighthouse warns ships") for p in paragraphs)
-    assert any(sections[1].text.strip()[:40] in p for p in paragraphs)
+    docx = client.get(_url("export", project, fmt="docx"))
+    paragraphs = DocxDocument(io.BytesIO(docx.content)).paragraphs
+    assert (paragraphs[0].style.name, paragraphs[0].text) == ("Title", "Lighthouses")
+    texts = [p.text for p in paragraphs]
+    assert any(p.startswith("A lighthouse warns ships") for p in texts)
+    assert any(sections[1].text.strip()[:40] in p for p in texts)
+
+    pdf = client.get(_url("export", project, fmt="pdf"))
+    assert pdf["Content-Type"] == "application/pdf"
+    text = pypdfium2.PdfDocument(pdf.content)[0].get_textpage().get_text_range()
+    assert "Lighthouses" in text and "A lighthouse warns ships" in " ".join(text.split())
+    assert client.get(_url("export", project, fmt="exe")).status_code == 404
 
 
 def test_regenerate_one_section(project, member):

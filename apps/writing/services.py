@@ -3,8 +3,6 @@ a section, export. Views and job runners call these; the engine is workers.writi
 
 from __future__ import annotations
 
-import io
-import re
 import threading
 import time
 
@@ -17,7 +15,7 @@ from apps.documents.models import DocStatus
 from apps.documents.search import passage_retriever
 from apps.jobs import services as jobs
 from apps.writing.models import ProjectStatus, Section, SectionStatus, WritingProject
-from workers import events
+from workers import events, exports
 from workers.llm import get_backend
 from workers.writing import Plan, PlanError, PlanSection, check_request
 from workers.writing.coverage import annotate, coverage, section_constraints, serves
@@ -26,7 +24,6 @@ from workers.writing.plan import MAX_SECTION, MIN_SECTION, check_instruction, ma
 from workers.writing.summary import running_summary
 from workers.writing.writer import SectionResult, join_sections, write_document, write_section
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 LOCKED = "The outline is locked while the text is being planned or written. Wait for the job " \
          "to finish (or cancel it on the Jobs page)."
 
@@ -476,19 +473,11 @@ def export_markdown(project: WritingProject) -> str:
     return f"# {project.title}\n\n{document_text(project)}\n"
 
 
-def export_docx(project: WritingProject) -> bytes:
-    """A .docx: the title as a heading, each paragraph of the text as a paragraph. The text
-    is inserted as plain runs (Markdown markers stay as typed): nothing in it is code."""
-    from docx import Document as DocxDocument
-
-    doc = DocxDocument()
-    doc.core_properties.title = project.title
-    doc.add_heading(project.title, level=1)
-    for paragraph in document_text(project).split("\n\n"):
-        # XML cannot hold control characters; a model can emit them.
-        paragraph = _CONTROL.sub("", paragraph).strip()
-        if paragraph:
-            doc.add_paragraph(paragraph)
-    out = io.BytesIO()
-    doc.save(out)
-    return out.getvalue()
+def export(project: WritingProject, fmt: str) -> bytes:
+    """The text as Markdown, DOCX or PDF (``workers.exports``: real headings, lists and
+    emphasis; the title from the project)."""
+    if fmt == "md":
+        return export_markdown(project).encode()
+    body = document_text(project)
+    return exports.to_docx(body, project.title) if fmt == "docx" else \
+        exports.to_pdf(body, project.title)

@@ -1,16 +1,19 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
+from apps.core.downloads import CONTENT_TYPES as EXPORT_FORMATS
+from apps.core.downloads import download
 from apps.documents.models import DocStatus
 from apps.teams.access import team_view
 from apps.teams.models import Role
 from apps.writing import services
 from apps.writing.models import WritingProject
+from workers.exports import ExportFailed
 
 
 def _project(request, pk: int) -> WritingProject:
@@ -171,19 +174,12 @@ def _filename(project: WritingProject, ext: str) -> str:
 
 
 @team_view()
-def export_markdown(request, pk: int):
+def export(request, pk: int, fmt: str):
+    if fmt not in EXPORT_FORMATS:
+        raise Http404("No such export format")
     project = _project(request, pk)
-    response = HttpResponse(services.export_markdown(project),
-                            content_type="text/markdown; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{_filename(project, "md")}"'
-    return response
-
-
-@team_view()
-def export_docx(request, pk: int):
-    project = _project(request, pk)
-    response = HttpResponse(
-        services.export_docx(project),
-        content_type="application/vnd.openxmlformats-officedocument.wordprocessingml.document")
-    response["Content-Disposition"] = f'attachment; filename="{_filename(project, "docx")}"'
-    return response
+    try:
+        return download(services.export(project, fmt), _filename(project, fmt))
+    except ExportFailed as err:
+        messages.error(request, f"The export failed: {err}.")
+        return redirect("writing:detail", team_slug=request.team.slug, pk=project.pk)
