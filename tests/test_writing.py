@@ -24,6 +24,7 @@ from apps.writing import services
 from apps.writing.models import ProjectStatus, Section, SectionStatus, WritingProject
 from tests.factories import JobFactory, MembershipFactory
 from workers import events
+from workers.writing import DEFAULT_TARGET_WORDS
 
 pytestmark = pytest.mark.django_db
 
@@ -65,6 +66,20 @@ def test_bad_input_is_refused_with_a_clear_error(client, team, member, instructi
     assert response.status_code == 400
     assert error in response.content.decode()
     assert not WritingProject.objects.exists()
+
+
+@pytest.mark.parametrize(("instruction", "target"), [
+    ("Write a 400-word essay on lighthouses.", 400),
+    ("A history of lighthouses in about 3,000 words.", 3000),
+    ("A history of lighthouses.", DEFAULT_TARGET_WORDS),
+])
+def test_no_target_takes_the_length_the_instruction_states(client, team, member, instruction,
+                                                           target):
+    client.force_login(member)
+    response = client.post(_url("list", team_slug=team.slug),
+                           {"instruction": instruction, "target_words": ""})
+    assert response.status_code == 302
+    assert WritingProject.objects.get().target_words == target
 
 
 def test_the_limit_is_a_setting(client, team, member, settings):

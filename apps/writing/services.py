@@ -17,7 +17,7 @@ from apps.jobs import services as jobs
 from apps.writing.models import ProjectStatus, Section, SectionStatus, WritingProject
 from workers import events, exports
 from workers.llm import get_backend
-from workers.writing import Plan, PlanError, PlanSection, check_request
+from workers.writing import Plan, PlanError, PlanSection, check_request, target_words_for
 from workers.writing.coverage import annotate, coverage, section_constraints, serves
 from workers.writing.instruction import Spec
 from workers.writing.plan import MAX_SECTION, MIN_SECTION, check_instruction, make_plan
@@ -36,8 +36,11 @@ def max_words() -> int:
     return int(getattr(settings, "WRITING_MAX_WORDS", 50_000))
 
 
-def parse_target(raw) -> int:
-    """The target length from a form field; WritingError with a message when it is bad."""
+def parse_target(raw) -> int | None:
+    """The target length from a form field (None when left empty: the instruction's stated
+    length or the default is taken); WritingError with a message when it is bad."""
+    if not str(raw or "").strip():
+        return None
     try:
         value = int(str(raw).strip().replace(",", "").replace("_", ""))
     except (TypeError, ValueError):
@@ -75,10 +78,12 @@ def reference_documents(team, chosen) -> list:
     return found
 
 
-def create_project(team, user, *, instruction: str, target_words: int, title: str = "",
-                   style: str = "", documents=()) -> WritingProject:
+def create_project(team, user, *, instruction: str, target_words: int | None,
+                   title: str = "", style: str = "", documents=()) -> WritingProject:
     """``documents``: reference documents (or their ids) of ``team``; see
-    ``reference_documents``."""
+    ``reference_documents``. No ``target_words``: the length the instruction states ("a
+    400-word essay"), else the default."""
+    target_words = target_words_for(instruction or "", target_words)
     # A contradictory instruction (30 chapters of 500 words in 1,000 words, week 60 of a
     # year) is refused here with what to change: nothing is planned or written.
     instruction, spec = _check(lambda: check_instruction(instruction, target_words,

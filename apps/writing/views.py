@@ -14,6 +14,7 @@ from apps.teams.models import Role
 from apps.writing import services
 from apps.writing.models import WritingProject
 from workers.exports import ExportFailed
+from workers.writing import DEFAULT_TARGET_WORDS
 
 
 def _project(request, pk: int) -> WritingProject:
@@ -42,6 +43,7 @@ def project_list(request):
     return render(request, "writing/list.html", {
         "projects": projects, "ready": ready, "form": form, "error": error,
         "chosen": form.getlist("documents") if form else [], "max_words": services.max_words(),
+        "default_words": DEFAULT_TARGET_WORDS,
     }, status=400 if error else 200)
 
 
