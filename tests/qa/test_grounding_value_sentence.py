@@ -134,6 +134,23 @@ def test_a_sentence_that_refers_back_takes_its_subject_from_the_one_before():
     assert v.citations[0].quote == "It reopened to traffic on 2 December."
 
 
+def test_subject_words_that_stand_beside_no_value_of_the_asked_kind_require_nothing():
+    """The question's words are in the documents, but no sentence holding them states a
+    code: they do not say where the code is, and an answer worded unlike the question (as
+    the paraphrased pass keys of the haystacks are) is judged as before. Beside a code,
+    they do: a code from another sentence is declined."""
+    doc = SourceDocument("stores", "Stores", "The storeroom is behind the pilot station. "
+                         "Staff keep spare rope and fenders there. To get into the supply "
+                         "room, type 40917 on the panel.")
+    question = "What is the access code for the storeroom?"
+    kept = check(question, "40917.", [], [doc])
+    assert kept.grounded and not kept.abstained, kept.notes
+    located = SourceDocument("stores2", "Stores", doc.text + " The storeroom code is 55120.")
+    assert check(question, "55120.", [], [located]).grounded
+    wrong = check(question, "40917.", [], [located])
+    assert wrong.abstained, wrong.notes
+
+
 def test_a_title_line_is_cut_off_the_sentence_it_was_merged_into():
     units = [REPORT.text[s:e] for s, e in evidence_units(REPORT.text, 0, len(QUAY) + 40)]
     assert units[:2] == ["Harbour Board Annual Report 2023", QUAY]

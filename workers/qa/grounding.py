@@ -50,7 +50,14 @@ from workers.writing.length import requested_words
 
 from . import answer_types
 from .citations import dedupe, make_citation, sentence_units
-from .grounding_subject import Subject, names_subject, question_subject, value_tokens
+from .grounding_subject import (
+    STRONG_KINDS,
+    Subject,
+    locating_words,
+    names_subject,
+    question_subject,
+    value_tokens,
+)
 from .grounding_words import (
     MAX_SEARCH_CHARS,
     STOP_WORDS,
@@ -89,10 +96,9 @@ LEVELS: dict[str, Strictness | None] = {
     "off": None,
 }
 DEFAULT_LEVEL = "normal"
-# Kinds whose evidence is specific (a number, a date, a code is in few sentences; a
+# STRONG_KINDS (grounding_subject): a number, a date, a code is in few sentences (a
 # capitalised name is in most): holding one lowers the relevance bar to typed_similarity.
 # A weak kind (person, organisation, place, title) lowers it by WEAK_KIND_FACTOR only.
-STRONG_KINDS = frozenset({answer_types.NUMBER, answer_types.DATE, answer_types.CODE})
 WEAK_KIND_FACTOR = 0.6
 MAX_CLAIMS = 40  # sentences of an answer checked (a longer answer keeps the rest unchecked)
 HITS_PER_TOKEN = 4  # document sentences fetched per searched token
@@ -271,6 +277,7 @@ def check(
 
     question_bag = {stem(w) for w in content_words(question)}
     subject = question_subject(question, documents)
+    subject.located = locating_words(subject, kinds, documents)
     notes["anchors"] = sorted(subject.anchors)
     if subject.unnamed:
         notes["unnamed"] = subject.unnamed

@@ -57,6 +57,8 @@ _MONTHS_AND_DAYS = frozenset(split_words(
 ))
 _NAME_KINDS = frozenset({answer_types.PERSON, answer_types.ORGANISATION, answer_types.PLACE,
                          answer_types.TITLE})
+# Kinds a sentence is reliably seen to hold (digits, months, weekdays, code shapes).
+STRONG_KINDS = frozenset({answer_types.NUMBER, answer_types.DATE, answer_types.CODE})
 _TERMINAL = tuple(".!?:;,\"”’')]")
 
 
@@ -68,6 +70,8 @@ class Subject:
     anchors: frozenset[str]  # the specific names: in at most ANCHOR_MAX_OCCURRENCES places
     unnamed: list[str]  # names of the question the documents never write
     words: frozenset[str] = frozenset()  # rare subject words the documents write (any case)
+    located: frozenset[str] = frozenset()  # those required of a value sentence (see
+    # ``locating_words``)
 
 
 def question_subject(question: str, documents: Sequence[SourceDocument]) -> Subject:
@@ -96,6 +100,34 @@ def question_subject(question: str, documents: Sequence[SourceDocument]) -> Subj
         elif word in names and not seen:
             unnamed.append(word)
     return Subject(weights, frozenset(anchors), unnamed, frozenset(words))
+
+
+def locating_words(
+    subject: Subject, kinds: frozenset[str], documents: Sequence[SourceDocument]
+) -> frozenset[str]:
+    """The subject words to require of a value sentence. For a number, a date or a code:
+    all of them when some sentence of the documents holds one of them beside a value of that
+    kind (the documents state such a value about the subject: the answer's must be that one,
+    "The rebuilding cost £4.2 million" for "How much did the rebuilding cost?"); none when
+    no sentence does (the answer is worded unlike the question, "type the digits 40917" for
+    "What is the pass key?": the subject words elsewhere say nothing about where it is).
+    For a name (person, organisation, place, title) always all of them: a sentence may
+    state one in lower case ("the ferries berthed at the southern pier"), so a sentence
+    without a name says nothing here."""
+    if subject.anchors or not kinds:
+        return frozenset()
+    kinds = kinds & STRONG_KINDS
+    if not kinds:
+        return subject.words
+    for word in subject.words:
+        pattern = word_pattern(word, prefix=True)
+        for d in documents:
+            for m in pattern.finditer(d.text, 0, MAX_SEARCH_CHARS):
+                units = sentence_units(d.text, max(0, m.start() - 600), m.end() + 600)
+                s, e = next(((s, e) for s, e in units if s <= m.start() < e), (m.start(), m.end()))
+                if kinds & answer_types.sentence_kinds(d.text[s:e]):
+                    return subject.words
+    return frozenset()
 
 
 def count(word_stem: str, documents: Sequence[SourceDocument]) -> int:
@@ -136,7 +168,7 @@ def names_subject(
     subject (see the module's docstring)? ``asked``: the question asks for a kind of value
     (only then do subject words, not just anchors, have to be there)."""
     need_all = subject.anchors
-    need_one = subject.words if asked and not need_all and value else frozenset()
+    need_one = subject.located if asked and not need_all and value else frozenset()
     if not need_all and not need_one:
         return True
     units = evidence_units(text, *around)
