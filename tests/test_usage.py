@@ -306,3 +306,13 @@ def test_the_page_costs_the_same_queries_for_ten_jobs_or_two_hundred(client, tea
         job(team, member, at(today - timedelta(days=n % 80)), n, 1, kind=f"kind_{n % 7}",
             result={"model": f"m{n % 3}"})
     assert queries() == few <= 15  # 13 today: session, user, team, menus, 6 sums, key names
+
+
+def test_days_are_the_installations_local_days(settings, team, owner):
+    """A job at 23:30 in New York is that day's, though it is the next day in UTC."""
+    settings.TIME_ZONE = "America/New_York"
+    today = timezone.localdate()
+    job(team, owner, at(today - timedelta(days=1), 23, 30), 5, 0)
+    job(team, owner, at(today, 0, 30), 7, 0)
+    days = {row.key: row.tokens_in for row in team_usage(team, Period.last(2, today)).by_day}
+    assert days == {(today - timedelta(days=1)).isoformat(): 5, today.isoformat(): 7}
