@@ -15,6 +15,7 @@ team_patterns = [
     path("writing/", include("apps.writing.urls")),
     path("compress/", include("apps.compress.urls")),
     path("api-keys/", include("apps.api.ui_urls")),
+    path("batches/", include("apps.api.batch_urls")),
 ]
 
 def admin_login(request):
