@@ -168,3 +168,56 @@ def test_a_hung_redis_stalls_a_token_loop_by_one_timeout_at_most(own_redis):
         os.kill(int(own_redis.pidfile.read_text()), signal.SIGCONT)
     assert events.PUBLISH_TIMEOUT * 0.9 <= first < events.PUBLISH_TIMEOUT + 1.0
     assert rest < 0.5
+
+
+@pytest.mark.django_db(transaction=True)  # the task opens and closes connections itself
+def test_an_answer_whose_redis_dies_mid_stream_is_answered(own_redis, team, member, settings,
+                                                           monkeypatch):
+    """A real answer job (a scripted OpenAI-compatible server streams its tokens) whose live
+    events' Redis is shut down between two tokens: the job ends done at its first attempt,
+    its answer on the row; the events after the shutdown are dropped, not raised."""
+    from apps.chat import services
+    from apps.chat.models import MessageStatus
+    from tests.llm.llm_fakes import ScriptedServer, chat_payload, sse_event
+    from tests.test_chat import _ready_document, _run_job
+    from workers.llm import reset_backend
+    from workers.llm.model_store import ensure_model
+
+    settings.REDIS_URL = stack.redis_url_for(own_redis.socket)
+
+    def answer_then_lose_redis(handler, body):
+        if not body.get("stream"):  # a call that wants the whole reply at once
+            return handler.send_json(200, chat_payload("The passkey is written in the memo."))
+        handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                            b"Connection: close\r\n\r\n")
+        for delta in ("The passkey", " is"):
+            handler.wfile.write(sse_event(delta))
+        handler.wfile.flush()
+        time.sleep(0.3)
+        stack.stop_redis(own_redis)  # Redis goes away mid-answer
+        for delta in (" written", " in the memo."):
+            handler.wfile.write(sse_event(delta))
+        handler.send_raw(b"data: [DONE]\n\n")
+
+    server = ScriptedServer({"/v1/chat/completions": answer_then_lose_redis})
+    memo = ("The lighthouse keeper writes in the memo that the lamp was cleaned each morning, "
+            "that the stairs were painted in spring, and that visitors came on Sundays. ") * 20
+    conversation = services.start_conversation(team, member, [_ready_document(team, memo)])
+    for name, value in {"LLM_BACKEND": "openai", "LLM_BASE_URL": server.url,
+                        "LLM_MODEL": "fake-model", "LLM_CONTEXT_WINDOW": "8192",
+                        "LLM_TOKENIZER": str(ensure_model()), "LLM_MAX_ATTEMPTS": "1"}.items():
+        monkeypatch.setenv(name, value)
+    reset_backend()
+    before = events.dropped_events
+    try:
+        reply = services.ask(conversation, member, "What does the keeper write about?", "full")
+        outcome = _run_job(reply)
+    finally:
+        server.stop()
+        monkeypatch.undo()
+        reset_backend()
+    reply.refresh_from_db()
+    assert outcome != "failed after retries" and reply.job.status == "succeeded", reply.job.error
+    assert reply.status == MessageStatus.DONE and reply.content  # (the engine's final text)
+    assert server.paths() == ["/v1/chat/completions"]  # streamed once: no retry was needed
+    assert events.dropped_events - before >= 2  # the tokens after the shutdown, and "done"
