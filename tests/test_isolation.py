@@ -10,6 +10,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from apps.api.keys import create_key
+from apps.api.models import Batch
 from apps.chat.models import Conversation, Message
 from apps.documents.models import Document
 from apps.teams.models import Role
@@ -54,6 +55,7 @@ def victim(db):
                                             target_words=300)
     section = Section.objects.create(project=writing, position=1, point="x", target_words=300)
     section_ids = {"pk": writing.pk, "section_pk": section.pk}
+    batch = Batch.objects.create(team=team, kind="qa", total=0)
     return {
         "team": team,
         "ids": {
@@ -64,7 +66,11 @@ def victim(db):
             "chat:retry": {"pk": conversation.pk, "message_pk": reply.pk},
             "chat:stream": {"pk": conversation.pk, "message_pk": reply.pk},
             "writing": {"pk": writing.pk},
+            "batches": {"pk": batch.pk},
+            "batches:download": {"pk": batch.pk, "fmt": "csv"},
             "compress": {"pk": JobFactory(team=team, kind="compress", params={"text": "x"}).pk},
+            "writing:export": {"pk": writing.pk, "fmt": "pdf"},
+            "chat:export": {"pk": conversation.pk, "fmt": "pdf"},
             "writing:section_edit": section_ids,
             "writing:section_delete": section_ids,
             "writing:section_move": section_ids,

@@ -53,6 +53,8 @@ class Message(models.Model):
     grounded = models.BooleanField(default=False)
     abstained = models.BooleanField(default=False)
     grounding = models.JSONField(default=dict, blank=True)  # verdict, reasons, removed
+    # The answer reached its token room: it ends at its last finished sentence.
+    shortened = models.BooleanField(default=False)
     trace = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)
     tokens_in = models.PositiveIntegerField(default=0)

@@ -132,6 +132,7 @@ def run_answer_job(reply: Message, job, progress) -> dict:
             "grounded": result.grounded, "abstained": result.abstained,
             "answer": {"content": result.text, "reason": result.reason[:500],
                        "trace": data["trace"], "grounding": result.grounding,
+                       "shortened": result.shortened,
                        "tokens_in": result.usage.prompt_tokens,
                        "tokens_out": result.usage.completion_tokens}}
 
@@ -140,7 +141,8 @@ def run_answer_job(reply: Message, job, progress) -> dict:
 
 
 def _reply(job):
-    return Message.objects.filter(pk=job.params["message_id"], conversation__team=job.team)
+    return Message.objects.filter(pk=job.params["message_id"],
+                                  conversation__team_id=job.team_id)
 
 
 def on_answer_start(job) -> None:
@@ -172,6 +174,7 @@ def on_answer_cancel(job) -> None:
 def on_answer_requeue(job, reason: str) -> None:
     """Waiting again (a retry, a lost worker, a user's retry): start over from nothing."""
     _reply(job).update(status=MessageStatus.PENDING, error="", content="", citations=[],
-                       trace=[], grounded=False, abstained=False, grounding={}, reason="")
+                       trace=[], grounded=False, abstained=False, grounding={}, reason="",
+                       shortened=False)
     if reason:
         _publish(job.params["message_id"], {"type": "retry", "error": reason})

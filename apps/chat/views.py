@@ -1,16 +1,22 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
-from apps.chat import services
+from apps.chat import exports, services
 from apps.chat.models import STRATEGIES
 from apps.chat.runners import NEEDLE_LENGTHS
+from apps.core.downloads import CONTENT_TYPES as EXPORT_FORMATS
+from apps.core.downloads import download
+from apps.documents import estimates
 from apps.documents.models import DocStatus
 from apps.jobs.services import create_job
 from apps.teams.access import team_view
 from apps.teams.models import Role
+from workers.exports import ExportFailed
 
 
 @team_view(write_minimum=Role.MEMBER)
@@ -42,6 +48,35 @@ def detail(request, pk: int):
         # Citations of a document deleted since keep their quote but lose the link.
         "live_document_ids": {d.pk for d in conversation.documents.all()},
     })
+
+
+@team_view()
+def export(request, pk: int, fmt: str):
+    if fmt not in EXPORT_FORMATS:
+        raise Http404("No such export format")
+    conversation = _conversation(request, pk)
+    filename = f"{slugify(conversation.title)[:80] or 'conversation'}.{fmt}"
+    try:
+        return download(exports.export(conversation, fmt), filename)
+    except ExportFailed as err:
+        messages.error(request, f"The export failed: {err}.")
+        return redirect("chat:detail", team_slug=request.team.slug, pk=conversation.pk)
+
+
+@team_view()
+@require_POST
+def preview(request, pk: int):
+    """What the question being typed would cost (HTMX: under the ask form)."""
+    conversation = _conversation(request, pk)
+    question = request.POST.get("question", "").strip()
+    context = {"strategy": request.POST.get("strategy", "auto")}
+    if question:
+        try:
+            context["preview"] = estimates.question_preview(
+                request.team, [d.pk for d in conversation.documents.all()], question)
+        except estimates.EstimateRefused as err:
+            context["refused"] = str(err)
+    return render(request, "chat/preview.html", context)
 
 
 @team_view(Role.MEMBER)

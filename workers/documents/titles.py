@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:  # document.py imports this module
-    from .document import Heading
+
+class _Heading(Protocol):  # document.Heading (document.py imports this module)
+    text: str
 
 MAX_TITLE_CHARS = 120
 MAX_TITLE_WORDS = 14
@@ -32,7 +33,7 @@ def usable(title: str) -> str:
     return "" if _PLACEHOLDER.fullmatch(title) else title
 
 
-def pick_title(metadata: str, headings: Iterable[Heading] = ()) -> str:
+def pick_title(metadata: str, headings: Iterable[_Heading] = ()) -> str:
     """The metadata's title if it names the document, else the first usable heading's."""
     return usable(metadata) or next((t for h in headings if (t := usable(h.text))), "")
 
