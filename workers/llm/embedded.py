@@ -2,9 +2,10 @@
 
 The default backend and the one the tests run. One model per process, loaded lazily
 on first use (from the bf16 safetensors folder that ``model_store`` converts once,
-computing in bf16 only where the CPU has it natively: ``compute_dtype``);
-a lock serialises generation, so a batch runs its items one after another (on a
-couple of CPU threads, batching would gain nothing anyway).
+computing in bf16 only where the CPU has it natively: ``compute_dtype``).
+Generation goes through one batch decoder per model (``embedded_batch``): concurrent
+requests are decoded together, up to ``LLM_BATCH_SIZE`` rows a step, each request's tokens
+streamed to its own caller; prompt log-probabilities interleave with the decode steps.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,8 @@ from .base import (
     check_sampling,
     continuation_start,
 )
+from .config import embedded_batch_size
+from .embedded_batch import Decoder, Handle, Request
 from .errors import BadResponse, CapabilityMissing
 from .model_store import (
     EMBEDDED_MODEL_NAME,
@@ -47,7 +52,8 @@ EMBEDDED_CONTEXT_WINDOW = 8192  # SmolLM2's max_position_embeddings; read from c
 
 _LOADED: dict[Path, tuple[Any, Any]] = {}  # folder -> (model, tokenizer): one per process
 _LOAD_LOCK = threading.Lock()
-_GENERATE_LOCK = threading.Lock()  # process-wide: the model is shared by all instances
+_GENERATE_LOCK = threading.Lock()  # one forward pass at a time: the model is shared
+_DECODERS: dict[tuple[Path, int], Decoder] = {}  # (folder, batch size) -> its decoder
 
 
 def torch_threads(requested: int | None = None) -> int:
@@ -175,9 +181,9 @@ class _StopTrimmer:
         return out
 
 
-def _trim_at_stop(text: str, stops: Sequence[str] | None) -> tuple[str, bool]:
-    cuts = [i for s in (stops or []) if s and (i := text.find(s)) >= 0]
-    return (text[: min(cuts)], True) if cuts else (text, False)
+def _stops(sampling: Mapping[str, Any]) -> list[str]:
+    stop = sampling.get("stop") or []
+    return [stop] if isinstance(stop, str) else list(stop)
 
 
 class EmbeddedBackend(LLMBackend):
@@ -189,12 +195,16 @@ class EmbeddedBackend(LLMBackend):
         *,
         context_window: int | None = None,
         threads: int | None = None,
+        batch_size: int | None = None,
     ) -> None:
         self.model = EMBEDDED_MODEL_NAME
         self.models_dir = models_dir
         self.folder = model_dir(models_dir)
         self._window_override = context_window
         self.threads = torch_threads(threads)
+        # Rows decoded together; also the concurrency callers should aim for (map stages).
+        self.batch_size = batch_size or embedded_batch_size()
+        self.concurrency = self.batch_size
         self._load_error: str | None = None
 
     # -- model -------------------------------------------------------------------------
@@ -243,140 +253,104 @@ class EmbeddedBackend(LLMBackend):
         )
         return list(ids["input_ids"])
 
-    def _generate_kwargs(self, ids: list[int], sampling: dict[str, Any]) -> dict[str, Any]:
-        import torch
-
+    def _decoder(self) -> Decoder:
         model, tokenizer = self._loaded()
+        key = (self.folder, self.batch_size)
+        with _LOAD_LOCK:
+            if key not in _DECODERS:
+                _DECODERS[key] = Decoder(
+                    model,
+                    tokenizer.eos_token_id,
+                    self.batch_size,
+                    _GENERATE_LOCK,
+                    prepare=lambda: _apply_threads(self.threads),
+                )
+            return _DECODERS[key]
+
+    def _submit(self, messages: PromptLike, sampling: dict[str, Any]) -> tuple[Handle, int]:
+        """Queue one request with the batch decoder: (its handle, prompt tokens)."""
+        sampling = check_sampling(sampling)
         if sampling.get("json_schema") is not None:
             raise CapabilityMissing(
                 "the embedded backend cannot constrain output to a JSON schema; "
                 "check capabilities.guided_json and parse the text instead"
             )
-        temperature = float(sampling.get("temperature") or 0.0)
-        kwargs: dict[str, Any] = {
-            "input_ids": torch.tensor([ids]),
-            "attention_mask": torch.ones(1, len(ids), dtype=torch.long),
-            "max_new_tokens": sampling["max_tokens"],
-            "pad_token_id": tokenizer.eos_token_id,
-            "do_sample": temperature > 0,
-        }
-        if temperature > 0:
-            kwargs["temperature"] = temperature
-            kwargs["top_p"] = float(sampling.get("top_p") or 1.0)
-            kwargs["top_k"] = 0  # transformers defaults to top_k=50; OpenAI semantics have none
-        else:
-            # Explicit values so the model's generation_config cannot turn sampling on.
-            kwargs["temperature"] = None
-            kwargs["top_p"] = None
-            kwargs["top_k"] = None
-        # transformers' RepetitionPenaltyLogitsProcessor: prompt and output tokens, as vLLM.
-        kwargs["repetition_penalty"] = sampling.get("repetition_penalty")
-        if sampling.get("stop"):
-            kwargs["stop_strings"] = sampling["stop"]
-            kwargs["tokenizer"] = tokenizer
-        return kwargs
-
-    def _seed(self, sampling: dict[str, Any]) -> None:
-        if sampling.get("seed") is not None and (sampling.get("temperature") or 0) > 0:
-            import torch
-
-            torch.manual_seed(int(sampling["seed"]))
-
-    # -- LLMBackend ----------------------------------------------------------------------
-
-    def chat(self, messages: PromptLike, **sampling: Any) -> ChatResult:
-        import torch
-
-        sampling = check_sampling(sampling)
         ids = self._chat_ids(messages)
         check_fits(len(ids), sampling["max_tokens"], self.context_window)
-        model, tokenizer = self._loaded()
-        kwargs = self._generate_kwargs(ids, sampling)
-        with _GENERATE_LOCK, torch.inference_mode():
-            _apply_threads(self.threads)
-            self._seed(sampling)
-            output = model.generate(**kwargs)
-        generated = output[0, len(ids) :].tolist()
-        text, hit_stop = _trim_at_stop(
-            tokenizer.decode(generated, skip_special_tokens=True), sampling.get("stop")
+        request = Request(
+            ids,
+            sampling["max_tokens"],
+            temperature=float(sampling.get("temperature") or 0.0),
+            top_p=float(sampling.get("top_p") or 1.0),
+            repetition_penalty=sampling.get("repetition_penalty"),
+            seed=sampling.get("seed"),
         )
-        ended = hit_stop or (bool(generated) and generated[-1] == tokenizer.eos_token_id)
-        return ChatResult(text, Usage(len(ids), len(generated)), "stop" if ended else "length")
+        return self._decoder().submit(request), len(ids)
 
-    def stream(self, messages: PromptLike, **sampling: Any) -> Iterator[StreamEvent]:
-        import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
-
-        sampling = check_sampling(sampling)
-        ids = self._chat_ids(messages)
-        check_fits(len(ids), sampling["max_tokens"], self.context_window)
-        model, tokenizer = self._loaded()
-        kwargs = self._generate_kwargs(ids, sampling)
-        cancel = threading.Event()
-
-        class _Cancelled(StoppingCriteria):
-            # Lets an abandoned stream free the model instead of generating to max_tokens.
-            def __call__(self, input_ids: Any, scores: Any, **_: Any) -> Any:
-                return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool)
-
-        streamer = TextIteratorStreamer(
-            tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600
-        )
-        result: dict[str, Any] = {}
-
-        def run() -> None:
-            try:
-                with _GENERATE_LOCK, torch.inference_mode():
-                    _apply_threads(self.threads)
-                    self._seed(sampling)
-                    result["output"] = model.generate(
-                        **kwargs,
-                        streamer=streamer,
-                        stopping_criteria=StoppingCriteriaList([_Cancelled()]),
-                    )
-            except BaseException as exc:  # reported to the consumer below
-                result["error"] = exc
-                streamer.end()
-
-        return self._stream_events(ids, sampling, tokenizer, streamer, run, cancel, result)
-
-    def _stream_events(
-        self,
-        ids: list[int],
-        sampling: dict[str, Any],
-        tokenizer: Any,
-        streamer: Any,
-        run: Any,
-        cancel: threading.Event,
-        result: dict[str, Any],
+    def _events(
+        self, handle: Handle, prompt_tokens: int, stops: Sequence[str]
     ) -> Iterator[StreamEvent]:
-        thread = threading.Thread(target=run, name="llm-embedded-stream", daemon=True)
-        thread.start()
-        trimmer = _StopTrimmer(sampling.get("stop") or [])
+        """The request's text deltas (decoded incrementally, cut at a stop string), then
+        the usage; an abandoned consumer frees the row at the next step."""
+        tokenizer = self._tokenizer()
+        trimmer = _StopTrimmer(stops)
+        pending: list[int] = []  # tokens since the last line break, decoded together
+        shown = 0  # characters of their text already handed out
         try:
-            for piece in streamer:
+            for token in handle.tokens():
+                pending.append(token)
+                text = tokenizer.decode(pending, skip_special_tokens=True)
+                if text.endswith("\n"):  # as transformers' TextStreamer: start afresh
+                    piece, pending, shown = text[shown:], [], 0
+                else:
+                    # Whole words only: decoding more tokens can still change the last one
+                    # (a character split across tokens, spaces cleaned up before "'m").
+                    piece = text[shown : text.rfind(" ") + 1]
+                    shown += len(piece)
                 out = trimmer.feed(piece)
                 if out:
                     yield StreamEvent(delta=out)
                 if trimmer.stopped:
-                    cancel.set()
-            tail = trimmer.flush()
-            if tail:
-                yield StreamEvent(delta=tail)
+                    break
+            else:
+                tail = trimmer.feed(tokenizer.decode(pending, skip_special_tokens=True)[shown:])
+                tail += trimmer.flush()
+                if tail:
+                    yield StreamEvent(delta=tail)
+        except queue.Empty:
+            raise BadResponse("generation stalled: no token within the timeout") from None
+        except (BadResponse, CapabilityMissing):
+            raise
+        except Exception as exc:
+            raise BadResponse(f"generation failed: {exc!r}") from exc
         finally:
-            cancel.set()
-            thread.join()
-        if "error" in result:
-            raise BadResponse(f"generation failed: {result['error']!r}") from result["error"]
-        generated = result["output"][0, len(ids) :].tolist()
+            handle.cancel()
+        generated = handle.generated
         ended = trimmer.stopped or (bool(generated) and generated[-1] == tokenizer.eos_token_id)
         yield StreamEvent(
-            usage=Usage(len(ids), len(generated)), finish_reason="stop" if ended else "length"
+            usage=Usage(prompt_tokens, len(generated)), finish_reason="stop" if ended else "length"
         )
 
+    # -- LLMBackend ----------------------------------------------------------------------
+
+    def chat(self, messages: PromptLike, **sampling: Any) -> ChatResult:
+        handle, prompt_tokens = self._submit(messages, sampling)
+        parts: list[str] = []
+        usage, reason = Usage(prompt_tokens, 0), "length"
+        for event in self._events(handle, prompt_tokens, _stops(sampling)):
+            parts.append(event.delta or "")
+            if event.usage is not None:
+                usage, reason = event.usage, event.finish_reason or reason
+        return ChatResult("".join(parts), usage, reason)
+
+    def stream(self, messages: PromptLike, **sampling: Any) -> Iterator[StreamEvent]:
+        handle, prompt_tokens = self._submit(messages, sampling)
+        return self._events(handle, prompt_tokens, _stops(sampling))
+
     def generate_batch(self, prompts: Sequence[PromptLike], **sampling: Any) -> list[ChatResult]:
-        # Sequential: one model, one lock; concurrency would only interleave the same cores.
-        return [self.chat(prompt, **sampling) for prompt in prompts]
+        # Every prompt is queued at once, so the decoder runs them in shared batches.
+        with ThreadPoolExecutor(max_workers=max(1, min(len(prompts), self.batch_size))) as pool:
+            return list(pool.map(lambda p: self.chat(p, **sampling), prompts))
 
     def count_tokens(self, text_or_messages: PromptLike) -> int:
         if isinstance(text_or_messages, str):

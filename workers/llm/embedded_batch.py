@@ -1,0 +1,356 @@
+"""Batched decoding for the in-process model: concurrent requests share each decode step.
+
+On a CPU, decoding one token reads every weight of the model once; decoding a batch of
+rows reads them once for all rows, so a handful of concurrent prompts cost little more
+than one. Prefill stays per request (it is compute-bound, and alone a prompt takes the
+fused causal-attention path with no padding waste), then the request's KV cache joins the
+running batch, left-padded to the batch's length with its attention mask zero there
+(position ids count only real tokens). The decode step's attention reads each row's own
+keys, padding cut off (``RAGGED``): the linear layers are row-independent, but bf16
+attention over a masked, padded key range rounds differently from the same attention
+alone (a logit moved by 0.5, and greedy text changed, in a measurement), so without this a
+batched answer could differ from the one-at-a-time answer; with it they are equal.
+A request arriving while a batch decodes joins at the next step; a finished or
+cancelled row leaves at once (continuous batching, bounded by ``batch_size``).
+
+One ``Decoder`` per loaded model runs one daemon thread; callers get a ``Handle`` whose
+queue receives their own token ids (so streaming stays per request).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+RAGGED = "scriptorium_ragged"  # the attention implementation the decoder installs
+COLLECT_SECONDS = 0.005  # from idle, wait this long for companions before the first step
+_DONE = object()
+
+
+@dataclass
+class Request:
+    ids: list[int]
+    max_tokens: int
+    temperature: float = 0.0
+    top_p: float = 1.0
+    repetition_penalty: float | None = None
+    seed: int | None = None
+    out: queue.Queue = field(default_factory=queue.Queue)  # token ids, then _DONE or an error
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+class Handle:
+    """The caller's side of one request: its tokens as they come; ``cancel()`` frees the row."""
+
+    def __init__(self, request: Request, timeout: float) -> None:
+        self.request = request
+        self.timeout = timeout
+        self.generated: list[int] = []
+
+    def tokens(self) -> Iterator[int]:
+        while True:
+            item = self.request.out.get(timeout=self.timeout)
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            self.generated.append(item)
+            yield item
+
+    def cancel(self) -> None:
+        self.request.cancel.set()
+
+
+@dataclass
+class _Row:
+    request: Request
+    seen: Any  # prompt + generated ids (tensor), for the repetition penalty
+    position: int  # the next token's position id (real tokens only)
+    produced: int = 0
+    generator: Any = None
+
+
+def _ragged_attention(module, query, key, value, attention_mask, row_starts=None, **kwargs):  # type: ignore[no-untyped-def]
+    """sdpa, except for a batched decode step: each row attends to its keys from its first
+    real token on, with no mask, exactly as it would alone."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    if row_starts is None or query.shape[2] != 1:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    import torch
+
+    rows = [
+        # contiguous: a strided view of the padded cache can take another kernel path
+        sdpa_attention_forward(
+            module,
+            query[i : i + 1],
+            key[i : i + 1, :, s:].contiguous(),
+            value[i : i + 1, :, s:].contiguous(),
+            None,
+            **kwargs,
+        )[0]
+        for i, s in enumerate(row_starts)
+    ]
+    return torch.cat(rows), None
+
+
+def install_ragged_attention(model: Any) -> None:
+    """Register and select ``RAGGED`` (plain sdpa for every other call: prefill, scoring)."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(RAGGED, _ragged_attention)
+    AttentionMaskInterface.register(RAGGED, sdpa_mask)
+    if getattr(model.config, "_attn_implementation", None) != RAGGED:
+        model.set_attn_implementation(RAGGED)
+
+
+class Decoder:
+    """The decode loop of one model. ``lock`` is held for each forward pass, so other
+    users of the model (prompt log-probabilities) interleave between steps."""
+
+    def __init__(
+        self,
+        model: Any,
+        eos_id: int,
+        batch_size: int,
+        lock: threading.Lock,
+        prepare: Callable[[], None] = lambda: None,
+    ) -> None:
+        install_ragged_attention(model)
+        self.model = model
+        self.eos_id = eos_id
+        self.batch_size = max(1, batch_size)
+        self.lock = lock
+        self.prepare = prepare  # per-thread setup (torch threads)
+        self._pending: list[Request] = []
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+        self.peak_batch = 0  # the largest batch decoded together (tests and the bench)
+
+    # -- callers ---------------------------------------------------------------------
+
+    def submit(self, request: Request, timeout: float = 600.0) -> Handle:
+        with self._wake:
+            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
+                # A thread does not survive fork (Celery's prefork pool): start our own.
+                self._pid = os.getpid()
+                self._thread = threading.Thread(
+                    target=self._loop, name="llm-embedded-decoder", daemon=True
+                )
+                self._thread.start()
+            self._pending.append(request)
+            self._wake.notify()
+        return Handle(request, timeout)
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def _take(self, room: int, block: bool) -> list[Request]:
+        with self._wake:
+            if block:
+                while not self._pending:
+                    self._wake.wait()
+            taken, self._pending = self._pending[:room], self._pending[room:]
+            return taken
+
+    def _loop(self) -> None:
+        import torch
+
+        self.prepare()
+        rows: list[_Row] = []
+        cache: Any = None
+        mask: Any = None
+        nxt: Any = None
+        while True:
+            arrivals: list[Request] = []
+            try:
+                if not rows:
+                    first = self._take(1, block=True)
+                    threading.Event().wait(COLLECT_SECONDS)  # let companions arrive
+                    arrivals = first + self._take(self.batch_size - 1, block=False)
+                else:
+                    arrivals = self._take(self.batch_size - len(rows), block=False)
+                with torch.inference_mode():
+                    for request in arrivals:
+                        if request.cancel.is_set():
+                            request.out.put(_DONE)
+                            continue
+                        row, kv, token = self._prefill(request)
+                        rows, cache, mask, nxt = _join(rows, cache, mask, nxt, row, kv, token)
+                    self.peak_batch = max(self.peak_batch, len(rows))
+                    keep = [i for i, row in enumerate(rows) if self._emit(row, int(nxt[i]))]
+                    if len(keep) < len(rows):
+                        rows, cache, mask, nxt = _select(rows, cache, mask, nxt, keep)
+                    if rows:
+                        nxt = self._step(rows, cache, mask, nxt)
+                        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            except BaseException as exc:  # every waiting caller learns of it; the loop goes on
+                log.exception("embedded decode step failed")
+                for row in rows:
+                    row.request.out.put(exc)
+                for request in arrivals:
+                    request.out.put(exc)  # one not yet joined, or joined: a second is unread
+                rows, cache, mask, nxt = [], None, None, None
+
+    def _prefill(self, request: Request) -> tuple[_Row, Any, Any]:
+        import torch
+        from transformers import DynamicCache
+
+        ids = torch.tensor([request.ids])
+        generator = None
+        if request.seed is not None and request.temperature > 0:
+            generator = torch.Generator().manual_seed(int(request.seed))
+        row = _Row(request, ids[0].clone(), len(request.ids), generator=generator)
+        with self.lock:
+            out = self.model(input_ids=ids, cache=DynamicCache(), use_cache=True, logits_to_keep=1)
+        token = self._pick([row], out.logits[:, -1, :])
+        return row, out.cache, token
+
+    def _step(self, rows: list[_Row], cache: Any, mask: Any, nxt: Any) -> Any:
+        import torch
+
+        ghosts = mask.shape[0] - len(rows)  # a lone row's copy (``_ghost``)
+        positions = torch.tensor([[row.position] for row in rows + rows[:1] * ghosts])
+        full_mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        with self.lock:
+            out = self.model(
+                input_ids=nxt[:, None],
+                attention_mask=full_mask,
+                position_ids=positions,
+                cache=cache,
+                use_cache=True,
+                row_starts=(mask == 0).sum(dim=1).tolist(),  # each row's leading padding
+            )
+        for row in rows:
+            row.position += 1
+        picks = self._pick(rows, out.logits[: len(rows), -1, :])
+        return torch.cat([picks, picks[:1].repeat(ghosts)])
+
+    def _pick(self, rows: list[_Row], logits: Any) -> Any:
+        """The next token of each row: greedy, or sampled with the row's own settings."""
+        import torch
+
+        logits = logits.float()
+        picks = logits.argmax(dim=-1)
+        for i, row in enumerate(rows):
+            r = row.request
+            if (r.repetition_penalty or 1.0) == 1.0 and r.temperature <= 0:
+                continue
+            scores = logits[i]
+            if r.repetition_penalty and r.repetition_penalty != 1.0:
+                # transformers' RepetitionPenaltyLogitsProcessor (prompt and output tokens)
+                seen = row.seen
+                chosen = scores.gather(0, seen)
+                chosen = torch.where(
+                    chosen < 0, chosen * r.repetition_penalty, chosen / r.repetition_penalty
+                )
+                scores = scores.scatter(0, seen, chosen)
+            if r.temperature <= 0:
+                picks[i] = scores.argmax()
+                continue
+            probs = torch.softmax(scores / r.temperature, dim=-1)
+            if r.top_p < 1.0:
+                ordered, order = probs.sort(descending=True)
+                drop = ordered.cumsum(0) - ordered > r.top_p  # keep the smallest nucleus
+                ordered[drop] = 0.0
+                probs = torch.zeros_like(probs).scatter(0, order, ordered)
+            picks[i] = torch.multinomial(probs, 1, generator=row.generator)[0]
+        return picks
+
+    def _emit(self, row: _Row, token: int) -> bool:
+        """Hand ``token`` to the row's caller; False when the row is finished."""
+        import torch
+
+        request = row.request
+        if request.cancel.is_set():
+            request.out.put(_DONE)
+            return False
+        request.out.put(token)
+        row.produced += 1
+        row.seen = torch.cat([row.seen, torch.tensor([token])])
+        if token == self.eos_id or row.produced >= request.max_tokens:
+            request.out.put(_DONE)
+            return False
+        return True
+
+
+def _layers(cache: Any) -> list[tuple[Any, Any]]:
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def _rebuild(layers: Sequence[tuple[Any, Any]]) -> Any:
+    from transformers import DynamicCache
+
+    return DynamicCache(ddp_cache_data=list(layers))
+
+
+def _left_pad(t: Any, length: int) -> Any:
+    import torch
+
+    missing = length - t.shape[-2]
+    if missing <= 0:
+        return t
+    pad = torch.zeros(*t.shape[:-2], missing, t.shape[-1], dtype=t.dtype)
+    return torch.cat([pad, t], dim=-2)
+
+
+def _ghost(rows, cache, mask, nxt):  # type: ignore[no-untyped-def]
+    """A lone row decodes beside a copy of itself. Why: bf16 matrix products on one row
+    take oneDNN's matrix-vector path, which rounds differently from the matrix path of two
+    or more rows ("Say hello." gave "Hello! I'sure I'm sorry" alone, "Hello! I'm here to
+    help with" in every batch of 2 to 8, measured); with two rows at least, a request's
+    text no longer depends on whether it had company. Costs the lone row's cache twice."""
+    if len(rows) != 1 or mask.shape[0] != 1:
+        return rows, cache, mask, nxt
+    layers = [(k.repeat(2, 1, 1, 1), v.repeat(2, 1, 1, 1)) for k, v in _layers(cache)]
+    return rows, _rebuild(layers), mask.repeat(2, 1), nxt.repeat(2)
+
+
+def _join(rows, cache, mask, nxt, row, kv, token):  # type: ignore[no-untyped-def]
+    """The batch with ``row`` added: both sides left-padded to the longer cache."""
+    import torch
+
+    new_len = kv.get_seq_length()
+    if cache is None:
+        return _ghost([row], kv, torch.ones(1, new_len, dtype=torch.long), token)
+    if mask.shape[0] > len(rows):  # drop the ghost: the newcomer is company enough
+        cache = _rebuild([(k[: len(rows)], v[: len(rows)]) for k, v in _layers(cache)])
+        mask, nxt = mask[: len(rows)], nxt[: len(rows)]
+    length = max(cache.get_seq_length(), new_len)
+    layers = [
+        (
+            torch.cat([_left_pad(k, length), _left_pad(k2, length)]),
+            torch.cat([_left_pad(v, length), _left_pad(v2, length)]),
+        )
+        for (k, v), (k2, v2) in zip(_layers(cache), _layers(kv), strict=True)
+    ]
+    new_mask = torch.ones(1, new_len, dtype=torch.long)
+    mask = torch.cat([_pad_mask(mask, length), _pad_mask(new_mask, length)])
+    return rows + [row], _rebuild(layers), mask, torch.cat([nxt, token])
+
+
+def _pad_mask(mask: Any, length: int) -> Any:
+    import torch
+
+    missing = length - mask.shape[1]
+    if missing <= 0:
+        return mask
+    return torch.cat([torch.zeros(mask.shape[0], missing, dtype=mask.dtype), mask], dim=1)
+
+
+def _select(rows, cache, mask, nxt, keep):  # type: ignore[no-untyped-def]
+    """The batch without its finished rows, and without the padding only they needed."""
+    if not keep:
+        return [], None, None, None
+    mask = mask[keep]
+    cut = int((mask.cumsum(dim=1) == 0).sum(dim=1).min())  # leading pad columns of every row
+    layers = [(k[keep, :, cut:], v[keep, :, cut:]) for k, v in _layers(cache)]
+    return _ghost([rows[i] for i in keep], _rebuild(layers), mask[:, cut:], nxt[keep])
