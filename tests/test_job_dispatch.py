@@ -173,7 +173,8 @@ def test_time_limits_end_or_kill_a_job_and_the_worker_keeps_serving(team, broker
         soft = _job(team, text=LONG)  # 40 steps of 0.2 s: 8 s
         wait_for(lambda: Job.objects.get(pk=soft.pk).is_finished, timeout=30, message="soft")
         soft.refresh_from_db()
-        assert soft.status == Status.FAILED and "SoftTimeLimitExceeded" in soft.error
+        assert soft.status == Status.FAILED and soft.error_code == "time_limit"
+        assert soft.error.startswith("The job took longer than 1 s, the limit for word stat")
 
         settings.JOB_TIME_LIMITS = {"default": (None, None), "word_stats": (None, 1.5)}
         hard = _job(team, text=LONG)

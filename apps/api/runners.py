@@ -17,7 +17,7 @@ from apps.jobs.kinds import Hooks, register
 
 def _item(job) -> BatchItem | None:
     return (BatchItem.objects.select_related("batch")
-            .filter(pk=job.params["item_id"], batch__team=job.team).first())
+            .filter(pk=job.params["item_id"], batch__team_id=job.team_id).first())
 
 
 def _end_item(job, status: str, **fields) -> None:
@@ -25,7 +25,7 @@ def _end_item(job, status: str, **fields) -> None:
     item = _item(job)
     if item is not None and item.status not in ITEM_FINISHED:
         item.mark(status, **fields)
-        services.refresh_batch(item.batch_id)
+        services.item_ended(item.batch_id)
 
 
 def on_item_start(job) -> None:

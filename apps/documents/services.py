@@ -168,7 +168,7 @@ def count_model_tokens(text: str) -> int:
 
 def _job_document(job):
     """The document while this job is its ingest (a re-ingest has a newer job)."""
-    return Document.objects.filter(pk=job.params["document_id"], team=job.team, job_id=job.pk)
+    return Document.objects.filter(pk=job.params["document_id"], team_id=job.team_id, job_id=job.pk)
 
 
 def on_ingest_start(job) -> None:

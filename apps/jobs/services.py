@@ -253,12 +253,13 @@ def _cancelled_fields() -> dict:
     return {"status": Status.CANCELLED, "finished_at": timezone.now(), "message": "Cancelled"}
 
 
-def run(job_id: int, task_id: str) -> str:
+def run(job_id: int, task_id: str, soft_limit: float | None = None) -> str:
     """Run one job for the message `task_id`. Returns what happened, for the logs.
 
     The runner does the work; the endings (and the kind's hooks) are here and nowhere else.
     Exceptions with a true `transient` attribute (a backend that is down, a timeout) put the
     row back to queued and send it again after a backoff, until JOB_MAX_ATTEMPTS.
+    `soft_limit`: the soft time limit the message was sent with (else the kind's setting).
     """
     job = claim(job_id, task_id)
     if job is None:
@@ -274,7 +275,7 @@ def run(job_id: int, task_id: str) -> str:
     except Cancelled:
         return _outcome(_end(job, owned, "on_cancel", **_cancelled_fields()))
     except SoftTimeLimitExceeded:
-        soft, _hard = dispatch.time_limits(job.kind)
+        soft = soft_limit or dispatch.time_limits(job.kind)[0]
         took = f"{soft:.0f} s, the limit" if soft else "the time limit"
         error = f"The job took longer than {took} for {kind.label.lower()} (JOB_TIME_LIMITS)"
         log.warning("job %s: %s", job.pk, error)

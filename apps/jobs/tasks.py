@@ -20,7 +20,9 @@ log = get_task_logger(__name__)
 @shared_task(bind=True, name=services.RUN_TASK, acks_late=True, max_retries=0)
 def run_job(self, job_id: int) -> str:
     close_old_connections()  # a worker is a long-lived process: drop dead connections
-    outcome = services.run(job_id, self.request.id)
+    # The limits this message was sent with (hard, soft): the soft one is named if it passes.
+    soft_limit = (self.request.timelimit or (None, None))[1]
+    outcome = services.run(job_id, self.request.id, soft_limit=soft_limit)
     log.info("job %s: %s", job_id, outcome)
     return outcome
 

@@ -15,7 +15,7 @@ from apps.writing.models import ProjectStatus, WritingProject
 def _project(job) -> WritingProject | None:
     """The job's project, while this job is the project's job (an older job of the project,
     retried from the jobs page, must not run over or unlock the newer one)."""
-    return WritingProject.objects.filter(pk=job.params["project_id"], team=job.team,
+    return WritingProject.objects.filter(pk=job.params["project_id"], team_id=job.team_id,
                                          job_id=job.pk).first()
 
 
