@@ -111,6 +111,7 @@ class Cluster:
         self.restart_delay = restart_delay
         self.deaths: list[dict] = []
         self._stopping = threading.Event()
+        self._lock = threading.Lock()
 
     def start(self, timeout: float = 120) -> Cluster:
         for process in self.workers:
@@ -125,11 +126,15 @@ class Cluster:
     def _supervise(self) -> None:
         while not self._stopping.wait(0.2):
             for process in self.workers:
-                if not process.alive and not self._stopping.is_set():
-                    self.deaths.append({"process": process.name, "at": time.time(),
-                                        "returncode": process.proc.returncode})
-                    time.sleep(self.restart_delay)
-                    process.start()
+                if process.alive:
+                    continue
+                self.deaths.append({"process": process.name, "at": time.time(),
+                                    "returncode": process.proc.returncode})
+                if self._stopping.wait(self.restart_delay):
+                    return
+                with self._lock:  # never a start after stop() has begun
+                    if not self._stopping.is_set():
+                        process.start()
 
     def kill_running(self, pids: list[int]) -> str | None:
         """SIGKILL the worker (and its pool) that runs one of these pids; its name."""
@@ -140,7 +145,8 @@ class Cluster:
         return None
 
     def stop(self) -> None:
-        self._stopping.set()
+        with self._lock:
+            self._stopping.set()
         for process in self.workers:
             process.stop()
 

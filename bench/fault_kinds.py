@@ -21,6 +21,15 @@ POISON = "bench_poison"
 HANG = "bench_hang"
 POISON_EXIT_CODE = 70  # what the worker dies with (EX_SOFTWARE), visible in its log
 HANG_SECONDS = 24 * 3600  # "for ever", but a stray one still ends one day
+# Its (soft, hard) time limits, seconds: every process that sends it (the harness, the
+# sweeper re-sending it) must know them, so they go in JOB_TIME_LIMITS everywhere.
+HANG_LIMITS = (5.0, 10.0)
+
+
+def time_limits_env(current: str = "") -> str:
+    """JOB_TIME_LIMITS for the environment with the hanging kind's limits added."""
+    soft, hard = HANG_LIMITS
+    return ",".join(filter(None, [current, f"{HANG}={soft:g}/{hard:g}"]))
 
 
 def _queue() -> str:

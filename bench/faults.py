@@ -40,6 +40,8 @@ import argparse
 import contextlib
 import json
 import os
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -264,12 +266,15 @@ def redis_restarter(paths) -> Callable[[float], None]:
 
 
 def restart_postgres(seconds: float) -> None:
-    """Stops the embedded Postgres (fast: connections are cut), starts it `seconds` later."""
+    """Stops the embedded Postgres (fast: connections are cut), starts it `seconds` later
+    with `manage.py stack start` (a fresh process: pgserver keeps one handle per data
+    folder and process, which would not start it again here)."""
     from apps import stack
 
     stack.stop_postgres()
     time.sleep(seconds)
-    stack.ensure_postgres()
+    subprocess.run([sys.executable, "manage.py", "stack", "start"], cwd=ROOT, check=True,
+                   capture_output=True, timeout=120)
 
 
 @dataclass
@@ -284,7 +289,6 @@ class FaultPlan:
     service_down: float = 2.0
     poison: bool = True
     hang: bool = True
-    hang_limits: tuple[float, float] = (5.0, 10.0)  # (soft, hard) s in JOB_TIME_LIMITS
     log: list[dict] = field(default_factory=list)
 
 
@@ -354,7 +358,7 @@ def run_faults(fx: Fixture, cluster: Cluster, services: Services, gate: Gate | N
 
     if plan.hang:  # the sender puts a kind's limits on its message (apps/jobs/dispatch.py)
         settings.JOB_TIME_LIMITS = {**settings.JOB_TIME_LIMITS,
-                                    fault_kinds.HANG: plan.hang_limits}
+                                    fault_kinds.HANG: fault_kinds.HANG_LIMITS}
     since = timezone.now()
     started = time.time()
     with write_audit():
@@ -428,6 +432,7 @@ def worker_env(services: Services, gate: Gate, extra: dict | None = None) -> dic
     from django.conf import settings
 
     from apps.jobs.services import HEARTBEAT_SECONDS
+    from bench.fault_kinds import time_limits_env  # registers kinds: the apps must be ready
     from workers.llm.model_store import ensure_model
 
     return {
@@ -436,6 +441,7 @@ def worker_env(services: Services, gate: Gate, extra: dict | None = None) -> dic
         "MEDIA_ROOT": str(settings.MEDIA_ROOT), "PYTHONUNBUFFERED": "1",
         "LLM_BACKEND": "openai", "LLM_BASE_URL": gate.url, "LLM_TOKENIZER": str(ensure_model()),
         "LLM_TORCH_THREADS": "1",
+        "JOB_TIME_LIMITS": time_limits_env(os.environ.get("JOB_TIME_LIMITS", "")),
         "JOB_LOST_AFTER_SECONDS": str(int(2.5 * HEARTBEAT_SECONDS)), "JOB_SWEEP_INTERVAL": "2",
         **(extra or {}),
     }
@@ -476,7 +482,9 @@ def write_report(out: Path, results: dict) -> None:
     lines = ["# Fault-injection benchmark", "", *machine_lines(results),
              f"Command: `{results['command']}`", "",
              f"Items {results['config']['items']}, chats {results['config']['chats']}, "
-             f"bound {results['config']['bound_s']} s, LLM {results['config']['llm']}.", "",
+             f"bound {results['config']['bound_s']} s, LLM {results['config']['llm']}, "
+             f"grounding {results['config']['grounding']}.", "",
+             *([f"**Stopped early**: {results['error']}", ""] if "error" in results else []),
              "| measure | value | goal |", "| --- | --- | --- |",
              f"| chat first token p95, idle | {summary['first token p95 idle s']} s | |",
              f"| chat first token p95, under the batch | "
@@ -517,7 +525,7 @@ def plot(path: Path, results: dict) -> None:
     left.set(title="Fault run: batch items ended", xlabel="s after submitting", ylabel="items")
     series = {"idle": results.get("latency idle") or [],
               "under batch": results.get("latency loaded") or []}
-    right.boxplot([v or [0] for v in series.values()], labels=list(series))
+    right.boxplot([v or [0] for v in series.values()], tick_labels=list(series))
     right.set(title="Chat first-token latency", ylabel="s")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -547,7 +555,7 @@ def setup_django(var: Path) -> Services:
         restart_postgres=None if external["DATABASE_URL"] else restart_postgres)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(ROOT / "var" / "bench"))
@@ -555,7 +563,8 @@ def main() -> None:
     parser.add_argument("--chats", type=int, default=50)
     parser.add_argument("--latency-chats", type=int, default=20)
     parser.add_argument("--chat-interval", type=float, default=1.0)
-    parser.add_argument("--concurrency", type=int, default=2, help="threads per worker")
+    parser.add_argument("--concurrency", type=int, default=2,
+                        help="children per job worker (serve's --concurrency)")
     parser.add_argument("--bound", type=float, default=900.0,
                         help="seconds within which every job of the fault run must end")
     parser.add_argument("--faults", default=",".join(ALL_FAULTS))
@@ -563,57 +572,74 @@ def main() -> None:
     parser.add_argument("--llm-down", type=float, default=30.0)
     parser.add_argument("--token-delay", type=float, default=0.01,
                         help="the stub's seconds per streamed word")
+    parser.add_argument("--grounding", default="off",
+                        help="QA_GROUNDING of the workers (off: items cost no embedding)")
     parser.add_argument("--skip-speedup", action="store_true")
     parser.add_argument("--skip-faults", action="store_true")
     parser.add_argument("--var", default=str(ROOT / "var" / "bench-faults"),
                         help="where this run's embedded servers live")
     parser.add_argument("--data", help="unused: the benchmark brings its document")
     args = parser.parse_args()
-    out = Path(args.out) / "faults"
-    chosen = set(args.faults.split(",")) - {""}
-    unknown = chosen - set(ALL_FAULTS)
+    args.chosen = set(args.faults.split(",")) - {""}
+    unknown = args.chosen - set(ALL_FAULTS)
     if unknown:
         parser.error(f"unknown fault(s): {', '.join(sorted(unknown))}")
-    services = setup_django(Path(args.var))
-    stub = None if args.llm_url else StubLLM(args.token_delay)
-    gate = Gate(args.llm_url or stub.url)
-    env = worker_env(services, gate)
-    logs = out / "logs"
-    results: dict = {
-        "command": "python -m bench.faults " + " ".join(sys.argv[1:]),
-        "machine": describe_machine("openai"),
-        "config": {"items": args.items, "chats": args.chats, "bound_s": args.bound,
-                   "latency_chats": args.latency_chats, "chat_interval": args.chat_interval,
-                   "concurrency": args.concurrency, "faults": sorted(chosen),
-                   "llm": args.llm_url or f"stub ({args.token_delay} s/word)",
-                   "workers": None}}
-    tokens = FirstTokens(services.redis_url)
-    cluster = Cluster(env, logs, jobs_workers=2, concurrency=args.concurrency).start()
-    results["config"]["workers"] = [" ".join(w.argv[3:]) for w in cluster.workers]
-    try:
+    return args
+
+
+class Run:
+    """One benchmark run: its servers, model gate, workers and results, phase by phase."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.args, self.out = args, Path(args.out) / "faults"
+        self.services = setup_django(Path(args.var))
+        self.stub = None if args.llm_url else StubLLM(args.token_delay)
+        self.gate = Gate(args.llm_url or self.stub.url)
+        self.env = worker_env(self.services, self.gate, {"QA_GROUNDING": args.grounding})
+        self.tokens = FirstTokens(self.services.redis_url)
+        self.cluster: Cluster | None = None
+        self.results: dict = {
+            "command": "python -m bench.faults " + " ".join(sys.argv[1:]),
+            "machine": describe_machine("openai"),
+            "config": {"items": args.items, "chats": args.chats, "bound_s": args.bound,
+                       "latency_chats": args.latency_chats,
+                       "chat_interval": args.chat_interval, "concurrency": args.concurrency,
+                       "faults": sorted(args.chosen), "grounding": args.grounding,
+                       "llm": args.llm_url or f"stub ({args.token_delay} s/word)"}}
+
+    def workers(self, jobs_workers: int) -> Cluster:
+        if self.cluster is not None:
+            self.cluster.stop()
+        self.cluster = Cluster(self.env, self.out / "logs", jobs_workers=jobs_workers,
+                               concurrency=self.args.concurrency).start()
+        self.results["config"]["workers"] = [" ".join(w.argv[3:])
+                                             for w in self.cluster.workers]
+        return self.cluster
+
+    def phases(self) -> None:
+        args, results = self.args, self.results
+        self.workers(2)
         print("ingesting the document…", flush=True)
         fx = make_fixture()
         idle = Chats(fx)
         print(f"idle latency: {args.latency_chats} chats", flush=True)
         idle_latency(fx, idle, count=args.latency_chats, interval=args.chat_interval)
-        results["latency idle"] = idle.latencies(tokens)
+        results["latency idle"] = idle.latencies(self.tokens)
         if not args.skip_speedup:
             results["speed-up"] = {}
             for count in (2, 1):
                 if count == 1:
-                    cluster.stop()
-                    cluster = Cluster(env, logs, jobs_workers=1,
-                                      concurrency=args.concurrency).start()
-                print(f"batch of {args.items} on {count} worker process(es)", flush=True)
+                    self.workers(1)
+                print(f"batch of {args.items} on {count} job worker(s)", flush=True)
                 loaded = Chats(fx)
                 results["speed-up"][str(count)] = run_batch(
-                    fx, args.items, loaded, tokens, latency_chats=args.latency_chats,
+                    fx, args.items, loaded, self.tokens, latency_chats=args.latency_chats,
                     interval=args.chat_interval, timeout=args.bound)
                 if count == 2:
-                    results["latency loaded"] = loaded.latencies(tokens)
-            cluster.stop()
-            cluster = Cluster(env, logs, jobs_workers=2, concurrency=args.concurrency).start()
+                    results["latency loaded"] = loaded.latencies(self.tokens)
+            self.workers(2)
         if not args.skip_faults:
+            chosen = args.chosen
             print(f"faults: {args.items} items, {args.chats} chats, {sorted(chosen)}",
                   flush=True)
             plan = FaultPlan(
@@ -622,15 +648,34 @@ def main() -> None:
                 postgres_at=35.0 if "postgres" in chosen else None,
                 llm_at=50.0 if "llm" in chosen else None, llm_down=args.llm_down,
                 poison="poison" in chosen, hang="hang" in chosen)
-            results["faults"] = run_faults(fx, cluster, services, gate, items=args.items,
-                                           chats=args.chats, plan=plan, bound_s=args.bound)
+            results["faults"] = run_faults(fx, self.cluster, self.services, self.gate,
+                                           items=args.items, chats=args.chats, plan=plan,
+                                           bound_s=args.bound)
+
+    def close(self) -> None:
+        from apps import stack
+
+        if self.cluster is not None:
+            self.cluster.stop()
+        self.tokens.stop()
+        self.gate.close()
+        stack.stop_all(only=set(stack.started_here))  # this run's own servers
+
+
+def main() -> None:
+    args = parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the workers on the way out
+    run = Run(args)
+    try:
+        run.phases()
+    except BaseException as err:  # the figures so far are still written
+        run.results["error"] = f"{type(err).__name__}: {err}"
+        raise
     finally:
-        cluster.stop()
-        tokens.stop()
-        gate.close()
-    results["summary"] = summarise(results)
-    write_report(out, results)
-    print((out / "results.md").read_text())
+        run.close()
+        run.results["summary"] = summarise(run.results)
+        write_report(run.out, run.results)
+        print((run.out / "results.md").read_text())
 
 
 if __name__ == "__main__":
