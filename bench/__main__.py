@@ -20,6 +20,7 @@ BENCHES = {
     "qa": ["bench.qa_bench"],
     "qa_quality": ["bench.qa_quality"],
     "qa_cost": ["bench.qa_cost"],
+    "estimate": ["bench.estimate_bench"],
     "compress": ["bench.compress_bench"],
     "write": ["bench.write_bench"],
     "writing_quality": ["bench.writing_quality"],
