@@ -82,6 +82,18 @@ def test_the_sweep_runs_on_the_control_queue_and_expires_with_its_interval(setti
     assert sweep["options"]["expires"] == sweep["schedule"] == settings.JOB_SWEEP_INTERVAL
 
 
+def test_make_run_serves_every_queue_and_keeps_the_sweeper_apart():
+    from apps.core.management.commands.serve import Command
+
+    jobs, control, interactive = (
+        " ".join(c) for c in Command._worker_commands({"concurrency": 2,
+                                                       "interactive_concurrency": 1}))
+    assert "-Q interactive,ingest,batch --pool prefork -c 2" in jobs and " -B" not in jobs
+    assert "-Q control --pool solo -B" in control  # the scheduler lives with the sweeper
+    assert "-Q interactive --pool prefork -c 1" in interactive
+    assert len(Command._worker_commands({"concurrency": 2, "interactive_concurrency": 0})) == 2
+
+
 # -- Per-team caps (no worker: the rows and the broker) --------------------------------------
 
 
@@ -191,8 +203,17 @@ def test_time_limits_end_or_kill_a_job_and_the_worker_keeps_serving(team, broker
         assert Job.objects.get(pk=after.pk).status == Status.SUCCEEDED, worker.log
         assert worker.alive
 
+        # The sweeper sends it again (killed again: it is poison) until its attempts run out.
         settings.JOB_LOST_AFTER = timezone.timedelta(seconds=0)
+        settings.JOB_MAX_ATTEMPTS = 2
+        settings.JOB_TIME_LIMITS = {"default": (None, None), "word_stats": (None, 1.5)}
         assert hard.pk in services.sweep_lost_jobs().requeued_running
+        wait_for(lambda: worker.log.count("Hard time limit (1.5s) exceeded") == 2, timeout=30,
+                 message="the second kill")
+        assert hard.pk in services.sweep_lost_jobs().failed
+        hard.refresh_from_db()
+        assert hard.status == Status.FAILED and hard.attempts == 2
+        assert "died 2 times" in hard.error and worker.alive
     finally:
         worker.stop()
 
