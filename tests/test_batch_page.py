@@ -38,16 +38,18 @@ def test_a_csv_upload_creates_the_batch_the_api_lists(client_for, team, member, 
     csv_file = SimpleUploadedFile("q.csv", b"question\nWho keeps the light?\nWhen?\n",
                                   content_type="text/csv")
     response = client.post(url(team), {"kind": "qa", "file": csv_file, "strategy": "rag",
-                                       "documents": [document.pk], "name": "Harbour"})
+                                       "documents": [document.pk], "name": "Harbour",
+                                       "answer_tokens": "16"})
     batch = Batch.objects.get()
     assert response.status_code == 302 and response.url == url(team, "detail", pk=batch.pk)
     assert (batch.total, batch.name, batch.created_by) == (2, "Harbour", member)
-    assert [i.input["strategy"] for i in batch.items.all()] == ["rag", "rag"]
+    assert [(i.input["strategy"], i.input["answer_tokens"]) for i in batch.items.all()] == [
+        ("rag", 16), ("rag", 16)]
     assert Job.objects.filter(kind="batch_item").count() == 2
     api = client.get(f"/api/v1/teams/{team.slug}/batches/")
     assert [b["id"] for b in api.json()["results"]] == [batch.pk]
     page = client.get(url(team)).content.decode()
-    assert f"#{batch.pk} Harbour" in page and member.display_name in page
+    assert f"Batch #{batch.pk}: Harbour" in page and member.display_name in page
 
 
 def test_bad_input_is_shown_and_nothing_runs(client_for, team, member, document):

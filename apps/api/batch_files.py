@@ -62,6 +62,7 @@ class Request:
     each_document: bool = False
     strategy: str = "auto"
     name: str = ""
+    options: dict = field(default_factory=dict)  # the strategy's options (answer_tokens)
 
 
 # -- Reading the input -------------------------------------------------------------------------
@@ -304,6 +305,8 @@ def qa_spec(team, request: Request) -> dict:
         for ids in groups:
             item = {"question": row.get("question", ""), "document_ids": ids,
                     "strategy": request.strategy}
+            if request.options:
+                item["options"] = request.options
             try:
                 kind.validate(check_fields(kind, item))
             except ItemInvalid as err:

@@ -17,9 +17,11 @@ from django_htmx.http import HttpResponseStopPolling
 
 from apps.api import batch_files, batch_results, services
 from apps.api.batch_estimate import SAMPLE_PAIRS, batch_estimate
+from apps.api.items import MAX_ANSWER_TOKENS
 from apps.documents.models import DocStatus
 from apps.teams.access import team_view
 from apps.teams.models import Role
+from workers.qa.budget import DEFAULT_ANSWER_TOKENS
 from workers.qa.options import STRATEGIES
 
 ITEMS_PER_PAGE = 50
@@ -46,6 +48,9 @@ class BatchForm(forms.Form):
     each_document = forms.BooleanField(required=False)
     strategy = forms.ChoiceField(choices=[(s.name, s.label) for s in STRATEGIES.values()],
                                  initial="auto")
+    answer_tokens = forms.IntegerField(
+        required=False, min_value=1, max_value=MAX_ANSWER_TOKENS, label="Longest answer",
+        help_text=f"In tokens; {DEFAULT_ANSWER_TOKENS} when empty.")
 
     def __init__(self, team, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -60,7 +65,8 @@ class BatchForm(forms.Form):
             kind=data["kind"], text=data["text"] or "",
             upload=batch_files.Upload(upload.name, upload.read(limit + 1)) if upload else None,
             document_ids=data["documents"], each_document=data["each_document"],
-            strategy=data["strategy"], name=data["name"])
+            strategy=data["strategy"], name=data["name"],
+            options={"answer_tokens": data["answer_tokens"]} if data["answer_tokens"] else {})
 
 
 def _spec(request, form: BatchForm) -> tuple[dict | None, list[str]]:
