@@ -11,12 +11,14 @@ import pytest
 from workers.qa import STRATEGY_NAMES, SourceDocument, answer, parse_options
 from workers.qa.coa import answer_coa
 from workers.qa.full import answer_full
+from workers.qa.mapreduce import answer_mapreduce
 from workers.qa.options import STRATEGIES, StrategyOptions, given_options
 from workers.qa.rag import answer_rag
 from workers.qa.types import UnknownStrategy
 from workers.qa.xl3m import answer_xl3m
 
-FUNCTIONS = {"full": answer_full, "rag": answer_rag, "coa": answer_coa, "xl3m": answer_xl3m}
+FUNCTIONS = {"full": answer_full, "rag": answer_rag, "coa": answer_coa, "xl3m": answer_xl3m,
+             "mapreduce": answer_mapreduce}
 # Arguments the engine passes itself, not options a client sets.
 ENGINE_ARGUMENTS = {"run", "question", "documents", "retrieve", "history", "answer_tokens"}
 # rag's `dense` picks the in-memory retriever answer() builds, not an argument of answer_rag.
@@ -36,7 +38,7 @@ def test_each_strategy_s_options_are_its_function_s_keyword_arguments(name):
 
 
 def test_one_list_of_strategies():
-    assert STRATEGY_NAMES == ("auto", "rag", "coa", "xl3m", "full")
+    assert STRATEGY_NAMES == ("auto", "rag", "coa", "mapreduce", "xl3m", "full")
     assert set(STRATEGY_NAMES) == set(FUNCTIONS) | {"auto"}
 
 
@@ -55,7 +57,7 @@ def test_options_are_typed_and_bounded():
     ]:
         with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
             parse_options(strategy, raw)
-    with pytest.raises(UnknownStrategy, match="choose from auto, rag, coa, xl3m, full"):
+    with pytest.raises(UnknownStrategy, match="choose from auto, rag, coa, mapreduce, xl3m, full"):
         parse_options("telepathy")
 
 

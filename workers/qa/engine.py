@@ -18,6 +18,7 @@ from .coa import answer_coa
 from .full import answer_full
 from .grounding import check as check_grounding
 from .grounding import check_level
+from .mapreduce import answer_mapreduce, unread_notice
 from .options import parse_options
 from .rag import answer_rag
 from .retrieval import InMemoryRetriever
@@ -57,7 +58,7 @@ def answer(
 ) -> Answer:
     """Answer ``question`` from ``documents`` with citations and a trace.
 
-    ``strategy``: auto | rag | coa | xl3m | full. ``options``: the strategy's options
+    ``strategy``: auto | rag | coa | mapreduce | xl3m | full. ``options``: the strategy's options
     (``options.py``: one typed definition per strategy, e.g. ``{"chunk_tokens": 2000}`` for
     coa, ``{"segment_tokens": 512}`` for xl3m, ``{"dense": True}`` for rag's in-memory
     retriever) and, for every strategy, ``{"compress": 3}``: read 3× more text,
@@ -109,6 +110,8 @@ def answer(
         text, citations = answer_rag(run, question, docs, retrieve, **common, **opts)
     elif strategy == "coa":
         text, citations = answer_coa(run, question, docs, retrieve=retrieve, **common, **opts)
+    elif strategy == "mapreduce":
+        text, citations = answer_mapreduce(run, question, docs, **common, **opts)
     else:
         text, citations = answer_xl3m(run, question, docs, retrieve=retrieve, **common, **opts)
     # Never hand out a citation that is not an exact span of a given document.
@@ -120,6 +123,12 @@ def answer(
         step.notes.update(verdict.notes)
     run.check(1, 1, "done")
     summary = {k: v for k, v in verdict.notes.items() if k not in ("draft", "claims")}
-    return Answer(verdict.text, verdict.citations, run.steps, run.usage, strategy, reason,
+    text = verdict.text
+    notice = unread_notice(run.steps)  # after grounding: it is about the reading, not the text
+    if notice:
+        text = f"{text} {notice}"
+        if on_token is not None:
+            on_token(" " + notice)
+    return Answer(text, verdict.citations, run.steps, run.usage, strategy, reason,
                   grounded=verdict.grounded, abstained=verdict.abstained, grounding=summary,
                   shortened=run.shortened)

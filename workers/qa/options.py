@@ -18,6 +18,7 @@ from typing import Any
 
 from .coa import DEFAULT_CU_TOKENS
 from .compression import check_ratio
+from .mapreduce import DEFAULT_NOTE_TOKENS
 from .rag import DEFAULT_CONTEXT_TOKENS, DEFAULT_TOP_K
 from .types import UnknownStrategy
 from .xl3m import (
@@ -74,6 +75,13 @@ class CoaOptions(StrategyOptions):
 
 
 @dataclass(frozen=True)
+class MapReduceOptions(StrategyOptions):
+    note_tokens: int = option(DEFAULT_NOTE_TOKENS, "tokens of each chunk's note", low=16)
+    chunk_tokens: int | None = option(None, "tokens each map call reads (the window when "
+                                      "absent)", low=16)
+
+
+@dataclass(frozen=True)
 class Xl3mOptions(StrategyOptions):
     segment_tokens: int = option(DEFAULT_SEGMENT_TOKENS, "tokens per scored segment", low=16)
     keep_segments: int = option(DEFAULT_KEEP_SEGMENTS, "segments kept for the key context",
@@ -98,6 +106,7 @@ STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
     Strategy("auto", "Automatic", StrategyOptions),
     Strategy("rag", "Retrieval (RAG)", RagOptions),
     Strategy("coa", "Chain-of-Agents", CoaOptions),
+    Strategy("mapreduce", "Map-reduce (parallel)", MapReduceOptions),
     Strategy("xl3m", "XL3M segment scoring", Xl3mOptions),
     Strategy("full", "Full context", FullOptions),
 )}

@@ -1,0 +1,100 @@
+"""``mapreduce``: note parsing and collapse grouping on tiny inputs, then the whole strategy
+on the real embedded model over a small document (every chunk mapped concurrently)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.qa.conftest import Spy, assert_citations_exact
+from workers.llm.embedded import EmbeddedBackend
+from workers.qa import SourceDocument, answer
+from workers.qa.mapreduce import concurrency, group_sizes, parse_note
+
+FILLER = [
+    "The harbour town grew slowly over three centuries of trade and fishing.",
+    "Merchants brought salt, wool and timber along the coastal road every spring.",
+    "In winter the boats stayed ashore and the nets were mended in long sheds.",
+    "A market was held in the square on the first day of each month.",
+    "The old chapel on the hill was rebuilt twice after fires in the town.",
+    "Children learned to read in a small school beside the customs house.",
+]
+ODD = "The ferry timetable was printed in blue ink by the harbour master."  # in one chunk
+FACT = "The lighthouse of Penmarch was painted red by its keeper, Alys Varden, in 1887."
+
+
+def _document() -> SourceDocument:
+    paragraphs = [" ".join(FILLER[(i + j) % len(FILLER)] for j in range(6)) for i in range(8)]
+    paragraphs.insert(5, FACT + " " + " ".join(FILLER[:3]))
+    paragraphs[1] = ODD + " " + paragraphs[1]
+    return SourceDocument("town", "A harbour town", "\n\n".join(paragraphs))
+
+
+def test_a_note_is_parsed_from_untrusted_text() -> None:
+    text = 'The part says "Alys Varden painted it in 1887."\nAnswer: Alys Varden\nConfidence: 85'
+    assert parse_note(text) == ("Alys Varden", 85, ["Alys Varden painted it in 1887."])
+    assert parse_note("Answer: none\nConfidence: 5") == ("", 5, [])
+    assert parse_note("- answer: 42\nconfidence 400") == ("42", 100, [])  # capped
+    assert parse_note("rambling without any label") == ("", None, [])
+    # A summary's note is its text when the model forgot the label.
+    note = parse_note("The town  trades\nsalt.", summary=True)
+    assert note == ("The town trades salt.", None, [])
+
+
+def test_notes_are_grouped_in_order_to_fit_the_window() -> None:
+    assert group_sizes([3, 3, 3], 6) == [[0, 1], [2]]
+    assert group_sizes([3, 3, 3], 9) == [[0, 1, 2]]
+    assert group_sizes([10, 2, 2], 5) == [[0], [1, 2]]  # too big for any group: alone
+    assert group_sizes([], 5) == []
+
+
+def test_the_concurrency_is_the_backend_s_one_setting() -> None:
+    assert concurrency(EmbeddedBackend(batch_size=3)) == 3
+    assert concurrency(object()) == 1  # type: ignore[arg-type]
+
+
+def test_mapreduce_answers_a_fact_question_citing_the_fact(llm) -> None:
+    doc = _document()
+    llm._decoder().peak_batch = 0
+    result = answer("Who painted the lighthouse of Penmarch red?", [doc], "mapreduce",
+                    backend=llm, answer_tokens=32, options={"chunk_tokens": 200})
+    steps = {s.name: s for s in result.trace}
+    chunks = steps["chunk"].notes["chunks"]
+    assert chunks >= 3
+    assert len(steps["map"].notes["notes"]) == chunks and not steps["map"].notes["failed"]
+    assert llm._decoder().peak_batch >= 2  # the map calls were decoded together
+    assert_citations_exact(result, [doc])
+    fact_start = doc.text.index(FACT)
+    assert any(c.start <= fact_start + 10 and c.end >= fact_start + len(FACT) - 10
+               for c in result.citations), result.citations
+    assert "Varden" in result.text, result.text
+    assert "<" not in result.text and "Confidence" not in result.text
+
+
+class _Unreadable(Spy):
+    """The real model, except that any request holding ``marker`` fails (a failure the
+    model cannot be made to produce)."""
+
+    def __init__(self, inner: Any, marker: str) -> None:
+        super().__init__(inner)
+        self.marker = marker
+        self.refused = 0
+
+    def chat(self, messages, **sampling):  # noqa: ANN001, ANN201
+        if any(self.marker in m["content"] for m in messages):
+            self.refused += 1
+            raise ConnectionError("server went away")
+        return super().chat(messages, **sampling)
+
+
+def test_a_chunk_that_fails_twice_is_reported_and_named_in_the_answer(llm) -> None:
+    doc = _document()
+    backend = _Unreadable(llm, ODD)
+    result = answer("Who painted the lighthouse of Penmarch red?", [doc], "mapreduce",
+                    backend=backend, answer_tokens=16, options={"chunk_tokens": 200})
+    failed = next(s for s in result.trace if s.name == "map").notes["failed"]
+    assert len(failed) == 1 and backend.refused == 2  # retried once, then reported
+    f = failed[0]
+    assert ODD in doc.text[f["start"] : f["end"]] and "ConnectionError" in f["error"]
+    assert result.text.endswith(
+        f"(Could not be read, so not used: part {f['chunk']} (document town, characters "
+        f"{f['start']}-{f['end']}).)")
