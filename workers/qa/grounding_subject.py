@@ -11,7 +11,9 @@ when), not about the window:
 - **Anchors** (a capitalised name or a number of the question found in few places: "the
   Kelwick ferry"): the value sentence must name all of them.
 - **Subject words** (no anchors, a question asking for a value: its rare content words the
-  documents write, "quay", "rebuilding"): the value sentence must hold one of them.
+  documents write, "quay", "rebuilding"): the value sentence must hold one of them — for a
+  number, date or code only where some sentence holds one beside such a value
+  (``locating_words``).
 - A neighbour supplies them only to a sentence that refers back to it: it starts with a
   pronoun or a demonstrative ("It carried 42 tonnes…" after "The Kelwick ferry…") and names
   nothing capitalised of its own. A title or heading line never borrows from the sentence
