@@ -174,3 +174,17 @@ def test_the_nav_links_to_batches(client_for, team, member):
     MembershipFactory(team=team)
     body = client_for(member).get(reverse("teams:dashboard", kwargs={"team_slug": team.slug}))
     assert f'href="{url(team)}"' in body.content.decode()
+
+
+def test_write_items_pasted_as_jsonl_make_a_write_batch(client_for, team, member):
+    client = client_for(member)
+    text = ('{"instruction": "A 300-word note on tides"}\n'
+            '{"instruction": "A poem about gulls", "target_words": 80}\n')
+    response = client.post(url(team), {"kind": "write", "text": text, "strategy": "auto"})
+    batch = Batch.objects.get()
+    assert response.status_code == 302 and (batch.kind, batch.total) == ("write", 2)
+    assert [i.input["target_words"] for i in batch.items.all()] == [300, 80]
+    bad = client.post(url(team), {"kind": "write", "text": "instruction,colour\nA poem,red\n",
+                                  "strategy": "auto"})
+    assert bad.status_code == 400 and "Unknown column(s) colour" in bad.content.decode()
+    assert Batch.objects.count() == 1

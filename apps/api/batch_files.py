@@ -107,7 +107,7 @@ def _read_csv(text: str) -> Table:
     header = next((line for line in lines if line.strip()), "")
     delimiter = max(DELIMITERS, key=header.count) if header else ","
     reader = csv.reader(lines, delimiter=delimiter)
-    table = Table([], [])
+    table, limit = Table([], []), _limit()
     try:
         for cells in reader:
             if not any(c.strip() for c in cells):
@@ -117,14 +117,16 @@ def _read_csv(text: str) -> Table:
                 _check_header(table.columns)
                 continue
             table.total += 1
-            if table.total <= _limit():
-                row = {col: cell.strip() for col, cell in zip(table.columns, cells, strict=False)
-                       if col and cell.strip()}
-                if len(cells) > len(table.columns) and any(
-                        c.strip() for c in cells[len(table.columns):]):
-                    raise BatchInputError(f"Line {reader.line_num} has {len(cells)} cells; the "
-                                          f"header row names {len(table.columns)} columns.")
-                table.rows.append((reader.line_num, row))
+            if table.total > limit:  # past the limit rows are only counted, not read
+                table.total += sum(1 for rest in reader if any(rest))
+                break
+            if len(cells) > len(table.columns) and any(
+                    c.strip() for c in cells[len(table.columns):]):
+                raise BatchInputError(f"Line {reader.line_num} has {len(cells)} cells; the "
+                                      f"header row names {len(table.columns)} columns.")
+            row = {col: cell.strip() for col, cell in zip(table.columns, cells, strict=False)
+                   if col and cell.strip()}
+            table.rows.append((reader.line_num, row))
     except csv.Error as err:
         raise BatchInputError(f"Line {reader.line_num} is not valid CSV: {err}.") from None
     return table
@@ -140,12 +142,12 @@ def _check_header(columns: list[str]) -> None:
 
 
 def _read_jsonl(text: str) -> Table:
-    table, columns = Table([], []), {}
+    table, columns, limit = Table([], []), {}, _limit()
     for line, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
             continue
         table.total += 1
-        if table.total > _limit():
+        if table.total > limit:
             continue  # counted only: the message says how many there are
         try:
             row = json.loads(raw)
@@ -171,11 +173,11 @@ def check_rows(table: Table, what: str = "rows") -> None:
 
 
 def _pasted_questions(text: str) -> Table:
-    table = Table(["question"], [])
+    table, limit = Table(["question"], []), _limit()
     for line, raw in enumerate(text.splitlines(), start=1):
         if raw.strip():
             table.total += 1
-            if table.total <= _limit():
+            if table.total <= limit:
                 table.rows.append((line, {"question": raw.strip()}))
     return table
 
