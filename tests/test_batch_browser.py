@@ -73,6 +73,7 @@ def test_a_csv_batch_from_upload_to_downloaded_results(page, live_server, worker
 
     page.get_by_role("button", name="Run batch").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Batch #")
+    _shots(page, shots, "running")  # queued or running: the live part polls
     expect(page.get_by_test_id("batch-status")).to_have_text("Succeeded", timeout=240_000)
     expect(page.locator("#batch-progress")).not_to_have_attribute("hx-trigger", "every 2s")
     rows = page.locator("[data-testid=results] tbody tr")
@@ -83,7 +84,7 @@ def test_a_csv_batch_from_upload_to_downloaded_results(page, live_server, worker
     with page.expect_download() as download:
         page.get_by_role("link", name="CSV", exact=True).click()
     path = download.value.path()
-    results = list(csv.DictReader(io.StringIO(Path(path).read_text())))
+    results = list(csv.DictReader(io.StringIO(Path(path).read_text(encoding="utf-8-sig"))))
     assert [r["status"] for r in results] == ["succeeded", "succeeded"]
     assert all(r["output"].strip() for r in results)
     assert results[0]["documents"] == str(document.pk)

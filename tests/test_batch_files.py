@@ -199,7 +199,9 @@ def finished_batch(team, docs):
 
 def test_formula_cells_are_escaped_in_csv_and_xlsx(team, docs):
     batch = finished_batch(team, docs)
-    rows = list(csv.DictReader(io.StringIO(batch_results.results_csv(batch))))
+    text = batch_results.results_csv(batch)
+    assert text.startswith("\ufeffindex,status,")  # the BOM Excel needs for UTF-8
+    rows = list(csv.DictReader(io.StringIO(text[1:])))
     assert rows[0]["input"] == "'" + FORMULA
     assert rows[0]["output"] == "'+1 more: =HYPERLINK(\"http://x\")"
     assert rows[0]["citations"] == "[1] Harbour report, p. 1: “The keeper”"

@@ -161,7 +161,7 @@ def test_downloads_in_three_formats(client_for, team, member, document):
     client = client_for(member)
     response = client.get(url(team, "download", pk=batch.pk, fmt="csv"))
     assert response["Content-Disposition"] == f'attachment; filename="batch-{batch.pk}.csv"'
-    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
     assert rows[0]["input"] == "'=1+1" and rows[0]["status"] == "queued"
     jsonl = client.get(url(team, "download", pk=batch.pk, fmt="jsonl"))
     assert b'"question": "=1+1"' in jsonl.content

@@ -82,6 +82,7 @@ def item_row(item: BatchItem) -> dict:
 
 def results_csv(batch: Batch) -> str:
     out = io.StringIO()
+    out.write("\ufeff")  # a BOM: Excel reads the file as UTF-8 only with one
     writer = csv.writer(out)
     writer.writerow(COLUMNS)
     for item in items_in_pages(batch):
