@@ -126,6 +126,14 @@ def test_a_hundred_thousand_rows_are_refused_fast(team, docs):
     assert "100,000" in refused(team, upload=upload(jsonl, "q.jsonl"))[0]
 
 
+def test_a_file_over_the_size_limit_is_refused(team, docs, settings):
+    settings.API_JSON_MAX_BYTES = 100
+    messages = refused(team, upload=upload("question\n" + "Who keeps the light?\n" * 10),
+                       document_ids=[docs[0].pk])
+    assert messages == ["The file is larger than 100 bytes (API_JSON_MAX_BYTES); split it into "
+                        "smaller batches."]
+
+
 def test_questions_times_documents_over_the_limit_is_counted_before_building(team, settings):
     settings.API_BATCH_MAX_ITEMS = 10
     docs = [ready_document(team, title=f"Doc {n}") for n in range(4)]

@@ -246,9 +246,9 @@ def _input_table(request: Request, *, questions: bool) -> Table:
     if request.upload is not None and request.text.strip():
         raise BatchInputError("Paste the input or upload a file, not both.")
     if request.upload is not None:
-        if len(request.upload.data) > settings.API_JSON_MAX_BYTES:
-            raise BatchInputError(f"The file is {len(request.upload.data):,} bytes; at most "
-                                  f"{settings.API_JSON_MAX_BYTES:,} (API_JSON_MAX_BYTES).")
+        if len(request.upload.data) > settings.API_JSON_MAX_BYTES:  # read no further
+            raise BatchInputError(f"The file is larger than {settings.API_JSON_MAX_BYTES:,} "
+                                  "bytes (API_JSON_MAX_BYTES); split it into smaller batches.")
         return read_table(decode(request.upload.data), request.upload.name)
     if questions:
         return _pasted_questions(request.text)
