@@ -119,6 +119,15 @@ def test_a_supported_answer_of_every_kind_is_kept(question, text, cited):
     assert v.grounded and not v.abstained and v.text == text, v.notes
 
 
+def test_a_month_that_is_also_a_common_word_is_a_date():
+    """"May" is no key token (it is the modal verb as often), but it is the date asked."""
+    memo = SourceDocument("memo", "Memo", "The harbour office moves to the third floor in "
+                          "May. Bring your badge on the first day.")
+    text = "The harbour office moves to the third floor in May."
+    v = check("When does the harbour office move?", text, _cite(memo, text), [memo])
+    assert v.grounded and not v.abstained, v.notes
+
+
 def test_a_summary_is_still_checked_sentence_by_sentence():
     v = check("Summarise the report.",
               "The northern quay was rebuilt by Kessler Marine Works. It cost £4.2 million. "

@@ -335,7 +335,11 @@ def check(
     if not kept:
         return _abstain(question, documents, cited, notes,
                         ["no claim of the answer is supported"], read)
-    if strong and not any(value_tokens(claims[i].key, strong) for i in kept):
+    in_question = _kinds_of(question)  # "in 1990" of the question is no answer
+    if strong and not any(
+        value_tokens(claims[i].key, strong) or strong & _kinds_of(claims[i].text) - in_question
+        for i in kept
+    ):
         # Sentences that are true and on topic ("The quay was rebuilt in spring.") but state
         # no value of the asked kind do not answer "How much did it cost?".
         reason = f"no supported sentence states a {'/'.join(sorted(strong))}"
