@@ -256,3 +256,8 @@ def test_the_batch_estimate_sums_distinct_pairs_and_says_when_it_sampled(team, d
     sampled = batch_estimate.batch_estimate(team, items)
     assert sampled.is_sample and sampled.sampled == 2 and sampled.pairs == 4
     assert sampled.prompt_tokens == pytest.approx(whole.prompt_tokens, rel=0.5)
+    unmodelled = [dict(i, strategy="newer") for i in items[:1]]  # one the preview lacks
+    none = batch_estimate.batch_estimate(team, unmodelled)
+    assert none.prompt_tokens == 0 and none.refused == [
+        "“Who keeps the light?”: no estimate with newer: the preview has no cost model "
+        "for it yet."]

@@ -60,9 +60,10 @@ def batch_estimate(team, items: list[dict]) -> BatchEstimate:
             found.refused.append(str(err))
             continue
         chosen = preview.estimate(strategy)
-        if chosen is None:  # e.g. "full" asked of documents past the window
-            found.refused.append(f"“{question[:80]}”: {strategy} cannot read "
-                                 f"{preview.document_tokens:,} tokens in one prompt.")
+        if chosen is None:  # "full" past the window, or a strategy the preview does not model
+            why = (f"its {preview.document_tokens:,} tokens do not fit one prompt"
+                   if strategy == "full" else "the preview has no cost model for it yet")
+            found.refused.append(f"“{question[:80]}”: no estimate with {strategy}: {why}.")
             continue
         n = weights[(question, ids, strategy)] * scale
         found.calls += chosen.calls * n
