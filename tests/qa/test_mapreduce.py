@@ -98,3 +98,23 @@ def test_a_chunk_that_fails_twice_is_reported_and_named_in_the_answer(llm) -> No
     assert result.text.endswith(
         f"(Could not be read, so not used: part {f['chunk']} (document town, characters "
         f"{f['start']}-{f['end']}).)")
+
+
+def test_notes_that_overflow_the_window_are_collapsed_in_a_recorded_tree(llm) -> None:
+    # A small window: the chunks' notes (with their facts) no longer fit one reduce call.
+    small = EmbeddedBackend(llm.models_dir, context_window=600)
+    doc = _document()
+    result = answer("Who painted the lighthouse of Penmarch red?", [doc], "mapreduce",
+                    backend=small,
+                    answer_tokens=48, options={"chunk_tokens": 80, "note_tokens": 64})
+    assert result.text and "<" not in result.text
+    mapped = next(s for s in result.trace if s.name == "map").notes["notes"]
+    collapses = [s for s in result.trace if s.name == "collapse"]
+    assert collapses, [s.name for s in result.trace]
+    first = collapses[0].notes["tree"]
+    assert len(first) >= 2  # several groups at the first level
+    fed = [source["note"] for merged in first for source in merged["from"]]
+    assert fed == [n["note"] for n in mapped]  # every chunk's note fed one collapse, in order
+    assert all(0 <= source["confidence"] <= 100 for m in first for source in m["from"])
+    reduced = next(s for s in result.trace if s.name == "reduce").notes["confidences"]
+    assert set(reduced) == {m["note"] for m in collapses[-1].notes["tree"]}

@@ -218,13 +218,14 @@ def _unique(facts: Sequence[Fact]) -> list[Fact]:
 
 
 def _collapse(run: Run, question: str, notes: list[Note], note_tokens: int,
-              summary: bool) -> list[Note]:
+              summary: bool, answer_tokens: int) -> list[Note]:
     """Merge notes in window-sized groups until one group holds them all (the tree is
     recorded on ``collapse`` steps: which notes fed which, with confidences)."""
     level = 0
     window = run.backend.context_window
     overhead = run.count(_messages(COLLAPSE_INSTRUCTIONS, notes_block(""), question))
-    budget = window - overhead - max(note_tokens, 0) - 64
+    # Room for what a merge (or the reduce, which reads the last group) writes, and slack.
+    budget = window - overhead - max(note_tokens, answer_tokens) - 64
     while True:
         sizes = [run.count(n.render()) for n in notes]
         groups = group_sizes(sizes, budget)
@@ -297,7 +298,7 @@ def answer_mapreduce(
             for f in failures
         ]
 
-    notes = _collapse(run, question, notes, note_tokens, summary)
+    notes = _collapse(run, question, notes, note_tokens, summary, answer_tokens)
     run.check(1, 1, "mapreduce: reduce")
     with run.step("reduce", notes=len(notes)) as step:
         ranked = sorted(notes, key=lambda n: -n.confidence)
