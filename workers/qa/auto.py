@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workers.llm.base import LLMBackend
+from workers.llm.rates import current_rates
 
 from .budget import content_budget
 from .extract import wants_token
@@ -16,8 +17,18 @@ from .questions import wants_whole_document
 from .types import SourceDocument
 from .xl3m import DEFAULT_SEGMENT_TOKENS, FAST_PATH_CANDIDATES, FAST_PATH_SEGMENTS
 
-# Measured on the embedded model, 2 cores (DESIGN.md): ~1.3 s per 1k-token segment.
+# Until this backend's speed is measured (workers/llm/rates.py): the embedded model on 2
+# cores scored ~1.3 s per 1k-token segment (DESIGN.md).
 SECONDS_PER_SEGMENT = 1.3
+SCORE_BATCH = 8  # segments per scoring call (Run.score)
+
+
+def scan_seconds(backend: LLMBackend, segments: int) -> float:
+    """Seconds to score ``segments`` segments: at the backend's measured rates when known."""
+    rates = current_rates(backend)
+    if rates is None:
+        return segments * SECONDS_PER_SEGMENT
+    return rates.seconds(math.ceil(segments / SCORE_BATCH), segments * DEFAULT_SEGMENT_TOKENS, 0)
 
 
 @dataclass(frozen=True)
@@ -74,18 +85,18 @@ def choose(
             facts,
         )
     n_segments = math.ceil(total / DEFAULT_SEGMENT_TOKENS)
-    scan = n_segments * SECONDS_PER_SEGMENT
+    scan = scan_seconds(backend, n_segments)
     facts.update({"segments": n_segments, "estimated_scan_seconds": round(scan, 1)})
     if n_segments <= FAST_PATH_SEGMENTS:
         return Decision(
             "xl3m",
             f"a fact question over {total} tokens (> the {budget}-token budget): XL3M scores "
-            f"all {n_segments} segments (~{scan:.0f} s on the embedded model) and answers from "
+            f"all {n_segments} segments (~{scan:.0f} s) and answers from "
             "the best sentences",
             facts,
         )
     if has_retriever and wants_token(question):
-        fast = FAST_PATH_CANDIDATES * SECONDS_PER_SEGMENT
+        fast = scan_seconds(backend, FAST_PATH_CANDIDATES)
         return Decision(
             "xl3m",
             f"a question for a key, number or code over {total} tokens: the search index and "

@@ -19,7 +19,7 @@ from typing import Any
 from workers.llm.base import LLMBackend
 from workers.llm.rates import Rates, current_rates
 
-from .auto import choose
+from .auto import SCORE_BATCH, choose
 from .coa import DEFAULT_CU_TOKENS, EVIDENCE_ROOM
 from .extract import wants_token
 from .rag import DEFAULT_CONTEXT_TOKENS
@@ -31,7 +31,6 @@ from .xl3m import (
     FAST_PATH_SEGMENTS,
 )
 
-SCORE_BATCH = 8  # pairs per scoring call (Run.score)
 SENTENCE_TOKENS = 40  # a key sentence, on average
 TOKEN_ANSWER = 32  # a key, number or code needs few tokens (answering.TOKEN_ANSWER_TOKENS)
 
