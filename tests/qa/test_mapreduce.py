@@ -8,7 +8,8 @@ from typing import Any
 from tests.qa.conftest import Spy, assert_citations_exact
 from workers.llm.embedded import EmbeddedBackend
 from workers.qa import SourceDocument, answer
-from workers.qa.mapreduce import concurrency, group_sizes, parse_note
+from workers.qa.mapreduce import Note, _collapse, concurrency, group_sizes, parse_note
+from workers.qa.run import Run
 
 FILLER = [
     "The harbour town grew slowly over three centuries of trade and fishing.",
@@ -45,6 +46,14 @@ def test_notes_are_grouped_in_order_to_fit_the_window() -> None:
     assert group_sizes([3, 3, 3], 9) == [[0, 1, 2]]
     assert group_sizes([10, 2, 2], 5) == [[0], [1, 2]]  # too big for any group: alone
     assert group_sizes([], 5) == []
+
+
+def test_notes_that_fit_or_no_notes_at_all_need_no_collapse() -> None:
+    run = Run(EmbeddedBackend())  # counting tokens only: the model is not loaded
+    notes = [Note("chunk 1", "Alys Varden", 80), Note("chunk 2", "", 0)]
+    assert _collapse(run, "Who?", notes, 64, False, 32) == notes
+    assert _collapse(run, "Who?", [], 64, False, 32) == []  # every chunk failed
+    assert run.steps == [] and run.usage.total_tokens == 0
 
 
 def test_the_concurrency_is_the_backend_s_one_setting() -> None:

@@ -229,7 +229,7 @@ def _collapse(run: Run, question: str, notes: list[Note], note_tokens: int,
     while True:
         sizes = [run.count(n.render()) for n in notes]
         groups = group_sizes(sizes, budget)
-        if len(groups) == 1:
+        if len(groups) <= 1:  # fits one call (or nothing was read)
             return notes
         level += 1
         with run.step("collapse", level=level, groups=len(groups)) as step:
