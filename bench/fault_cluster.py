@@ -113,6 +113,11 @@ class Cluster:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
 
+    @property
+    def children(self) -> int:
+        """Job slots: the prefork children (or threads) of all workers but the solo one."""
+        return sum(int(_option(w.argv, "-c")) for w in self.workers if "-c" in w.argv)
+
     def start(self, timeout: float = 120) -> Cluster:
         for process in self.workers:
             process.start()

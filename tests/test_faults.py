@@ -1,10 +1,10 @@
 """Faults survived, at small numbers (`python -m bench.faults` is the full benchmark): a
 batch of qa items and two chats run through the workers `manage.py serve` starts while a
 job worker is SIGKILLed mid-job (and restarted, as a supervisor would), the broker's Redis
-is restarted and a poison job kills its worker child every time it runs. Afterwards the
-rows say: every job ended within the bound, failed ones with a reason; nothing lost,
-written twice or left queued, pending or streaming; the poison job failed after
-JOB_MAX_ATTEMPTS.
+is restarted, a poison job kills its worker child every time it runs and a job hangs past
+its time limit. Afterwards the rows say: every job ended within the bound, failed ones
+with a reason; nothing lost, written twice or left queued, pending or streaming; the
+poison job failed after JOB_MAX_ATTEMPTS and the hanging one at its time limit.
 
 The Redis restarted is one of this test's own (the suite's is shared); the model is the
 benchmark's stub OpenAI-compatible server, reached over real HTTP."""
@@ -43,6 +43,7 @@ def own_redis(tmp_path, settings):
 def test_faults_leave_nothing_lost_duplicated_or_stuck(own_redis, tmp_path, settings):
     paths, url = own_redis
     settings.JOB_MAX_ATTEMPTS = ATTEMPTS
+    settings.JOB_TIME_LIMITS = dict(settings.JOB_TIME_LIMITS)  # restored after the test
     services = faults.Services(url, restart_redis=faults.redis_restarter(paths))
     stub = faults.StubLLM(token_delay=0.005)
     gate = faults.Gate(stub.url)
@@ -54,7 +55,7 @@ def test_faults_leave_nothing_lost_duplicated_or_stuck(own_redis, tmp_path, sett
         cluster.start()
         fx = faults.make_fixture(ingest=False)
         plan = faults.FaultPlan(kill_at=1.0, redis_at=6.0, postgres_at=None, llm_at=None,
-                                poison=True, hang=False)
+                                poison=True, hang=True)
         report = faults.run_faults(fx, cluster, services, gate, items=ITEMS, chats=CHATS,
                                    plan=plan, bound_s=BOUND_S)
     finally:
