@@ -1,35 +1,32 @@
 """Fault-injection benchmark: `python -m bench.faults --out DIR [--items 1000] [--chats 50]
-[--latency-chats 20] [--llm-url URL] [--skip-speedup] [--faults kill,redis,postgres,llm,
-poison,hang]`.
+[--latency-chats 20] [--llm-url URL] [--grounding off] [--skip-speedup] [--faults kill,
+redis,postgres,llm,poison,hang]` (docs/deployment.md, "Faults under load").
 
 Real processes throughout: its own embedded Postgres and Redis (under var/bench-faults;
-or the servers DATABASE_URL / REDIS_URL name, which it then does not restart), Celery
-workers started as `manage.py serve` starts them, on every queue the job kinds and the
-sweeper's schedule name, and a Celery beat for the sweeper. A supervisor restarts a worker
-that dies, as systemd or compose would.
+or the servers DATABASE_URL / REDIS_URL name, which it then does not restart) and the
+Celery workers `manage.py serve` starts (job workers, the interactive worker, the control
+worker with the sweeper's beat; bench/fault_cluster.py), under a supervisor that restarts
+a worker that dies, as systemd or compose would.
 
 The model is reached over HTTP through a gate this process holds, so that "the LLM is
 down" is a port that refuses connections: by default a stub OpenAI-compatible server in
 this process that streams a fixed answer (so that 1,000 QA items and 50 chats fit on two
-cores; the app's own work, retrieval, grounding and the rows, is real), or --llm-url, any
-OpenAI-compatible server (vLLM, llama.cpp). The embedded model's tokenizer counts tokens.
+cores; the app's own work and rows are real), or --llm-url, any OpenAI-compatible server
+(vLLM, llama.cpp) (bench/fault_llm.py). The embedded model's tokenizer counts tokens.
 
-Phases:
+Phases, each after one unmeasured chat per worker child (its first answer loads the engine):
 1. idle chat latency: LATENCY_CHATS chat questions, one every --chat-interval seconds, on
-   an idle system, two worker processes; first token = the first "token" event on the
-   message's Redis channel, timed from `ask`.
-2. speed-up: a batch of ITEMS qa items with one worker process, then with two, the same
-   paced chats alongside (loaded latency is read from the two-process run).
+   an idle system; first token = the first "token" event on the message's Redis channel,
+   timed from `ask`.
+2. speed-up: a batch of ITEMS qa items on two job workers, then on one, with the same
+   paced chats alongside (latency under load is read from the two-worker run).
 3. faults: a batch of ITEMS items and CHATS concurrent chats, a poison job (kills its worker
-   every time) and a hanging job (bench/fault_kinds.py); meanwhile a worker is SIGKILLed
-   mid-job and restarted, Redis and Postgres are restarted, the LLM refuses connections for
-   --llm-down seconds. Then the rows are checked (`check_rows`): every job ended within
-   --bound seconds, failed ones with a reason; nothing lost, duplicated or left pending;
-   the poison job failed after JOB_MAX_ATTEMPTS.
-
-Double writes are caught by the database itself: a trigger (installed for the run, then
-dropped) records every update of a batch item, chat message or job row that is in an end
-state; more than one such write to one row is a duplicated output.
+   child every time) and a hanging job (bench/fault_kinds.py); meanwhile a job worker is
+   SIGKILLed mid-job and restarted, Redis and Postgres are restarted, the LLM refuses
+   connections for --llm-down seconds. Then the rows are checked (bench/fault_checks.py):
+   every job ended within --bound seconds, failed ones with a reason; nothing lost,
+   written twice or left pending; the poison job failed after JOB_MAX_ATTEMPTS and the
+   hanging one at its time limit.
 
 Writes results.json, results.md and faults.png into OUT/faults.
 """
