@@ -1,7 +1,8 @@
 """Typed errors of the LLM layer.
 
 ``transient`` tells whether trying again later may succeed: the backends retry those
-(with backoff) before raising, and Celery tasks may retry them once more.
+briefly (with backoff, within a few seconds) before raising; a job that gets one goes back
+to waiting and is counted on its row (the app's job layer), so retries never multiply.
 """
 
 from __future__ import annotations
