@@ -14,11 +14,14 @@ from django.utils import timezone
 
 from apps.api.models import ApiKey, Batch, BatchItem
 from apps.jobs.models import Job
+from apps.jobs.services import JobProgress
 from apps.teams.models import Role
 from apps.teams.usage import Period, safe_cell, team_usage
 from apps.teams.usage_chart import bar_chart, nice_ceiling
 from tests.factories import JobFactory, MembershipFactory, TeamFactory
 from tests.test_browser import page as browser_page  # noqa: F401 - a Playwright fixture
+from workers.llm import get_backend
+from workers.llm.rates import model_key
 
 pytestmark = pytest.mark.django_db
 
@@ -170,6 +173,17 @@ def test_api_keys_and_models_are_broken_down(team, owner, today):
     assert keys == {"Nightly import (sk_abc…)": 100, "Web (no API key)": 5}
     models = {row.label: row.tokens_in for row in usage.breakdowns["model"]}
     assert models == {"qwen2.5-7b": 100, "not recorded": 5}
+
+
+def test_the_model_is_recorded_as_a_job_counts_its_tokens(team, owner, today):
+    running = job(team, owner, at(today), 0, 0, "qa_answer", status="running",
+                  celery_task_id="t-1")
+    JobProgress(running).add_tokens(70, 7)  # as every runner counts the model's tokens
+    running.refresh_from_db()
+    assert running.model == model_key(get_backend()) and running.tokens_in == 70
+    models = {row.label: row.tokens_in
+              for row in team_usage(team, Period.last(7, today)).breakdowns["model"]}
+    assert models == {model_key(get_backend()): 70}
 
 
 @pytest.mark.parametrize("name", ["=cmd|' /C calc'!A0", "+SUM(A1)", "-2+3", "@HYPERLINK(x)"])

@@ -39,6 +39,7 @@ class Job(models.Model):
     result = models.JSONField(null=True, blank=True)
     tokens_in = models.PositiveBigIntegerField(default=0)
     tokens_out = models.PositiveBigIntegerField(default=0)
+    model = models.CharField(max_length=200, blank=True)  # the LLM that wrote its tokens
     queue = models.CharField(max_length=20, default="ingest")
     celery_task_id = models.CharField(max_length=64, blank=True, db_index=True)
     worker = models.CharField(max_length=200, blank=True)

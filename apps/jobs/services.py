@@ -27,6 +27,8 @@ from apps.jobs.kinds import get_kind
 from apps.jobs.models import Job, Status
 from workers.broker import held_task_ids
 from workers.celery import app as celery_app
+from workers.llm import get_backend
+from workers.llm.rates import model_key
 from workers.progress import Cancelled
 
 log = logging.getLogger(__name__)
@@ -102,8 +104,11 @@ class JobProgress:
             raise Cancelled()
 
     def add_tokens(self, tokens_in: int, tokens_out: int) -> None:
+        """Count the model's tokens, and which model it was (the process's configured
+        backend: the usage page sums by it)."""
         _owned(self.job).update(
-            tokens_in=F("tokens_in") + tokens_in, tokens_out=F("tokens_out") + tokens_out
+            tokens_in=F("tokens_in") + tokens_in, tokens_out=F("tokens_out") + tokens_out,
+            model=model_key(get_backend())[:200],
         )
 
 

@@ -14,7 +14,7 @@ from datetime import date, datetime, time, timedelta
 
 from django.db.models import Count, F, OuterRef, Subquery, Sum, TextField, Value
 from django.db.models.fields.json import KT
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models.functions import Coalesce, NullIf, TruncDate
 from django.utils import timezone
 
 from apps.api.models import BatchItem
@@ -130,8 +130,10 @@ def _by_kind(jobs) -> list[Row]:
 
 
 def _by_model(jobs) -> list[Row]:
-    # The model is read from the job's result ("model"), where the job kind records it.
-    sums = _sums(jobs, g_model=Coalesce(KT("result__model"), Value(""), output_field=TextField()))
+    # The model that wrote the job's tokens (Job.model, set as they are counted); jobs from
+    # before that field have it in their result at most (the model check's).
+    sums = _sums(jobs, g_model=Coalesce(NullIf(F("model"), Value("")), KT("result__model"),
+                                        Value(""), output_field=TextField()))
     return [_row(s["g_model"], s["g_model"] or NOT_RECORDED, s) for s in sums]
 
 
