@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCHES = {
     "stack": ["bench.stack_bench"],
     "llm": ["bench.llm_bench"],
+    "llm_batch": ["bench.llm_batch_bench"],
     "retrieval": ["bench.retrieval_bench"],
     "sentences": ["bench.sentence_index_bench"],
     "ingest": ["bench.ingest_bench"],

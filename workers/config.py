@@ -50,6 +50,15 @@ class EmbedderSettings:
         )
 
 
+DEFAULT_BATCH_SIZE = 8  # 8 rows decode in little more than one row's time on a CPU
+
+
+def embedded_batch_size(env: Mapping[str, str] | None = None) -> int:
+    """Rows the embedded backend decodes together (``LLM_BATCH_SIZE``, at least 1)."""
+    value = (os.environ if env is None else env).get("LLM_BATCH_SIZE", "").strip()
+    return max(1, int(value)) if value else DEFAULT_BATCH_SIZE
+
+
 @dataclass(frozen=True)
 class LLMSettings:
     """The LLM backend (``workers.llm.config`` documents each LLM_* variable)."""

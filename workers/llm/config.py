@@ -23,20 +23,16 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from workers.config import LLMSettings, current
+from workers.config import (  # noqa: F401 - the batch size: part of this module's API
+    DEFAULT_BATCH_SIZE,
+    LLMSettings,
+    current,
+    embedded_batch_size,
+)
 
 from .base import LLMBackend
 
 BackendFactory = Callable[["LLMSettings"], LLMBackend]
-
-DEFAULT_BATCH_SIZE = 8  # 8 rows decode in little more than one row's time on a CPU
-
-
-def embedded_batch_size(env: dict[str, str] | None = None) -> int:
-    """Rows the embedded backend decodes together (``LLM_BATCH_SIZE``, at least 1)."""
-    value = (os.environ if env is None else env).get("LLM_BATCH_SIZE", "").strip()
-    return max(1, int(value)) if value else DEFAULT_BATCH_SIZE
-
 
 # -- registry ----------------------------------------------------------------------------
 

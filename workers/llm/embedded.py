@@ -20,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from workers.config import embedded_batch_size
+
 from .base import (
     Capabilities,
     ChatResult,
@@ -34,7 +36,6 @@ from .base import (
     check_sampling,
     continuation_start,
 )
-from .config import embedded_batch_size
 from .embedded_batch import Decoder, Handle, Request
 from .errors import BadResponse, CapabilityMissing
 from .model_store import (
