@@ -62,6 +62,8 @@ def test_costs_follow_each_strategys_sizes(llm):
     assert by["coa"].calls > 2 and by["coa"].prompt_tokens > big.document_tokens
     assert by["rag"].calls == 1 and by["rag"].prompt_tokens < by["coa"].prompt_tokens
     assert by["rag"].seconds < by["coa"].seconds
+    # mapreduce reads as much as coa but writes its notes side by side
+    assert by["mapreduce"].calls >= 3 and by["mapreduce"].prompt_tokens > big.document_tokens
     assert big.estimate("coa").seconds > small.estimate("coa").seconds
     assert set(big.to_dict()) == {"document_tokens", "budget", "auto", "estimates", "rates"}
 

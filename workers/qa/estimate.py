@@ -5,8 +5,9 @@ and written, and the seconds on the configured backend at its measured rates
 The token counts follow each strategy's own sizes (its options' defaults, the window's
 budget): ``full`` reads everything once; ``rag`` reads its passages once; ``xl3m`` scores
 every segment (or the fast path's candidates) and answers from a few key sentences; ``coa``
-sends one worker per chunk and a manager. Seconds are None until the backend's rates are
-known (a few answered questions).
+sends one worker per chunk and a manager; ``mapreduce`` reads every chunk at once (their
+written tokens decoded side by side), merges the notes and answers. Seconds are None until
+the backend's rates are known (a few answered questions).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from workers.llm.rates import Rates, current_rates
 from .auto import SCORE_BATCH, choose
 from .coa import DEFAULT_CU_TOKENS, EVIDENCE_ROOM
 from .extract import wants_token
+from .mapreduce import DEFAULT_NOTE_TOKENS, MIN_CHUNK_TOKENS, concurrency
 from .rag import DEFAULT_CONTEXT_TOKENS
 from .types import SourceDocument
 from .xl3m import (
@@ -84,8 +86,13 @@ def preview(
     answer = TOKEN_ANSWER if wants_token(question) else answer_tokens
     rates = rates if rates is not None else current_rates(backend)
 
-    def made(strategy: str, calls: int, prompt: int, completion: int, note: str = ""):
-        seconds = round(rates.seconds(calls, prompt, completion), 1) if rates else None
+    def made(strategy: str, calls: int, prompt: int, completion: int, note: str = "",
+             together: int = 1):
+        """``together``: calls decoded side by side (their written tokens share the time)."""
+        seconds = None
+        if rates:
+            seconds = round(rates.seconds(calls, prompt, 0) + completion / rates.decode
+                            / max(1, together), 1)
         return Estimate(strategy, calls, prompt, completion, seconds, note)
 
     out = []
@@ -107,6 +114,18 @@ def preview(
                     total + chunks * (overhead + DEFAULT_CU_TOKENS) + overhead
                     + DEFAULT_CU_TOKENS, chunks * DEFAULT_CU_TOKENS + answer_tokens,
                     f"{chunks:,} workers read ~{chunk:,} tokens each, then a manager answers"))
+    # mapreduce: every chunk mapped to a note at once (the backend's concurrency), the
+    # notes collapsed in groups that fit, then one reduce.
+    map_chunk = max(MIN_CHUNK_TOKENS, budget + answer_tokens - DEFAULT_NOTE_TOKENS)
+    maps = max(1, math.ceil(total / map_chunk))
+    notes = maps * DEFAULT_NOTE_TOKENS
+    collapses = math.ceil(notes / budget) if notes > budget else 0
+    out.append(made("mapreduce", maps + collapses + 1,
+                    total + (maps + collapses + 1) * overhead + notes
+                    + collapses * DEFAULT_NOTE_TOKENS, notes + collapses * DEFAULT_NOTE_TOKENS
+                    + answer_tokens,
+                    f"{maps:,} chunks of ~{map_chunk:,} tokens read at once, then notes "
+                    "merged and answered", together=min(maps, concurrency(backend))))
     return Preview(total, budget, decision.strategy, decision.reason, out, rates)
 
 
