@@ -21,10 +21,12 @@ import time
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from apps import stack
 from workers import queues
+
+MAX_RESTARTS_A_MINUTE = 5  # a worker that keeps dying stops the whole server, loudly
 
 
 class Command(BaseCommand):
@@ -52,16 +54,16 @@ class Command(BaseCommand):
                "REDIS_URL": settings.REDIS_URL, "PYTHONUNBUFFERED": "1"}
         for name in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
             env.setdefault(name, "0")  # uvicorn below speaks plain http (unless told otherwise)
-        children: list[subprocess.Popen] = []
-        if not opts["no_worker"]:
-            children += [subprocess.Popen(command, env=env, cwd=stack.BASE_DIR)
-                         for command in self._worker_commands(opts)]
-        children.append(subprocess.Popen(
+        commands = [] if opts["no_worker"] else self._worker_commands(opts)
+        workers = [subprocess.Popen(command, env=env, cwd=stack.BASE_DIR)
+                   for command in commands]
+        restarts: list[list[float]] = [[] for _ in commands]
+        web = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "apps.asgi:application",
              "--host", opts["host"], "--port", str(opts["port"]),
              "--workers", str(opts["web_workers"]), "--no-access-log"],
             env=env, cwd=stack.BASE_DIR,
-        ))
+        )
         self.stdout.write(self.style.SUCCESS(
             f"Scriptorium is at http://{opts['host']}:{opts['port']}/  ({opts['web_workers']} "
             "web processes; Ctrl-C stops it)"
@@ -75,10 +77,22 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         try:
-            while not stopping and all(child.poll() is None for child in children):
+            while not stopping and web.poll() is None:
+                for i, worker in enumerate(workers):
+                    if worker.poll() is not None and not stopping:
+                        # A worker can exit on a broker outage (a Redis restart): start it
+                        # again, as a supervisor would; its jobs are on their rows.
+                        recent = [t for t in restarts[i] if time.monotonic() - t < 60]
+                        if len(recent) >= MAX_RESTARTS_A_MINUTE:
+                            raise CommandError(f"a worker exited {len(recent)} times in a "
+                                               f"minute (code {worker.returncode}); stopping")
+                        self.stderr.write(f"A worker exited (code {worker.returncode}); "
+                                          "starting it again.")
+                        restarts[i] = [*recent, time.monotonic()]
+                        workers[i] = subprocess.Popen(commands[i], env=env, cwd=stack.BASE_DIR)
                 time.sleep(0.5)
         finally:
-            self._shutdown(children)
+            self._shutdown([*workers, web])
 
     @staticmethod
     def _worker_commands(opts) -> list[list[str]]:
