@@ -119,6 +119,13 @@ class RateBook:
             return []
         return [CallSample(*json.loads(item)) for item in raw]
 
+    def forget(self, model: str) -> None:
+        """Drop the recorded calls of ``model`` (a new server, a changed machine)."""
+        try:
+            self._client.delete(_KEY.format(model=model))
+        except (redis.RedisError, OSError) as exc:
+            log.warning("model calls not forgotten: %s", exc)
+
     def rates(self, model: str) -> Rates | None:
         return fit(self.samples(model))
 
