@@ -43,8 +43,9 @@ class Book:
     def __init__(self) -> None:
         self.samples: list[CallSample] = []
 
-    def record(self, backend, usage, seconds: float) -> None:  # noqa: ANN001
-        self.samples.append(CallSample(usage.prompt_tokens, usage.completion_tokens, seconds))
+    def record(self, backend, usage, seconds: float, window: int = -1) -> None:  # noqa: ANN001
+        self.samples.append(CallSample(usage.prompt_tokens, usage.completion_tokens, seconds,
+                                       window))
 
 
 def _ignore(delta: str) -> None:

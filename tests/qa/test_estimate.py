@@ -14,24 +14,33 @@ from workers.qa.engine import answer
 from workers.qa.estimate import preview
 
 
-def _calls(prefill: float, decode: float, per_call: float, n: int = 40, seed: int = 1):
+def _calls(prefill: float, decode: float, per_call: float, n: int = 40, seed: int = 1,
+           per_context: float = 0.0):
     rng = random.Random(seed)
     out = []
     for _ in range(n):
         p, c = rng.randrange(50, 4000), rng.randrange(1, 200)
         noise = rng.uniform(0.97, 1.03)
-        out.append(CallSample(p, c, (per_call + p / prefill + c / decode) * noise))
+        writing = c * (1 / decode + per_context * p / 1000)
+        out.append(CallSample(p, c, (per_call + p / prefill + writing) * noise))
     return out
 
 
-@pytest.mark.parametrize(("prefill", "decode", "per_call"), [(900.0, 25.0, 0.05),
-                                                             (20000.0, 300.0, 0.2)])
-def test_fit_recovers_the_rates_calls_were_made_at(prefill, decode, per_call):
-    rates = fit(_calls(prefill, decode, per_call))
+@pytest.mark.parametrize(("prefill", "decode", "per_call", "per_context"), [
+    (900.0, 25.0, 0.05, 0.0), (20000.0, 300.0, 0.2, 0.0), (900.0, 25.0, 0.05, 0.2)])
+def test_fit_recovers_the_rates_calls_were_made_at(prefill, decode, per_call, per_context):
+    rates = fit(_calls(prefill, decode, per_call, per_context=per_context))
     assert rates is not None
     assert rates.prefill == pytest.approx(prefill, rel=0.15)
     assert rates.decode == pytest.approx(decode, rel=0.15)
+    assert rates.per_context == pytest.approx(per_context, abs=0.02)
     assert rates.calls == 40
+
+
+def test_writing_in_a_long_window_is_slower():
+    rates = Rates(prefill=1000.0, decode=20.0, per_call=0.0, calls=9, per_context=0.5)
+    assert rates.seconds(1, 0, 10, window=4000) == pytest.approx(10 * (0.05 + 2.0))
+    assert rates.seconds(1, 0, 10, window=0) == pytest.approx(0.5)
 
 
 def test_too_few_or_too_alike_calls_give_no_rates():

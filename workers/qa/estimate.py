@@ -87,33 +87,38 @@ def preview(
     rates = rates if rates is not None else current_rates(backend)
 
     def made(strategy: str, calls: int, prompt: int, completion: int, note: str = "",
-             together: int = 1):
-        """``together``: calls decoded side by side (their written tokens share the time)."""
+             *, window: int, together: int = 1):
+        """``window``: tokens in the window while a call writes; ``together``: calls decoded
+        side by side (their written tokens share the time)."""
         seconds = None
         if rates:
-            seconds = round(rates.seconds(calls, prompt, 0) + completion / rates.decode
-                            / max(1, together), 1)
+            writing = rates.seconds(0, 0, completion, window) / max(1, together)
+            seconds = round(rates.seconds(calls, prompt, 0) + writing, 1)
         return Estimate(strategy, calls, prompt, completion, seconds, note)
 
     out = []
     if total <= budget:
-        out.append(made("full", 1, total + overhead, answer_tokens, "reads every token once"))
+        out.append(made("full", 1, total + overhead, answer_tokens, "reads every token once",
+                        window=total + overhead))
     passages = min(total, DEFAULT_CONTEXT_TOKENS)
     out.append(made("rag", 1, passages + overhead, answer,
-                    f"reads the {passages:,} tokens of the best passages"))
+                    f"reads the {passages:,} tokens of the best passages",
+                    window=passages + overhead))
     segments = max(1, math.ceil(total / DEFAULT_SEGMENT_TOKENS))
     scored = segments if segments <= FAST_PATH_SEGMENTS else min(segments, FAST_PATH_CANDIDATES)
     question_tokens = backend.count_tokens(question)
     out.append(made("xl3m", math.ceil(scored / SCORE_BATCH) + 1,
                     scored * (DEFAULT_SEGMENT_TOKENS + question_tokens)
                     + DEFAULT_KEY_SENTENCES * SENTENCE_TOKENS + overhead, answer,
-                    f"scores {scored:,} of {segments:,} segments"))
+                    f"scores {scored:,} of {segments:,} segments",
+                    window=DEFAULT_KEY_SENTENCES * SENTENCE_TOKENS + overhead))
     chunk = max(128, budget - 2 * DEFAULT_CU_TOKENS - EVIDENCE_ROOM)
     chunks = max(1, math.ceil(total / chunk))
     out.append(made("coa", chunks + 1,
                     total + chunks * (overhead + DEFAULT_CU_TOKENS) + overhead
                     + DEFAULT_CU_TOKENS, chunks * DEFAULT_CU_TOKENS + answer_tokens,
-                    f"{chunks:,} workers read ~{chunk:,} tokens each, then a manager answers"))
+                    f"{chunks:,} workers read ~{chunk:,} tokens each, then a manager answers",
+                    window=chunk + overhead))
     # mapreduce: every chunk mapped to a note at once (the backend's concurrency), the
     # notes collapsed in groups that fit, then one reduce.
     map_chunk = max(MIN_CHUNK_TOKENS, budget + answer_tokens - DEFAULT_NOTE_TOKENS)
@@ -125,7 +130,8 @@ def preview(
                     + collapses * DEFAULT_NOTE_TOKENS, notes + collapses * DEFAULT_NOTE_TOKENS
                     + answer_tokens,
                     f"{maps:,} chunks of ~{map_chunk:,} tokens read at once, then notes "
-                    "merged and answered", together=min(maps, concurrency(backend))))
+                    "merged and answered", window=map_chunk + overhead,
+                    together=min(maps, concurrency(backend))))
     return Preview(total, budget, decision.strategy, decision.reason, out, rates)
 
 

@@ -126,7 +126,8 @@ class Run:
             record_call(self.backend, usage, ended - started)
             return
         record_call(self.backend, Usage(usage.prompt_tokens, 1), first - started)
-        record_call(self.backend, Usage(0, usage.completion_tokens - 1), ended - first)
+        record_call(self.backend, Usage(0, usage.completion_tokens - 1), ended - first,
+                    window=usage.prompt_tokens)
 
     def chat_to_length(self, messages: Sequence[dict[str, str]], words: int) -> tuple[str, dict]:
         """The final answer written to ``words`` words (count, continue, trim), streamed."""
