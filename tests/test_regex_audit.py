@@ -41,6 +41,7 @@ DYNAMIC = {
     ("workers/qa/answering.py", "search"), ("workers/qa/extract.py", "search"),
     ("workers/qa/haystack.py", "search"), ("workers/qa/citations.py", "compile"),
     ("workers/qa/citations.py", "search"), ("workers/qa/grounding.py", "compile"),
+    ("workers/qa/grounding_words.py", "compile"),
     ("workers/qa/grounding.py", "search"), ("workers/scope/keywords.py", "search"),
     ("apps/documents/search.py", "compile"),
 }

@@ -55,7 +55,9 @@ class Spy(LLMBackend):
 
     def __init__(self, inner: LLMBackend) -> None:
         self.inner = inner
-        self.name, self.model = "spy", inner.model
+        # The same model, so the same measured speed (workers/llm/rates.py keys by name and
+        # model): a spy changes nothing the engine decides.
+        self.name, self.model = inner.name, inner.model
         self.sent: list[Any] = []
         self.scored = 0
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import random
 
 import pytest
+from django.conf import settings
 
+from apps.core.engine import engine_config
 from workers import config
 from workers.llm.rates import CallSample, RateBook, Rates, book, fit, model_key
 from workers.qa import SourceDocument
@@ -85,8 +87,9 @@ def test_without_rates_the_seconds_are_unknown_not_invented(llm):
 
 
 def test_every_model_call_of_an_answer_is_recorded_for_the_rates(llm):
+    config.install(engine_config)  # what CoreConfig.ready does (another test may reset it)
     url = config.current().rates_url
-    assert url, "the app installs the rate store (apps/core/engine.py)"
+    assert url == settings.REDIS_URL, "the app's engine configuration names the rate store"
     store = book(url)
     before = len(store.samples(model_key(llm)))
     answer("Who rebuilt the quay?", [_doc(300, llm)], "full", backend=llm, answer_tokens=16,
