@@ -75,3 +75,10 @@ def pytest_sessionfinish(session, exitstatus):
     from apps import stack
 
     stack.stop_all(only=set(stack.started_here))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session, config, items):
+    """The fault test restarts the embedded Redis this session's own clients use: it runs
+    last, so that no later test meets connections it cut."""
+    items.sort(key=lambda item: item.nodeid.startswith("tests/test_faults.py"))
