@@ -33,11 +33,10 @@ from workers.progress import Cancelled
 
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 10.0
-# Waits between attempts after a transient error: exponential, with full jitter so that many
-# jobs failed by one outage do not come back in step. Attempts: settings.JOB_MAX_ATTEMPTS.
-# A transient failure waits 2.5–10 s, then 2.5–20 s, … (full jitter): with the backend's own
-# 10 s of retries per attempt, the attempts span about a minute — a model server restarting
-# (~30 s) is ridden out rather than failing the jobs that met it (bench faults).
+# Waits between attempts after a transient error (settings.JOB_MAX_ATTEMPTS in all): 2.5–10 s,
+# then 2.5–20 s, … — exponential with full jitter, so jobs failed by one outage do not come
+# back in step. With the backend's own 10 s of retries per attempt they span about a minute:
+# a model server restarting (~30 s) is ridden out (bench faults).
 RETRY_BACKOFF, RETRY_BACKOFF_MAX = 5.0, 120.0
 RUN_TASK = dispatch.RUN_TASK  # apps/jobs/tasks.py: sent by name, never imported here
 
