@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "apps.chat",
     "apps.writing",
     "apps.compress",
+    "apps.collections",
     "django.contrib.postgres",
     "rest_framework",
     "drf_spectacular",

@@ -20,6 +20,9 @@ class ApiKey(models.Model):
     prefix = models.CharField(max_length=24, unique=True)
     secret_hash = models.CharField(max_length=64, unique=True)
     scopes = models.JSONField(default=list)  # ["read"] or ["read", "write"]
+    # None: the whole team; some: only the documents in these (apps.collections.access).
+    collections = models.ManyToManyField("collections.Collection", blank=True,
+                                         related_name="api_keys")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
                                    null=True, blank=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -1,0 +1,177 @@
+"""Which of a team's documents a person or an API key may read and write: the one place.
+
+Beside the team boundary (``apps.teams.access``: outsiders get 404), collections draw a
+boundary inside the team. Every path that reads team documents starts from
+``readable_documents`` (or ``writable_documents`` to change them), and what carries their
+text (conversations, writing projects, batches, jobs) from the ``visible_*`` querysets:
+
+- Admins and owners read and write everything.
+- Other members read the documents in no collection, in open collections, and in restricted
+  collections that grant them access; they write (members, not viewers) the documents in no
+  collection, in open collections, and in restricted ones that grant them read + write.
+- An API key not scoped to collections reads the whole team (as before collections); a key
+  scoped to collections reads only the documents in those collections (not the open rest).
+  A key writes what it reads if it has the write scope.
+- A conversation, writing project, batch or job that involves a document the reader may not
+  read is hidden from that reader (404, absent from lists): its answers quote the text.
+
+Every queryset starts from the team; the exclusions are subqueries inside the same query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Q, QuerySet
+from django.db.models.expressions import RawSQL
+from django.db.models.fields import BooleanField
+
+from apps.collections.models import Collection, CollectionAccess, CollectionDocument
+from apps.teams.models import Membership, Role
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Who asks, reduced to what the rules need."""
+
+    team: object
+    sees_all: bool  # admins, owners and keys not scoped to collections
+    writes: bool  # the role (member and up) or the key's write scope
+    user_id: int | None = None
+    key_id: int | None = None  # a key scoped to collections
+
+
+def reader(team, who) -> Reader:
+    """``who``: a Membership (UI views: request.membership), an API key, or a user (API
+    sessions). A user who is not a member reads nothing."""
+    if isinstance(who, Reader):
+        return who
+    if hasattr(who, "has_scope"):  # an API key (its team is checked by the access helper)
+        scoped = who.pk is not None and who.collections.exists()
+        return Reader(team, sees_all=not scoped, writes=who.has_scope("write"),
+                      key_id=who.pk if scoped else None)
+    membership = who if isinstance(who, Membership) else (
+        Membership.objects.filter(team=team, user=who).first()
+        if getattr(who, "is_authenticated", False) else None)
+    if membership is None or membership.team_id != team.pk:
+        return Reader(team, sees_all=False, writes=False, user_id=None)
+    return Reader(team, sees_all=membership.has_role(Role.ADMIN),
+                  writes=membership.has_role(Role.MEMBER), user_id=membership.user_id)
+
+
+def _grants(r: Reader, write: bool) -> QuerySet:
+    grants = CollectionAccess.objects.filter(user_id=r.user_id, collection__team=r.team)
+    return (grants.filter(can_write=True) if write else grants).values("collection")
+
+
+def readable_collections(team, who) -> QuerySet:
+    r = reader(team, who)
+    rows = team.collections.all()
+    if r.sees_all:
+        return rows
+    if r.key_id is not None:
+        return rows.filter(api_keys=r.key_id)
+    if r.user_id is None:
+        return rows.none()
+    return rows.filter(Q(restricted=False) | Q(pk__in=_grants(r, write=False)))
+
+
+def writable_collections(team, who) -> QuerySet:
+    r = reader(team, who)
+    if not r.writes:
+        return team.collections.none()
+    if r.sees_all or r.key_id is not None:
+        return readable_collections(team, r)
+    return team.collections.filter(Q(restricted=False) | Q(pk__in=_grants(r, write=True)))
+
+
+def _documents(r: Reader, write: bool) -> QuerySet:
+    documents = r.team.documents.all()
+    if r.sees_all:
+        return documents
+    if r.key_id is not None:
+        return documents.filter(filing__collection__api_keys=r.key_id)
+    if r.user_id is None:
+        return documents.none()
+    closed = Collection.objects.filter(team=r.team, restricted=True).exclude(
+        pk__in=_grants(r, write))
+    return documents.exclude(pk__in=CollectionDocument.objects.filter(
+        collection__in=closed).values("document"))
+
+
+def readable_documents(team, who) -> QuerySet:
+    """The team's documents ``who`` may read: every page, search, question and API call that
+    reads documents starts here."""
+    return _documents(reader(team, who), write=False)
+
+
+def writable_documents(team, who) -> QuerySet:
+    """The team's documents ``who`` may change (rename, re-ingest, move, delete)."""
+    r = reader(team, who)
+    return _documents(r, write=True) if r.writes else team.documents.none()
+
+
+def _hidden(r: Reader) -> QuerySet:
+    return r.team.documents.exclude(pk__in=_documents(r, write=False).values("pk"))
+
+
+def visible_conversations(team, who) -> QuerySet:
+    r = reader(team, who)
+    rows = team.conversations.all()
+    return rows if r.sees_all else rows.exclude(documents__in=_hidden(r))
+
+
+def visible_projects(team, who) -> QuerySet:
+    r = reader(team, who)
+    rows = team.writing_projects.all()
+    return rows if r.sees_all else rows.exclude(documents__in=_hidden(r))
+
+
+def visible_jobs(team, who) -> QuerySet:
+    """Jobs, less those of a hidden document (its ingest and compress jobs: titles, results)
+    and those whose conversation, writing project or batch is hidden."""
+    r = reader(team, who)
+    rows = team.jobs.all()
+    if r.sees_all:
+        return rows
+    hidden = list(_hidden(r).values_list("pk", flat=True))
+    if not hidden:
+        return rows
+    from apps.api.models import BatchItem
+    from apps.chat.models import Message
+
+    items = BatchItem.objects.filter(batch__team=team).exclude(
+        batch__in=visible_batches(team, r)).values("pk")
+    replies = Message.objects.filter(conversation__team=team,
+                                     conversation__documents__in=hidden).values("pk")
+    projects = team.writing_projects.filter(documents__in=hidden).values("pk")
+    return rows.exclude(Q(params__document_id__in=hidden)
+                        | Q(params__message_id__in=replies) | Q(params__project_id__in=projects)
+                        | Q(params__item_id__in=items))
+
+
+# An item names its documents in "document_ids" (qa) or "document_id" (compress).
+_BATCH_DOCUMENTS = """EXISTS (
+    SELECT 1 FROM api_batchitem i
+    CROSS JOIN LATERAL jsonb_array_elements_text(
+        CASE WHEN jsonb_typeof(i.input -> 'document_ids') = 'array'
+             THEN i.input -> 'document_ids' ELSE '[]'::jsonb END
+        || CASE WHEN jsonb_typeof(i.input -> 'document_id') = 'number'
+                THEN jsonb_build_array(i.input -> 'document_id') ELSE '[]'::jsonb END
+    ) AS d(id)
+    WHERE i.batch_id = api_batch.id AND d.id = ANY(%s))"""
+
+
+def visible_batches(team, who) -> QuerySet:
+    r = reader(team, who)
+    rows = team.batches.all()
+    if r.sees_all:
+        return rows
+    if r.key_id is None and r.user_id is None:
+        return rows.none()
+    hidden = [str(pk) for pk in _hidden(r).values_list("pk", flat=True)]
+    if not hidden:
+        return rows
+    # A constant SQL text; the ids travel as a parameter.
+    return rows.alias(hides=RawSQL(_BATCH_DOCUMENTS, [hidden], output_field=BooleanField())  # noqa: S611
+                      ).filter(hides=False)
