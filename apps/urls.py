@@ -11,6 +11,7 @@ team_patterns = [
     path("", include("apps.teams.urls")),
     path("jobs/", include("apps.jobs.urls")),
     path("documents/", include("apps.documents.urls")),
+    path("collections/", include("apps.collections.urls")),
     path("chat/", include("apps.chat.urls")),
     path("writing/", include("apps.writing.urls")),
     path("compress/", include("apps.compress.urls")),

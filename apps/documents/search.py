@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from pgvector.django import CosineDistance
@@ -40,10 +41,17 @@ class Hit:
     sentences: tuple[tuple[int, int], ...] = ()  # matched sentence windows, document offsets
 
 
+def _ids(document_ids):
+    # A queryset of documents (those a person may read) stays a subquery of the search.
+    if isinstance(document_ids, QuerySet):
+        return document_ids.values("pk")
+    return list(document_ids)
+
+
 def _scope(team, document_ids):
     chunks = Chunk.objects.filter(team=team, document__status=DocStatus.READY)
     if document_ids is not None:
-        chunks = chunks.filter(document_id__in=list(document_ids))
+        chunks = chunks.filter(document_id__in=_ids(document_ids))
     return chunks.select_related("document")
 
 
@@ -71,7 +79,7 @@ def sentences(team, query: str, document_ids=None, limit: int = SENTENCE_DEPTH,
     vector = _query_vector(query) if vector is None else vector
     rows = Sentence.objects.filter(team=team, document__status=DocStatus.READY)
     if document_ids is not None:
-        rows = rows.filter(document_id__in=list(document_ids))
+        rows = rows.filter(document_id__in=_ids(document_ids))
     return _nearest(rows.select_related("chunk__document"), vector, limit)
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -9,6 +10,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from apps.collections import access
+from apps.collections import services as collections
 from apps.core.bodylimit import declared_length, upload_limit
 from apps.documents import search as doc_search
 from apps.documents import services, titles
@@ -17,13 +20,34 @@ from apps.teams.access import team_view
 from apps.teams.models import Role
 
 
+def _readable(request):
+    return access.readable_documents(request.team, request.membership)
+
+
+def _writable(request):
+    return access.writable_documents(request.team, request.membership)
+
+
+def _changeable(request, pk: int):
+    """A document to change: 404 if the person may not read it, 403 if only read."""
+    document = get_object_or_404(_readable(request), pk=pk)
+    if not _writable(request).filter(pk=pk).exists():
+        raise PermissionDenied("You have read access only to this document's collection.")
+    return document
+
+
 @team_view()
 def library(request):
-    documents = request.team.documents.select_related("job")
-    page = Paginator(documents, 30).get_page(request.GET.get("page"))
+    shown = request.GET.get("collection", "")
+    readable = access.readable_collections(request.team, request.membership)
+    documents = collections.in_collection(_readable(request), readable, shown)
+    page = Paginator(documents.select_related("job", "filing__collection"), 30).get_page(
+        request.GET.get("page"))
     return render(request, "documents/library.html", {
         "page": page, "max_mb": settings.DOCUMENT_MAX_BYTES // (1024 * 1024),
-        "max_files": settings.DOCUMENT_MAX_FILES_PER_UPLOAD,
+        "max_files": settings.DOCUMENT_MAX_FILES_PER_UPLOAD, "collections": readable,
+        "shown_collection": shown,
+        "upload_collections": access.writable_collections(request.team, request.membership),
     })
 
 
@@ -62,9 +86,17 @@ def upload(request):
     results = []
     if not files:
         results.append(_result(request, "", error=services.UploadRefused("Choose a file.")))
+    try:  # a collection the person may add to (or none)
+        target = collections.target(request.team, request.membership,
+                                    request.POST.get("collection"))
+    except collections.CollectionRefused as err:
+        files, target = [], None
+        results.append(_result(request, "", error=services.UploadRefused(str(err), "forbidden",
+                                                                        403)))
     for uploaded in files[: settings.DOCUMENT_MAX_FILES_PER_UPLOAD]:
         try:
-            outcome = services.upload(request.team, request.user, uploaded)
+            outcome = collections.upload(request.team, request.membership, request.user,
+                                         uploaded, target)
             results.append(_result(request, uploaded.name, outcome))
         except services.UploadRefused as err:
             results.append(_result(request, uploaded.name, error=err))
@@ -87,7 +119,7 @@ def upload(request):
 
 @team_view()
 def status(request, pk: int):
-    document = get_object_or_404(request.team.documents.select_related("job"), pk=pk)
+    document = get_object_or_404(_readable(request).select_related("job"), pk=pk)
     if "application/json" in request.headers.get("Accept", ""):
         job = document.job
         return JsonResponse({
@@ -103,8 +135,11 @@ def status(request, pk: int):
 
 @team_view()
 def detail(request, pk: int):
-    document = get_object_or_404(request.team.documents.select_related("job"), pk=pk)
-    context = {"doc": document}
+    document = get_object_or_404(
+        _readable(request).select_related("job", "filing__collection"), pk=pk)
+    context = {"doc": document,
+               "can_change": _writable(request).filter(pk=document.pk).exists(),
+               "move_to": access.writable_collections(request.team, request.membership)}
     if document.status == DocStatus.READY and document.page_starts:
         start = _int(request.GET.get("start"))
         end = _int(request.GET.get("end"))
@@ -138,7 +173,7 @@ def _int(value) -> int | None:
 @team_view(Role.MEMBER)
 @require_POST
 def delete(request, pk: int):
-    document = get_object_or_404(request.team.documents, pk=pk)
+    document = _changeable(request, pk)
     title = document.title
     services.delete(document)
     messages.success(request, f"“{title}” was deleted with its chunks and vectors.")
@@ -148,7 +183,7 @@ def delete(request, pk: int):
 @team_view(Role.MEMBER)
 @require_POST
 def rename(request, pk: int):
-    document = get_object_or_404(request.team.documents, pk=pk)
+    document = _changeable(request, pk)
     try:
         titles.rename(document, request.POST.get("title", ""))
     except titles.TitleRefused as err:
@@ -161,7 +196,7 @@ def rename(request, pk: int):
 @team_view(Role.MEMBER)
 @require_POST
 def reingest(request, pk: int):
-    document = get_object_or_404(request.team.documents, pk=pk)
+    document = _changeable(request, pk)
     services.reingest(document, request.user)
     messages.info(request, f"“{document.title}” is queued for ingestion again.")
     return redirect("documents:detail", team_slug=request.team.slug, pk=document.pk)
@@ -173,7 +208,8 @@ def search(request):
     mode = request.GET.get("mode", "hybrid")
     if mode not in doc_search.MODES:
         mode = "hybrid"
-    hits = doc_search.search(request.team, query, mode=mode, limit=20) if query else []
+    hits = doc_search.search(request.team, query, mode=mode, limit=20,
+                             document_ids=_readable(request)) if query else []
     context = {"query": query, "mode": mode, "hits": hits, "modes": doc_search.MODES}
     template = "documents/search.html#results" if request.htmx else "documents/search.html"
     return render(request, template, context)

@@ -70,6 +70,8 @@
     }
     const data = new FormData();
     data.append("files", file, file.name);
+    const into = form.querySelector("[name=collection]");  // a collection to upload into
+    if (into && into.value) data.append("collection", into.value);
     const xhr = new XMLHttpRequest();
     xhr.open("POST", form.action);
     xhr.setRequestHeader("X-CSRFToken", csrf);
