@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.http import Http404
 
 from apps.chat.models import Message, MessageStatus
+from apps.collections import access
 from apps.core.sse import LiveText, event_stream_response, follow, sse, stream_membership
 from workers import events
 
@@ -68,8 +69,8 @@ async def stream(request, team_slug: str, pk: int, message_pk: int):
     membership, login = await stream_membership(request, team_slug)
     if login is not None:
         return login
-    query = Message.objects.filter(pk=message_pk, conversation_id=pk,
-                                   conversation__team=membership.team)
+    query = Message.objects.filter(pk=message_pk, conversation_id=pk, conversation__in=(
+        access.visible_conversations(membership.team, membership)))
     if not await query.aexists():
         raise Http404
     follower = AnswerFollower(query)

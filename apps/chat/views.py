@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 from apps.chat import exports, services
 from apps.chat.models import STRATEGIES
 from apps.chat.runners import NEEDLE_LENGTHS
+from apps.collections import access
 from apps.core.downloads import CONTENT_TYPES as EXPORT_FORMATS
 from apps.core.downloads import download
 from apps.documents import estimates
@@ -21,7 +22,8 @@ from workers.exports import ExportFailed
 
 @team_view(write_minimum=Role.MEMBER)
 def conversation_list(request):
-    ready = request.team.documents.filter(status=DocStatus.READY).order_by("title")
+    ready = access.readable_documents(request.team, request.membership).filter(
+        status=DocStatus.READY).order_by("title")
     if request.method == "POST":
         chosen = list(ready.filter(pk__in=request.POST.getlist("documents")))
         if not chosen:
@@ -30,12 +32,15 @@ def conversation_list(request):
             conversation = services.start_conversation(request.team, request.user, chosen,
                                                        request.POST.get("title", ""))
             return redirect("chat:detail", team_slug=request.team.slug, pk=conversation.pk)
-    conversations = request.team.conversations.prefetch_related("documents")[:100]
+    conversations = access.visible_conversations(request.team, request.membership
+                                                 ).prefetch_related("documents")[:100]
     return render(request, "chat/list.html", {"conversations": conversations, "ready": ready})
 
 
 def _conversation(request, pk):
-    return get_object_or_404(request.team.conversations.prefetch_related("documents"), pk=pk)
+    """Hidden (404) if it involves a document the person may not read: its answers quote it."""
+    return get_object_or_404(access.visible_conversations(request.team, request.membership)
+                             .prefetch_related("documents"), pk=pk)
 
 
 @team_view()

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from django.http import Http404
 
+from apps.collections import access
 from apps.core.sse import LiveText, event_stream_response, follow, sse, stream_membership
-from apps.writing.models import Section, SectionStatus, WritingProject
+from apps.writing.models import Section, SectionStatus
 from workers import events
 
 
@@ -71,7 +72,7 @@ async def stream(request, team_slug: str, pk: int):
     membership, login = await stream_membership(request, team_slug)
     if login is not None:
         return login
-    query = WritingProject.objects.filter(pk=pk, team=membership.team)
+    query = access.visible_projects(membership.team, membership).filter(pk=pk)
     if not await query.aexists():
         raise Http404
     return await event_stream_response(

@@ -6,6 +6,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
+from apps.collections import access
 from apps.core.downloads import CONTENT_TYPES as EXPORT_FORMATS
 from apps.core.downloads import download
 from apps.documents.models import DocStatus
@@ -18,16 +19,27 @@ from workers.writing import DEFAULT_TARGET_WORDS
 
 
 def _project(request, pk: int) -> WritingProject:
-    return get_object_or_404(request.team.writing_projects, pk=pk)
+    """Hidden (404) if a reference document is one the person may not read."""
+    return get_object_or_404(access.visible_projects(request.team, request.membership), pk=pk)
+
+
+def _check_readable(ready, chosen) -> None:
+    """References only among the documents the person may read (a hidden one is refused as
+    one that does not exist)."""
+    allowed = {str(pk) for pk in ready.values_list("pk", flat=True)}
+    if not {str(c).strip() for c in chosen} <= allowed:
+        raise services.WritingError(services.NOT_IN_LIBRARY)
 
 
 @team_view(write_minimum=Role.MEMBER)
 def project_list(request):
-    ready = request.team.documents.filter(status=DocStatus.READY).order_by("title")
+    readable = access.readable_documents(request.team, request.membership)
+    ready = readable.filter(status=DocStatus.READY).order_by("title")
     form, error = {}, ""
     if request.method == "POST":
         form = request.POST
         try:
+            _check_readable(ready, request.POST.getlist("documents"))
             target = services.parse_target(request.POST.get("target_words", ""))
             project = services.create_project(
                 request.team, request.user, instruction=request.POST.get("instruction", ""),
@@ -39,7 +51,7 @@ def project_list(request):
             if request.POST.get("then") == "write":  # skip the outline: plan and write
                 services.start_write(project, request.user)
             return redirect("writing:detail", team_slug=request.team.slug, pk=project.pk)
-    projects = request.team.writing_projects.all()[:100]
+    projects = access.visible_projects(request.team, request.membership)[:100]
     return render(request, "writing/list.html", {
         "projects": projects, "ready": ready, "form": form, "error": error,
         "chosen": form.getlist("documents") if form else [], "max_words": services.max_words(),
