@@ -26,19 +26,25 @@ def test_every_service_has_a_healthcheck():
 
 
 def test_app_services_are_wired_to_postgres_redis_and_vllm():
-    for name in ("web", "worker-ingest", "worker-llm", "beat"):
+    for name in ("web", "worker-ingest", "worker-llm", "worker-interactive", "beat"):
         env = SERVICES[name]["environment"]
         assert "@postgres:5432/" in env["DATABASE_URL"]
         assert env["REDIS_URL"].startswith("redis://redis:6379")
         assert env["LLM_BACKEND"] == "vllm" and env["LLM_BASE_URL"] == "http://vllm:8000/v1"
         assert "postgres" in SERVICES[name]["depends_on"]
     assert "vllm" in SERVICES["worker-llm"]["depends_on"]
+    assert "vllm" in SERVICES["worker-interactive"]["depends_on"]
 
 
 def test_queues_and_gpu_reservations():
     ingest = " ".join(SERVICES["worker-ingest"]["command"])
     llm = " ".join(SERVICES["worker-llm"]["command"])
     assert "-Q ingest" in ingest and "-Q interactive,batch" in llm
+    # Chat has children of its own; time limits and the memory cap need prefork children.
+    interactive = " ".join(SERVICES["worker-interactive"]["command"])
+    assert "-Q interactive " in interactive
+    for command in (ingest, llm, interactive):
+        assert "--pool threads" not in command and "--pool solo" not in command
     assert "-Q control" in " ".join(SERVICES["beat"]["command"])
     for name in ("worker-llm", "vllm"):
         devices = SERVICES[name]["deploy"]["resources"]["reservations"]["devices"]
