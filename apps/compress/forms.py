@@ -39,10 +39,12 @@ class CompressForm(forms.Form):
                                help_text="Optional: the parts that answer it keep more.")
     method = forms.ChoiceField(choices=METHOD_CHOICES, initial="scope")
 
-    def __init__(self, *args, team, **kwargs) -> None:
+    def __init__(self, *args, team, documents=None, **kwargs) -> None:
+        """``documents``: those the person may read (apps.collections.access); the team's."""
         super().__init__(*args, **kwargs)
         self.team = team
-        self.documents = team.documents.filter(status=DocStatus.READY).order_by("title")
+        documents = team.documents.all() if documents is None else documents
+        self.documents = documents.filter(status=DocStatus.READY).order_by("title")
         self.fields["document"].widget.choices = [("", "— or pick a document —")] + [
             (d.pk, d.title) for d in self.documents
         ]

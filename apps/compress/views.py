@@ -4,6 +4,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django_htmx.http import HttpResponseStopPolling
 
+from apps.collections import access
 from apps.compress import services
 from apps.compress.forms import CompressForm
 from apps.teams.access import team_view
@@ -11,19 +12,24 @@ from apps.teams.models import Role
 
 
 def _jobs(request):
-    return request.team.jobs.filter(kind=services.KIND)
+    return access.visible_jobs(request.team, request.membership).filter(kind=services.KIND)
+
+
+def _form(request, *args) -> CompressForm:
+    return CompressForm(*args, team=request.team,
+                        documents=access.readable_documents(request.team, request.membership))
 
 
 @team_view(write_minimum=Role.MEMBER)
 def index(request):
     if request.method == "POST":
-        form = CompressForm(request.POST, team=request.team)
+        form = _form(request, request.POST)
         if form.is_valid():
             job = services.start(request.team, request.user, form.cleaned_data)
             return redirect("compress:result", team_slug=request.team.slug, pk=job.pk)
         status = 400
     else:
-        form, status = CompressForm(team=request.team), 200
+        form, status = _form(request), 200
     return render(request, "compress/index.html",
                   {"form": form, "recent": _jobs(request)[:20]}, status=status)
 

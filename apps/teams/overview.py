@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.urls import reverse
 
+from apps.collections import access
 from apps.documents.models import DocStatus
 from apps.writing.models import ProjectStatus
 
@@ -41,9 +42,11 @@ def _url(name: str, team, **kwargs) -> str:
     return reverse(name, kwargs={"team_slug": team.slug, **kwargs})
 
 
-def panels(team) -> list[Panel]:
-    documents, conversations = team.documents.all(), team.conversations.all()
-    projects = team.writing_projects.all()
+def panels(team, who) -> list[Panel]:
+    """What ``who`` (a membership) may read: apps.collections.access."""
+    documents = access.readable_documents(team, who)
+    conversations = access.visible_conversations(team, who)
+    projects = access.visible_projects(team, who)
     return [
         Panel("library", "Library", _url("documents:library", team), documents.count(),
               "No documents yet.",
@@ -60,5 +63,5 @@ def panels(team) -> list[Panel]:
     ]
 
 
-def has_ready_document(team) -> bool:
-    return team.documents.filter(status=DocStatus.READY).exists()
+def has_ready_document(team, who) -> bool:
+    return access.readable_documents(team, who).filter(status=DocStatus.READY).exists()

@@ -28,11 +28,11 @@ def dashboard(request):
     """The overview: the team's library, conversations and writing, and the first steps
     until the team has tried each of them."""
     team = request.team
-    shown = overview.panels(team)
+    shown = overview.panels(team, request.membership)
     return render(request, "teams/dashboard.html", {
         "panels": shown, "done": {panel.name: panel.count > 0 for panel in shown},
         "first_steps": not all(panel.count for panel in shown),
-        "has_ready_document": overview.has_ready_document(team),
+        "has_ready_document": overview.has_ready_document(team, request.membership),
         "running": team.jobs.filter(status__in=[Status.QUEUED, Status.RUNNING]).count(),
         "member_count": team.memberships.count(),
     })
