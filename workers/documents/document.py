@@ -38,6 +38,9 @@ class ExtractedDocument:
     title: str = ""
     headings: list[Heading] = field(default_factory=list)
     synthetic_pages: bool = False
+    # Pages (1-based) whose text OCR read, and pages without a text layer that OCR could not.
+    ocr_pages: list[int] = field(default_factory=list)
+    unreadable_pages: list[int] = field(default_factory=list)
 
     @property
     def stats(self) -> DocumentStats:

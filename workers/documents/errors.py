@@ -50,6 +50,12 @@ class ArchiveBomb(DocumentError):
     code = "archive_bomb"
 
 
+class ImageTooLarge(DocumentError):
+    """An image whose declared dimensions exceed the pixel limit (a decompression bomb)."""
+
+    code = "image_too_large"
+
+
 class NoTextFound(DocumentError):
     code = "no_text"
 

@@ -20,6 +20,16 @@ class Limits:
     # it may use, and memory (address space) beyond what the bare reader already holds.
     parse_seconds: float = 60.0
     parse_memory_mb: int = 1024
+    # OCR (scanned PDF pages, images): its time scales with the pages, so each page it reads
+    # gets its own CPU seconds on top of parse_seconds (a dense A4 page takes ~20 s on one
+    # core), the engine (ONNX runtime, OpenCV, models: ~0.5 GB mapped) its own memory, and a
+    # document may have at most max_ocr_pages pages to OCR: refused before any page is read.
+    max_ocr_pages: int = 1_000
+    ocr_page_seconds: float = 60.0
+    ocr_memory_mb: int = 1024
+    # Pixels of one image (or image page, or a PDF page rendered for OCR), checked on the
+    # declared size before anything is decoded; Pillow's decompression-bomb limit is this.
+    max_image_pixels: int = 60_000_000
 
 
 DEFAULT_LIMITS = Limits()
