@@ -141,6 +141,24 @@ def test_results_render_model_text_safely_with_citations_to_the_viewer(client_fo
     assert "80 → 9" in body
 
 
+def test_an_abstained_items_passages_are_labelled_closest_not_support(client_for, team,
+                                                                      member, document):
+    batch = make_batch(team, document, questions=("Who keeps the light?", "Who built it?"))
+    cited = {"n": 1, "document_id": document.pk, "start": 4, "end": 20,
+             "quote": "lighthouse keeper", "title": "Harbour report", "page": 1}
+    first, second = batch.items.order_by("index")
+    first.mark(ItemStatus.SUCCEEDED, result={
+        "answer": "The documents don't appear to answer this.", "abstained": True,
+        "grounded": False, "citations": [cited]})
+    second.mark(ItemStatus.SUCCEEDED, result={
+        "answer": "Oskar Brandt.", "abstained": False, "grounded": True, "citations": [cited]})
+    services.refresh_batch(batch.pk)
+    body = client_for(member).get(url(team, "detail", pk=batch.pk)).content.decode()
+    assert body.count('data-testid="closest-label"') == 1
+    assert body.count('class="citations closest"') == 1
+    assert body.index('id="item-0"') < body.index("closest-label") < body.index('id="item-1"')
+
+
 def test_retry_failed_items_from_the_page(client_for, team, member, document):
     batch = make_batch(team, document, questions=["Who keeps the light?", "When?"])
     first, second = batch.items.order_by("index")

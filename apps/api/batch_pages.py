@@ -18,6 +18,7 @@ from django_htmx.http import HttpResponseStopPolling
 from apps.api import batch_files, batch_results, services
 from apps.api.batch_estimate import SAMPLE_PAIRS, batch_estimate
 from apps.api.items import MAX_ANSWER_TOKENS
+from apps.collections import access
 from apps.documents.models import DocStatus
 from apps.teams.access import team_view
 from apps.teams.models import Role
@@ -52,9 +53,10 @@ class BatchForm(forms.Form):
         required=False, min_value=1, max_value=MAX_ANSWER_TOKENS, label="Longest answer",
         help_text=f"In tokens; {DEFAULT_ANSWER_TOKENS} when empty.")
 
-    def __init__(self, team, *args, **kwargs):
+    def __init__(self, documents, *args, **kwargs):
+        """``documents``: those the person may read (``readable``)."""
         super().__init__(*args, **kwargs)
-        self.ready = list(team.documents.filter(status=DocStatus.READY)
+        self.ready = list(documents.filter(status=DocStatus.READY)
                           .only("pk", "title", "tokens").order_by("title"))
         self.fields["documents"].choices = [(d.pk, d.title) for d in self.ready]
 
@@ -76,7 +78,8 @@ def _spec(request, form: BatchForm) -> tuple[dict | None, list[str]]:
                       if name != "__all__" else " ".join(errs)
                       for name, errs in form.errors.items()]
     try:
-        return batch_files.batch_spec(request.team, form.batch_request()), []
+        return batch_files.batch_spec(request.team, form.batch_request(),
+                                      readable(request)), []
     except batch_files.BatchInputError as err:
         return None, err.messages
 
@@ -91,15 +94,20 @@ def refusal_messages(errors) -> list[str]:
     return [str(errors)]
 
 
+def readable(request):
+    return access.readable_documents(request.team, request.membership)
+
+
 @team_view(Role.VIEWER, write_minimum=Role.MEMBER)
 def batch_list(request):
-    form, errors, status = BatchForm(request.team), [], 200
+    form, errors, status = BatchForm(readable(request)), [], 200
     if request.method == "POST":
-        form = BatchForm(request.team, request.POST, request.FILES)
+        form = BatchForm(readable(request), request.POST, request.FILES)
         spec, errors = _spec(request, form)
         if spec is not None:
             try:
-                batch = services.submit_batch(request.team, spec, user=request.user).batch
+                batch = services.submit_batch(request.team, spec, user=request.user,
+                                              documents=readable(request)).batch
             except services.BatchRefused as err:
                 errors = refusal_messages(err.errors)
             else:
@@ -107,7 +115,8 @@ def batch_list(request):
                                           f"{batch.total:,} items.")
                 return redirect("batches:detail", team_slug=request.team.slug, pk=batch.pk)
         status = 400
-    page = Paginator(request.team.batches.select_related("created_by", "api_key"), 30)
+    page = Paginator(access.visible_batches(request.team, request.membership)
+                     .select_related("created_by", "api_key"), 30)
     return render(request, "batches/list.html", {
         "page": page.get_page(request.GET.get("page")), "form": form, "errors": errors,
         "limit": settings.API_BATCH_MAX_ITEMS}, status=status)
@@ -117,7 +126,7 @@ def batch_list(request):
 @require_POST
 def preview(request):
     """The form's estimate (HTMX): the item count, and for questions what they will cost."""
-    form = BatchForm(request.team, request.POST, request.FILES)
+    form = BatchForm(readable(request), request.POST, request.FILES)
     spec, errors = _spec(request, form)
     context = {"errors": errors, "spec": spec, "sample_pairs": SAMPLE_PAIRS}
     if spec is not None and spec["kind"] == "qa":
@@ -126,15 +135,15 @@ def preview(request):
 
 
 def _batch(request, pk: int):
-    return get_object_or_404(request.team.batches.select_related("created_by", "api_key"),
-                             pk=pk)
+    return get_object_or_404(access.visible_batches(request.team, request.membership)
+                             .select_related("created_by", "api_key"), pk=pk)
 
 
 def _progress_context(request, batch) -> dict:
     page = Paginator(batch.items.select_related("job"), ITEMS_PER_PAGE).get_page(
         request.GET.get("page"))
     ids = {i for item in page for i in batch_results.item_documents(item)}
-    titles = dict(request.team.documents.filter(pk__in=ids).values_list("pk", "title"))
+    titles = dict(readable(request).filter(pk__in=ids).values_list("pk", "title"))
     rows = []
     for item in page:
         row = batch_results.item_row(item)
@@ -142,6 +151,8 @@ def _progress_context(request, batch) -> dict:
         row["document_titles"] = [(i, titles.get(i, f"#{i} (deleted)"))
                                   for i in batch_results.item_documents(item)]
         row["citation_list"] = (item.result or {}).get("citations") or []
+        # An abstained answer's citations are the closest passages, not support for it.
+        row["abstained"] = bool((item.result or {}).get("abstained"))
         row["percent"] = item.job.percent if item.job else 0
         rows.append(row)
     return {"batch": batch, "page": page, "rows": rows,
