@@ -188,8 +188,10 @@ def _pasted_questions(text: str) -> Table:
 class Documents:
     """The team's documents by id and by title, read once (no text)."""
 
-    def __init__(self, team):
-        self.by_id = {d.pk: d for d in team.documents.only("pk", "title", "status")}
+    def __init__(self, team, documents=None):
+        """``documents``: those the person may read (apps.collections.access); the team's."""
+        library = team.documents.all() if documents is None else documents
+        self.by_id = {d.pk: d for d in library.only("pk", "title", "status")}
         self.by_title: dict[str, list] = {}
         for d in self.by_id.values():
             self.by_title.setdefault(d.title.strip().casefold(), []).append(d)
@@ -269,13 +271,13 @@ def _check_columns(table: Table, allowed: tuple[str, ...], needed: tuple[str, ..
                               f"{', '.join(allowed)}.")
 
 
-def qa_spec(team, request: Request) -> dict:
+def qa_spec(team, request: Request, library=None) -> dict:
     """Questions (pasted, or a file's `question` column) asked of the picked documents
     (together, or each apart) or of the document a row names."""
     table = _input_table(request, questions=True)
     check_rows(table, "questions")
     _check_columns(table, QA_COLUMNS, ("question",), "qa")
-    documents = Documents(team)
+    documents = Documents(team, library)
     picked = list(dict.fromkeys(request.document_ids))
     for pk in picked:  # the form offers ready ones; one may have gone since
         if pk not in documents.by_id:
@@ -320,7 +322,7 @@ def qa_spec(team, request: Request) -> dict:
     return {"kind": "qa", "name": request.name, "items": items}
 
 
-def items_spec(team, request: Request) -> dict:
+def items_spec(team, request: Request, library=None) -> dict:
     """compress / write items, one per row of a CSV or JSONL text (pasted or uploaded),
     with the item's own fields as columns (`document`: a title, for document_id)."""
     kind = get_item_kind(request.kind)
@@ -329,7 +331,7 @@ def items_spec(team, request: Request) -> dict:
     allowed = (*kind.fields, "document") if "document_id" in kind.fields else kind.fields
     needed = kind.required or tuple(c for c in allowed if c in ("text", *DOCUMENT_COLUMNS))
     _check_columns(table, allowed, needed, kind.name)
-    documents = Documents(team) if "document_id" in kind.fields else None
+    documents = Documents(team, library) if "document_id" in kind.fields else None
     errors, items = [], []
     for line, row in table.rows:
         try:
@@ -354,13 +356,13 @@ def _typed(row: dict) -> Iterator[tuple[str, object]]:
         yield name, _number(name, value, kind) if kind and isinstance(value, str) else value
 
 
-def batch_spec(team, request: Request) -> dict:
+def batch_spec(team, request: Request, library=None) -> dict:
     """The API request for this input; BatchInputError (every message) before anything is
-    created."""
+    created. ``library``: the documents the person may read (default: the team's)."""
     if request.kind == "qa":
-        return qa_spec(team, request)
+        return qa_spec(team, request, library)
     try:
         get_item_kind(request.kind)
     except ItemInvalid as err:
         raise BatchInputError(str(err)) from None
-    return items_spec(team, request)
+    return items_spec(team, request, library)

@@ -55,12 +55,16 @@ def flat_converters(serializer_class) -> tuple:
 
 
 class DocumentSerializer(serializers.ModelSerializer):
+    collection = serializers.IntegerField(
+        source="filing.collection_id", read_only=True, allow_null=True, default=None,
+        help_text="The collection's id; null: in no collection (open to the team).")
+
     class Meta:
         model = Document
         list_serializer_class = FlatListSerializer
         fields = ["id", "title", "original_name", "kind", "size_bytes", "sha256", "status",
                   "error", "error_code", "pages", "words", "tokens", "chunk_count",
-                  "created_at", "ingested_at"]
+                  "created_at", "ingested_at", "collection"]
         read_only_fields = fields
 
 
@@ -77,10 +81,15 @@ class QuestionEstimateSerializer(StrictSerializer):
 
 class DocumentUploadSerializer(StrictSerializer):
     file = serializers.FileField(help_text="PDF, DOCX, HTML, Markdown or plain text.")
+    collection = serializers.IntegerField(
+        required=False, help_text="A collection to upload into (write access needed); "
+        "required for a key scoped to collections.")
 
 
 class DocumentFilterSerializer(StrictSerializer):
     status = serializers.ChoiceField(DocStatus.values, required=False)
+    collection = serializers.CharField(required=False, max_length=20,
+                                       help_text="A collection's id, or “none”.")
     kind = serializers.CharField(required=False, max_length=20)
     q = serializers.CharField(required=False, max_length=200,
                               help_text="Words in the title (case-insensitive).")

@@ -95,9 +95,10 @@ def check_expanded_size(spec: dict) -> None:
             f"{limit:,} (API_JSON_MAX_BYTES)."]})
 
 
-def known_documents(team, spec: dict) -> set[int]:
+def known_documents(team, spec: dict, documents=None) -> set[int]:
     """The ids among the request's document ids (batch-level and per item) that exist in
-    this team: one query, before any item is built."""
+    this team (among ``documents``, those the submitter may read, when given): one query,
+    before any item is built."""
     wanted = set()
 
     def add(ids) -> None:
@@ -109,7 +110,8 @@ def known_documents(team, spec: dict) -> set[int]:
         if isinstance(item, dict):
             add(item.get("document_ids"))
             add([item.get("document_id")])
-    return set(team.documents.filter(pk__in=wanted).values_list("pk", flat=True))
+    library = team.documents.all() if documents is None else documents
+    return set(library.filter(pk__in=wanted).values_list("pk", flat=True))
 
 
 def expand_items(spec: dict) -> list[dict]:
@@ -194,14 +196,15 @@ def _existing(team, idempotency_key: str, digest: str) -> Submission | None:
 
 def submit_batch(team, spec: dict, *, user=None, api_key=None,
                  idempotency_key: str | None = None,
-                 admit: Callable[[int], None] | None = None) -> Submission:
+                 admit: Callable[[int], None] | None = None, documents=None) -> Submission:
     """Check everything, then create the batch, its items and one job per item at once.
 
     Counts, document ids and sizes are checked by arithmetic and one query before any item
     is built. With an idempotency key, the same key and body give the batch made the first
     time; the same key with another body is refused (422). `admit(n)` is called with the
     item count of a new, valid batch just before it is created (the item throttle raises
-    there). Nothing is enqueued on a refusal.
+    there). Nothing is enqueued on a refusal. ``documents``: those the submitter may read
+    (apps.collections.access); a hidden one is as unknown as one that never was.
     """
     digest = request_hash(spec)
     if idempotency_key:
@@ -210,7 +213,7 @@ def submit_batch(team, spec: dict, *, user=None, api_key=None,
             return found
     check_count(spec)
     check_expanded_size(spec)
-    known = known_documents(team, spec)
+    known = known_documents(team, spec, documents)
     items = check_items(team, spec["kind"], expand_items(spec), known)
     url = check_webhook_url(spec["webhook_url"]) if spec.get("webhook_url") else ""
     if admit is not None:

@@ -17,7 +17,7 @@ from drf_spectacular.utils import (
     extend_schema,
 )
 from rest_framework import generics, pagination, parsers, status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.fields import empty
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
@@ -27,6 +27,8 @@ from apps.api import serializers as s
 from apps.api import services
 from apps.api.authentication import BatchItemThrottle, principal
 from apps.api.models import ApiKey, Batch
+from apps.collections import access
+from apps.collections import services as collections
 from apps.core.bodylimit import declared_length, too_large_message, upload_limit
 from apps.documents import estimates, titles
 from apps.documents import services as documents
@@ -93,7 +95,12 @@ class TeamAPIView(generics.GenericAPIView):
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)  # authentication, permission, throttling
         write = request.method not in SAFE_METHODS and not self.read_only
-        self.team = resolve_team_for_api(principal(request), kwargs["slug"], write=write)
+        self.who = principal(request)
+        self.team = resolve_team_for_api(self.who, kwargs["slug"], write=write)
+
+    def readable(self):
+        """The team's documents this key or user may read (apps.collections.access)."""
+        return access.readable_documents(self.team, self.who)
 
     def api_key(self):
         return self.request.auth if isinstance(self.request.auth, ApiKey) else None
@@ -137,7 +144,9 @@ class DocumentList(TeamAPIView):
                    summary="List documents (filters: status, kind, q)")
     def get(self, request, slug):
         wanted = self.filters(s.DocumentFilterSerializer)
-        rows = self.team.documents.all()
+        rows = collections.in_collection(
+            self.readable(), access.readable_collections(self.team, self.who),
+            wanted.get("collection", ""))
         if "status" in wanted:
             rows = rows.filter(status=wanted["status"])
         if "kind" in wanted:
@@ -145,7 +154,9 @@ class DocumentList(TeamAPIView):
         if "q" in wanted:
             rows = rows.filter(title__icontains=wanted["q"])
         # The serializer's columns, and team_id, which the related manager reads on each row.
-        page = self.paginate_queryset(rows.only("team", *s.DocumentSerializer.Meta.fields))
+        fields = [f for f in s.DocumentSerializer.Meta.fields if f != "collection"]
+        page = self.paginate_queryset(rows.select_related("filing").only(
+            "team", "filing__collection", *fields))
         return self.get_paginated_response(s.DocumentSerializer(page, many=True).data)
 
     @extend_schema(request={"multipart/form-data": s.DocumentUploadSerializer},
@@ -158,14 +169,19 @@ class DocumentList(TeamAPIView):
             return Response({"file": [too_large_message(limit, "DOCUMENT_MAX_BYTES", length)],
                              "code": "too_large"}, status=413)
         files = request.FILES.getlist("file")
-        unknown = sorted(set(request.data) - {"file"})
+        unknown = sorted(set(request.data) - {"file", "collection"})
         if unknown:
-            raise ValidationError({name: ["Unknown field. Allowed: file."] for name in unknown})
+            raise ValidationError({name: ["Unknown field. Allowed: file, collection."]
+                                   for name in unknown})
         if len(files) != 1:
             raise ValidationError({"file": ["Send exactly one file in the “file” field "
                                             f"(got {len(files)})."]})
         try:
-            outcome = documents.upload(self.team, self.user(), files[0])
+            target = collections.target(self.team, self.who, request.data.get("collection"))
+        except collections.CollectionRefused as err:
+            raise ValidationError({"collection": [str(err)]}) from None
+        try:
+            outcome = collections.upload(self.team, self.who, self.user(), files[0], target)
         except documents.UploadRefused as err:
             return Response({"file": [err.message], "code": err.code}, status=err.status)
         return Response(s.DocumentSerializer(outcome.document).data,
@@ -174,9 +190,13 @@ class DocumentList(TeamAPIView):
 
 class DocumentView(TeamAPIView):
     def document(self, pk: int):
-        document = self.team.documents.filter(pk=pk).first()
+        """404 if this key or user may not read it; 403 to change it with read access only."""
+        document = self.readable().filter(pk=pk).first()
         if document is None:
             raise NotFound("No such document in this team.")
+        if self.request.method not in SAFE_METHODS and not access.writable_documents(
+                self.team, self.who).filter(pk=pk).exists():
+            raise PermissionDenied("Read access only to this document's collection.")
         return document
 
 
@@ -220,7 +240,8 @@ class QuestionEstimate(TeamAPIView):
         body.is_valid(raise_exception=True)
         try:
             found = estimates.question_preview(self.team, body.validated_data["document_ids"],
-                                               body.validated_data["question"])
+                                               body.validated_data["question"],
+                                               documents=self.readable())
         except estimates.EstimateRefused as err:
             raise ValidationError({"detail": str(err)}) from None
         return Response(found.to_dict())
@@ -255,7 +276,7 @@ class BatchList(TeamAPIView):
     @extend_schema(responses={200: s.BatchSerializer(many=True), **ERRORS},
                    summary="List batches, newest first")
     def get(self, request, slug):
-        page = self.paginate_queryset(self.team.batches.all())
+        page = self.paginate_queryset(access.visible_batches(self.team, self.who))
         return self.get_paginated_response(s.BatchSerializer(page, many=True).data)
 
     @extend_schema(request=s.BatchCreateSerializer, parameters=[IDEMPOTENCY_HEADER],
@@ -280,7 +301,7 @@ class BatchList(TeamAPIView):
         try:
             submission = services.submit_batch(
                 self.team, dict(body.validated_data), user=self.user(), api_key=self.api_key(),
-                idempotency_key=key,
+                idempotency_key=key, documents=self.readable(),
                 admit=lambda items: BatchItemThrottle().admit(request, self, items))
         except services.BatchRefused as err:
             return Response(err.errors, status=err.status)
@@ -292,7 +313,7 @@ class BatchView(TeamAPIView):
     serializer_class = s.BatchSerializer
 
     def batch(self, pk: int) -> Batch:
-        batch = self.team.batches.filter(pk=pk).first()
+        batch = access.visible_batches(self.team, self.who).filter(pk=pk).first()
         if batch is None:
             raise NotFound("No such batch in this team.")
         return batch

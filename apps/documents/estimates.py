@@ -17,11 +17,14 @@ class EstimateRefused(ValueError):
     """Shown to the person as it is."""
 
 
-def question_preview(team, document_ids: Iterable[int], question: str) -> Preview:
+def question_preview(team, document_ids: Iterable[int], question: str,
+                     documents=None) -> Preview:
+    """``documents``: those the asker may read (apps.collections.access); the team's."""
     ids = sorted(set(document_ids))
     if not ids:
         raise EstimateRefused("Pick at least one document.")
-    documents = list(without_text(team.documents.filter(pk__in=ids)))
+    library = team.documents.all() if documents is None else documents
+    documents = list(without_text(library.filter(pk__in=ids)))
     if len(documents) < len(ids):
         raise EstimateRefused("No such document in this team: "
                               + ", ".join(map(str, sorted(set(ids) - {d.pk for d in documents}))))
