@@ -19,17 +19,21 @@ class InvalidKey(Exception):
     """A key that cannot authenticate; the message says why."""
 
 
-def create_key(team, user, name: str, scopes: list[str]) -> tuple[ApiKey, str]:
-    """Make a key; returns the row and the full secret, which is never stored or shown again."""
+def create_key(team, user, name: str, scopes: list[str], collections=()) -> tuple[ApiKey, str]:
+    """Make a key; returns the row and the full secret, which is never stored or shown again.
+    ``collections`` (of ``team``): the key reads only their documents; none: the whole team."""
     scopes = sorted({str(s) for s in scopes} | {Scope.READ})  # every key can read
     unknown = set(scopes) - set(Scope.values)
     if unknown:
         raise ValueError(f"Unknown scopes: {', '.join(sorted(unknown))}")
+    if any(c.team_id != team.pk for c in collections):
+        raise ValueError("A key can be scoped only to its own team's collections.")
     ident = secrets.token_hex(4)
     token = f"{KEY_PREFIX}{ident}_{secrets.token_urlsafe(32)}"
     key = ApiKey.objects.create(team=team, name=name.strip()[:80] or "API key",
                                 prefix=f"{KEY_PREFIX}{ident}", secret_hash=hash_token(token),
                                 scopes=scopes, created_by=user)
+    key.collections.set(collections)
     return key, token
 
 

@@ -18,17 +18,30 @@ class ApiKeyForm(forms.Form):
     write = forms.BooleanField(required=False, label="Write access",
                                help_text="Upload and delete documents, submit and cancel "
                                          "batches. Without it the key can only read.")
+    collections = forms.ModelMultipleChoiceField(
+        queryset=None, required=False, widget=forms.CheckboxSelectMultiple,
+        label="Only these collections",
+        help_text="None ticked: the whole team's documents. Ticked: the key reads (and "
+                  "writes) only the documents in these collections.")
+
+    def __init__(self, *args, team, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["collections"].queryset = team.collections.all()
+        if not self.fields["collections"].queryset.exists():
+            del self.fields["collections"]
 
 
 @team_view(Role.ADMIN)
 @require_POST
 def create_key(request):
-    form = ApiKeyForm(request.POST)
+    form = ApiKeyForm(request.POST, team=request.team)
     if not form.is_valid():
-        messages.error(request, "Give the key a name (at most 80 characters).")
+        messages.error(request, "Give the key a name (at most 80 characters) and choose "
+                                "among the team's collections.")
         return redirect("teams:settings", team_slug=request.team.slug)
     scopes = [Scope.READ] + ([Scope.WRITE] if form.cleaned_data["write"] else [])
-    key, token = keys.create_key(request.team, request.user, form.cleaned_data["name"], scopes)
+    key, token = keys.create_key(request.team, request.user, form.cleaned_data["name"], scopes,
+                                 collections=form.cleaned_data.get("collections") or ())
     # Rendered, not redirected: the secret must never sit in a URL or a session.
     response = render(request, "api/key_created.html", {"key": key, "token": token})
     response["Cache-Control"] = "no-store"

@@ -14,6 +14,7 @@ def api_keys_card(context):
     return {
         "current_team": team, "current_membership": membership,
         "csrf_token": context.get("csrf_token"),
-        "api_keys": team.api_keys.select_related("created_by")[:100] if team else [],
-        "form": ApiKeyForm(),
+        "api_keys": team.api_keys.select_related("created_by").prefetch_related(
+            "collections")[:100] if team else [],
+        "form": ApiKeyForm(team=team) if team else None,
     }
