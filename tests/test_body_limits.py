@@ -362,6 +362,8 @@ def test_each_address_has_its_limit(settings):
     assert limit_for("/api/v1/teams/t/batches/")[0] == 2000
     assert limit_for("/api/v1/teams/t/documents/")[0] == upload_limit(1) > 10 * MB
     assert limit_for("/t/t/documents/upload/")[0] == upload_limit(3) > 30 * MB
+    # The batch form's file may be as large as an API batch body (the view says why not).
+    assert limit_for("/t/t/batches/")[0] > 2000 and limit_for("/t/t/batches/preview/")[0] > 2000
 
 
 def test_who_gets_the_upload_limit(team, member, viewer, outsider):
@@ -382,6 +384,8 @@ def test_who_gets_the_upload_limit(team, member, viewer, outsider):
 
     assert may_upload(session(member), web) and may_upload(session(member), api)
     assert not may_upload(session(viewer), web)  # viewers may not upload
+    batches = resolve(f"/t/{team.slug}/batches/")
+    assert may_upload(session(member), batches) and not may_upload(session(viewer), batches)
     assert not may_upload(session(outsider), web)
     assert not may_upload({"headers": []}, web)
     write = keys.create_key(team, member, "w", [Scope.WRITE])

@@ -40,7 +40,9 @@ def upload_limit(files: int) -> int:
     return files * (settings.DOCUMENT_MAX_BYTES + MULTIPART_OVERHEAD)
 
 
-UPLOADS = ("documents:upload", "api:documents")  # the addresses with the large limit
+# The batch page's form takes a CSV/JSONL file as large as the API's JSON body.
+BATCH_FORMS = ("batches:list", "batches:preview")
+UPLOADS = ("documents:upload", "api:documents", *BATCH_FORMS)  # the addresses with large limits
 NOT_AN_UPLOADER = ("REQUEST_MAX_BYTES for a request without a signed-in member of the team "
                    "or a write API key")
 
@@ -66,6 +68,8 @@ def _limit(match) -> tuple[int, str]:
             "DOCUMENT_MAX_BYTES × DOCUMENT_MAX_FILES_PER_UPLOAD")
     if name == "api:documents":
         return upload_limit(1), "DOCUMENT_MAX_BYTES"
+    if name in BATCH_FORMS:
+        return settings.API_JSON_MAX_BYTES + MULTIPART_OVERHEAD, "API_JSON_MAX_BYTES"
     if name.startswith("api:"):
         return settings.API_JSON_MAX_BYTES, "API_JSON_MAX_BYTES"
     return settings.REQUEST_MAX_BYTES, "REQUEST_MAX_BYTES"
