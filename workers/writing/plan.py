@@ -52,6 +52,7 @@ class PlanError(ValueError):
 class Plan:
     sections: list[PlanSection]
     source: str  # "model" | "repaired" | "fallback" | "structure" (one per unit asked)
+    # | "sources" (from the reference documents' topics)
     note: str = ""
     trace: list[dict[str, Any]] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
@@ -420,12 +421,17 @@ def _usable(sections: list[PlanSection], n: int) -> bool:
 
 def make_plan(backend: LLMBackend, instruction: str, target_words: int, *,
               max_asks: int = 2, fallback: bool = True,
-              max_words: int = DEFAULT_MAX_WORDS) -> Plan:
+              max_words: int = DEFAULT_MAX_WORDS, topics: list[str] | None = None) -> Plan:
     """Read what the instruction asks for; ask the model for a plan; parse, repair,
     re-ask; else fall back (or raise PlanError when ``fallback`` is False); then check the
     plan against the instruction and add what it misses. An instruction divided into units
     ("one chapter per week of the year") is planned one section per unit, without the
-    model. Raises PlanError on a bad request or a contradictory instruction."""
+    model. Raises PlanError on a bad request or a contradictory instruction.
+
+    ``topics``: what the reference documents hold (their headings, key passages:
+    ``citing.source_topics``). An instruction without parts of its own is then planned from
+    them, without the model (``source = "sources"``): the sections follow what there is
+    evidence for. The instruction's own units and parts still come first."""
     instruction, spec = check_instruction(instruction, target_words, max_words)
     if spec.units and spec.units.count:
         sections = unit_plan(spec, instruction, target_words)
@@ -447,6 +453,12 @@ def make_plan(backend: LLMBackend, instruction: str, target_words: int, *,
         return _checked(Plan(sections, "structure", f"One section per part the instruction "
                                                     f"lists ({len(sections)}).",
                              requirements=spec), target_words)
+    if topics and not spec.parts:
+        plan = fallback_plan(instruction, target_words, parts=topics, sections=n)
+        plan.source, plan.requirements = "sources", spec
+        plan.note = (f"Planned from what the reference documents hold ({len(topics)} "
+                     f"heading{'s' if len(topics) != 1 else ''} and key passages).")
+        return _checked(plan, target_words)
     if spec.parts:  # a section per part where the target has room for it
         n = max(n, min(len(spec.parts), max(1, target_words // MIN_PART_WORDS)))
     parts = ("\nThe task asks for these parts; give each its own section: "

@@ -75,6 +75,10 @@ class SectionResult:
     # The section's constraints as checked after writing (and fixing): checks.Check dicts.
     checks: list[dict[str, Any]] = field(default_factory=list)
     dropped_paragraphs: int = 0  # restating earlier sections
+    # Written from a library: marker k of the text → citations[k - 1] (document_id, start,
+    # end, quote), and what the check found (citing.CitedText.to_dict).
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    citing: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "words": self.words, "target": self.target,
@@ -83,7 +87,7 @@ class SectionResult:
                 "tokens_out": self.usage.completion_tokens,
                 "dropped_sentences": self.dropped_sentences,
                 "dropped_paragraphs": self.dropped_paragraphs, "checks": self.checks,
-                "trace": self.trace}
+                "citations": self.citations, "citing": self.citing, "trace": self.trace}
 
 
 @dataclass
@@ -193,7 +197,7 @@ def write_section(backend: LLMBackend, instruction: str, plan: Plan, index: int,
                   max_attempts: int = 2, max_rounds: int | None = None,
                   sampling: Mapping[str, Any] | None = None,
                   constraints: list[Constraint] | None = None, earlier: list[str] | None = None,
-                  fix_tries: int = FIX_TRIES) -> SectionResult:
+                  fix_tries: int = FIX_TRIES, library: Any = None) -> SectionResult:
     """Write section ``index`` (1-based) of ``plan`` to its word count.
 
     ``constraints`` (default: those the plan's requirements give this section) go into its
@@ -203,8 +207,25 @@ def write_section(backend: LLMBackend, instruction: str, plan: Plan, index: int,
     ``previous`` text) are dropped, and the section refilled once when that left it short.
     An empty answer is retried (sampling hotter) up to ``max_attempts``; after that the
     result has status "empty" and no text, and the caller marks the section.
+
+    ``library`` (a ``citing.Library``): the section is written from the passages it
+    retrieves for the point, and its sentences that the grounding check finds supported
+    get numbered citations (``citations``); the others stay uncited.
     """
     section = next(s for s in plan.sections if s.index == index)
+    if library is not None:
+        passages = library.passages(section.point)
+        references = [p.text for p in passages]
+        result = write_section(backend, instruction, plan, index, previous=previous,
+                               summary=summary, references=references, style=style,
+                               on_token=on_token, max_attempts=max_attempts,
+                               max_rounds=max_rounds, sampling=sampling,
+                               constraints=constraints, earlier=earlier, fix_tries=fix_tries)
+        if result.text:
+            cited = library.cite(result.text, passages, section.words)
+            result.text, result.citations = cited.text, cited.citations
+            result.citing = cited.to_dict()
+        return result
     if constraints is None:
         constraints = section_constraints(plan.requirements, plan.sections).get(index, [])
     body_words = max(section.words // 2, section.words - reserve(constraints))
@@ -272,18 +293,21 @@ def write_document(instruction: str, plan: Plan, *, backend: LLMBackend,
                    references: Callable[[str], list[str]] | None = None,
                    style: str | None = None,
                    on_section_start: Callable[[int], None] | None = None,
-                   **options: Any) -> DocumentResult:
+                   library: Any = None, **options: Any) -> DocumentResult:
     """Write every section of ``plan`` not in ``done_sections`` ({index: text}), in order.
 
     ``save_section(index, result)`` is called as soon as a section is written (persist it
     there: that is what makes the job resumable). ``references(point)`` returns passages
-    for a section. ``options`` go to ``write_section`` (max_attempts, max_rounds,
-    sampling). A section that comes back empty is saved with status "empty" and the
-    document goes on.
+    for a section; ``library`` (a ``citing.Library``) instead: passages per section and
+    citations of the sentences they support. ``options`` go to ``write_section``
+    (max_attempts, max_rounds, sampling). A section that comes back empty is saved with
+    status "empty" and the document goes on.
     """
     progress = progress or no_progress
     started = time.perf_counter()
-    texts = {i: t for i, t in done_sections.items() if t}
+    # What later sections read: without citation markers (a library's texts carry them).
+    texts = {i: library.plain(t) if library is not None else t
+             for i, t in done_sections.items() if t}
     points = {s.index: s.point for s in plan.sections}
     skipped = sorted(i for i in done_sections if i in points)
     total = len(plan.sections)
@@ -300,16 +324,18 @@ def write_document(instruction: str, plan: Plan, *, backend: LLMBackend,
         before = {i: t for i, t in texts.items() if i < section.index}
         previous = join_sections(before)
         summary = running_summary([(i, points[i], before[i]) for i in sorted(before)])
-        passages = references(section.point) if references else None
+        passages = references(section.point) if references and library is None else None
         result = write_section(backend, instruction, plan, section.index, previous=previous,
                                summary=summary, references=passages, style=style,
                                on_token=on_token, constraints=constraints[section.index],
-                               earlier=[before[i] for i in sorted(before)], **options)
+                               earlier=[before[i] for i in sorted(before)], library=library,
+                               **options)
         save_section(section.index, result)
         written.append(result)
         usage = usage + result.usage
         if result.text:
-            texts[section.index] = result.text
+            texts[section.index] = library.plain(result.text) if library is not None \
+                else result.text
     text = join_sections(texts, plan.requirements.separator)
     progress(total, total, "Done")
     return DocumentResult(text, count_words(text), written, skipped, usage,

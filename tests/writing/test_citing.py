@@ -1,0 +1,130 @@
+"""Writing from a library (issue 20.3): only a sentence the grounding check finds supported
+gets a citation, each citation is an exact span that supports its sentence by itself,
+markers the model wrote are removed, numbering runs across sections, and the plan follows
+what the sources hold."""
+
+from __future__ import annotations
+
+from tests.writing.conftest import Canned
+from workers.qa.grounding import check
+from workers.qa.retrieval import InMemoryRetriever
+from workers.qa.types import Citation, Passage, SourceDocument
+from workers.writing import Plan, PlanSection, make_plan, write_document
+from workers.writing.citing import (
+    QUESTION,
+    Library,
+    citation_stats,
+    cite,
+    number_citations,
+    source_topics,
+)
+
+HARBOUR = ("The harbour of Altmark was rebuilt in 1998 by Kessler Marine Works. The work cost "
+           "4.2 million euros. Fishing boats returned in the spring of 1999. The town council "
+           "approved a second quay in 2004.")
+TIDES = "Tides in the bay rise by three metres. Storms in winter flooded the old market twice."
+DOCS = [SourceDocument(1, "Harbour report", HARBOUR), SourceDocument(2, "Tides", TIDES)]
+TEXT = ("The harbour was rebuilt in 1998 by Kessler Marine Works [2]. It is a wonderful place "
+        "full of joy and music. The rebuilding cost 4.2 million euros. Storms in winter flooded "
+        "the old market. The moon is made of cheese and Peter Smith loved it in 1850.")
+
+
+class Recording(Canned):
+    """Canned answers (a model that copies one fact, states another from the passages and
+    adds one of its own, on demand) with the prompts recorded."""
+
+    def stream(self, messages, **sampling):  # noqa: ANN001, ANN201
+        self.sent.append(messages)
+        return super().stream(messages, **sampling)
+
+
+def _supported_alone(sentence: str, quote: str) -> bool:
+    alone = SourceDocument(9, "span", quote)
+    verdict = check(QUESTION.format(words=100), sentence,
+                    [Citation(9, 0, len(quote), quote)], [alone])
+    return bool(verdict.notes.get("claims")) and all(c["supported"]
+                                                    for c in verdict.notes["claims"])
+
+
+def test_only_supported_sentences_are_cited_each_by_a_span_that_supports_it():
+    cited = cite(TEXT, [Passage(1, 0, 68, HARBOUR[:68], 1.0)], DOCS, words=100)
+    # The model's own "[2]" is gone; the three sentences the documents hold are cited, the
+    # invented ones are not (kept as written, without a citation).
+    assert cited.removed_markers == 1 and cited.sentences == 5 and cited.cited == 3
+    assert "Kessler Marine Works [1]." in cited.text
+    assert "4.2 million euros [2]." in cited.text and "old market [3]." in cited.text
+    assert "full of joy and music." in cited.text and "loved it in 1850." in cited.text
+    assert cited.unsupported == ["It is a wonderful place full of joy and music.",
+                                 "The moon is made of cheese and Peter Smith loved it in 1850."]
+    by_id = {d.id: d for d in DOCS}
+    sentences = {1: "The harbour was rebuilt in 1998 by Kessler Marine Works.",
+                 2: "The rebuilding cost 4.2 million euros.",
+                 3: "Storms in winter flooded the old market."}
+    for k, c in enumerate(cited.citations, start=1):
+        assert by_id[c["document_id"]].text[c["start"]:c["end"]] == c["quote"]  # exact span
+        assert _supported_alone(sentences[k], c["quote"]), (k, c)
+    # The cost is cited at its own sentence, not at the passage next to it.
+    assert cited.citations[1]["quote"] == "The work cost 4.2 million euros."
+    stats = citation_stats([cited.text])
+    assert stats["cited_sentences"] == 3 and stats["sentences"] == 5
+    assert stats["cited_share"] == 0.6 and stats["per_100_words"] > 0
+
+
+def test_nothing_supported_means_no_citation_and_no_markers():
+    text = "Dragons guard the northern pass. Their gold shines at night [1]."
+    cited = cite(text, [Passage(2, 0, 38, TIDES[:38], 1.0)], DOCS, words=50)
+    assert cited.citations == [] and cited.cited == 0
+    assert cited.text == "Dragons guard the northern pass. Their gold shines at night."
+
+
+def test_numbering_runs_across_sections_one_number_per_span():
+    a = {"document_id": 1, "start": 0, "end": 5, "quote": "The h"}
+    b = {"document_id": 2, "start": 0, "end": 5, "quote": "Tides"}
+    texts, refs = number_citations([("One [1]. Two [2].", [a, b]),
+                                    ("Three [1]. Four [2]. Odd [7].", [b, a]),
+                                    ("No citations [1].", [])])
+    assert texts == ["One [1]. Two [2].", "Three [2]. Four [1]. Odd [7].", "No citations [1]."]
+    assert [(r.number, r.document_id) for r in refs] == [(1, 1), (2, 2)]
+
+
+def test_topics_come_from_headings_then_key_passages():
+    topics = source_topics({1: ["Rebuilding the harbour", "Costs", "costs", "#"], 2: []},
+                           ["Tides in the bay rise by three metres. Storms came.", "Hm"])
+    assert topics == ["Rebuilding the harbour", "Costs", "Tides in the bay rise by three metres"]
+
+
+def test_the_plan_follows_the_sources_unless_the_instruction_lists_parts(llm):
+    topics = ["Rebuilding the harbour", "Costs and funding", "Tides and storms", "The new quay"]
+    plan = make_plan(llm, "Write a report on the harbour of Altmark.", 2000, topics=topics)
+    assert plan.source == "sources" and "reference documents" in plan.note
+    assert sum(s.words for s in plan.sections) == 2000
+    points = " ".join(s.point for s in plan.sections)
+    assert all(t in points for t in topics)
+    listed = make_plan(llm, "Write a report on the harbour: its history, costs and future.",
+                       900, topics=topics)
+    assert listed.source == "structure"  # the instruction's own parts come first
+
+
+def test_a_library_section_is_written_from_passages_and_cited(llm):
+    retrieve = InMemoryRetriever(DOCS, passage_words=40)
+    library = Library(DOCS, retrieve)
+    section = ("The harbour of Altmark was rebuilt in 1998 by Kessler Marine Works [1]. "
+               "The work cost 4.2 million euros. Many visitors enjoy the sunsets there every "
+               "evening with their families and friends. ")
+    canned = Recording(llm, [section])
+    plan = Plan([PlanSection(1, "Rebuilding the harbour", 40),
+                 PlanSection(2, "Costs of the harbour", 40)], "sources")
+    saved = {}
+    result = write_document("Write a report on the harbour.", plan, backend=canned,
+                            done_sections={}, save_section=saved.__setitem__, library=library)
+    first = saved[1]
+    assert first.citations and first.citing["cited"] >= 2
+    assert "[1]" in first.text and first.citing["removed_markers"] >= 1
+    for c in first.citations:
+        assert HARBOUR[c["start"]:c["end"]] == c["quote"]
+    # The passages went into the prompt; later sections read the text without markers.
+    second = next(m[-1]["content"] for m in canned.sent
+                  if "Now write section 2" in m[-1]["content"])
+    assert "Reference material" in second and "Kessler Marine Works." in second
+    assert "Works [1]" not in second
+    assert "[1]" not in result.text and "Kessler Marine Works." in result.text
