@@ -12,6 +12,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from apps.api.keys import create_key
 from apps.api.models import Batch
 from apps.chat.models import Conversation, Message
+from apps.collections.models import Collection
 from apps.documents.models import Document
 from apps.teams.models import Role
 from apps.teams.services import create_invitation
@@ -56,6 +57,7 @@ def victim(db):
     section = Section.objects.create(project=writing, position=1, point="x", target_words=300)
     section_ids = {"pk": writing.pk, "section_pk": section.pk}
     batch = Batch.objects.create(team=team, kind="qa", total=0)
+    collection = Collection.objects.create(team=team, name="Secret shelf", restricted=True)
     return {
         "team": team,
         "ids": {
@@ -80,6 +82,9 @@ def victim(db):
             "teams:revoke_invitation": {"pk": invitation.pk},
             "teams:change_role": {"pk": other.pk},
             "teams:remove_member": {"pk": other.pk},
+            "collections": {"pk": collection.pk},
+            "collections:revoke": {"pk": collection.pk, "user_pk": other.user_id},
+            "collections:move_document": {"pk": document.pk},
         },
     }
 

@@ -55,8 +55,9 @@ def flat_converters(serializer_class) -> tuple:
 
 
 class DocumentSerializer(serializers.ModelSerializer):
+    # Annotated by the views (DocumentView.readable): the serializer stays flat.
     collection = serializers.IntegerField(
-        source="filing.collection_id", read_only=True, allow_null=True, default=None,
+        read_only=True, allow_null=True,
         help_text="The collection's id; null: in no collection (open to the team).")
 
     class Meta:

@@ -7,7 +7,7 @@ import json
 
 from asgiref.sync import sync_to_async
 from django.core.paginator import Paginator
-from django.db.models import IntegerField, QuerySet, Subquery
+from django.db.models import F, IntegerField, QuerySet, Subquery
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -99,8 +99,10 @@ class TeamAPIView(generics.GenericAPIView):
         self.team = resolve_team_for_api(self.who, kwargs["slug"], write=write)
 
     def readable(self):
-        """The team's documents this key or user may read (apps.collections.access)."""
-        return access.readable_documents(self.team, self.who)
+        """The team's documents this key or user may read (apps.collections.access), each
+        with its collection's id."""
+        return access.readable_documents(self.team, self.who).annotate(
+            collection=F("filing__collection"))
 
     def api_key(self):
         return self.request.auth if isinstance(self.request.auth, ApiKey) else None
@@ -155,8 +157,7 @@ class DocumentList(TeamAPIView):
             rows = rows.filter(title__icontains=wanted["q"])
         # The serializer's columns, and team_id, which the related manager reads on each row.
         fields = [f for f in s.DocumentSerializer.Meta.fields if f != "collection"]
-        page = self.paginate_queryset(rows.select_related("filing").only(
-            "team", "filing__collection", *fields))
+        page = self.paginate_queryset(rows.only("team", *fields))
         return self.get_paginated_response(s.DocumentSerializer(page, many=True).data)
 
     @extend_schema(request={"multipart/form-data": s.DocumentUploadSerializer},
@@ -184,7 +185,8 @@ class DocumentList(TeamAPIView):
             outcome = collections.upload(self.team, self.who, self.user(), files[0], target)
         except documents.UploadRefused as err:
             return Response({"file": [err.message], "code": err.code}, status=err.status)
-        return Response(s.DocumentSerializer(outcome.document).data,
+        document = self.readable().get(pk=outcome.document.pk)
+        return Response(s.DocumentSerializer(document).data,
                         status=status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK)
 
 
