@@ -57,6 +57,28 @@ def test_a_store_that_is_down_never_fails_a_call():
     assert book.samples("embedded:x") == [] and book.rates("embedded:x") is None
 
 
+def test_a_process_refits_at_most_every_fit_seconds_and_forgetting_drops_the_fit(monkeypatch):
+    from workers.llm import rates as rates_module
+
+    store = RateBook(settings.REDIS_URL)
+    model = f"test:refit-{random.randrange(10**9)}"
+    try:
+        for sample in _calls(900.0, 25.0, 0.05):
+            store.record(model, sample)
+        first = store.rates(model)
+        assert first is not None
+        for sample in _calls(100.0, 5.0, 1.0, seed=2):  # a much slower model from now on
+            store.record(model, sample)
+        assert store.rates(model) == first  # within FIT_SECONDS: the fit is reused
+        monkeypatch.setattr(rates_module, "FIT_SECONDS", 0.0)
+        assert store.rates(model) != first  # past it: refitted from the calls now stored
+        monkeypatch.setattr(rates_module, "FIT_SECONDS", 3600.0)
+        store.forget(model)
+        assert store.rates(model) is None  # forgetting drops the cached fit too
+    finally:
+        store.forget(model)
+
+
 def _doc(tokens_wanted: int, llm) -> SourceDocument:
     sentence = "The harbour's northern quay was rebuilt by Kessler Marine Works in spring. "
     text = sentence * max(1, tokens_wanted // max(1, llm.count_tokens(sentence)))

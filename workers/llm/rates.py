@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ from workers.events import redis_py_url
 log = logging.getLogger(__name__)
 
 KEEP_CALLS = 400  # recent calls per model: enough to fit, few enough to follow a change
+FIT_SECONDS = 30.0  # a process refits a model's rates at most this often
 MIN_CALLS = 4
 _KEY = "scriptorium:llm-calls:{model}"
 
@@ -113,6 +115,7 @@ class RateBook:
 
     def __init__(self, url: str):
         self.url = url
+        self._fitted: dict[str, tuple[float, Rates | None]] = {}  # model -> (when, rates)
         self._client = redis.Redis.from_url(redis_py_url(url), socket_timeout=1.0,
                                             socket_connect_timeout=1.0)
 
@@ -141,9 +144,18 @@ class RateBook:
             self._client.delete(_KEY.format(model=model))
         except (redis.RedisError, OSError) as exc:
             log.warning("model calls not forgotten: %s", exc)
+        self._fitted.pop(model, None)
 
     def rates(self, model: str) -> Rates | None:
-        return fit(self.samples(model))
+        """The fitted rates, refitted at most every FIT_SECONDS: the cost preview asks on
+        every keystroke, and a few calls more or less do not move the fit."""
+        now = time.monotonic()
+        cached = self._fitted.get(model)
+        if cached is not None and now - cached[0] < FIT_SECONDS:
+            return cached[1]
+        rates = fit(self.samples(model))
+        self._fitted[model] = (now, rates)
+        return rates
 
 
 _books: dict[tuple[int, str], RateBook] = {}
