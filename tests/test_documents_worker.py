@@ -30,7 +30,7 @@ HOSTILE = {
     "corrupt.pdf": (b"%PDF-1.7\n" + b"\x13garbage" * 500, "damaged"),
     "locked.pdf": (_encrypted_pdf(), "encrypted PDF: remove the password and upload again"),
     "scan.pdf": (make_text_pdf(["", ""], image_only=True),
-                 "no text layer; OCR is not supported yet"),
+                 "no text could be read"),
     "bomb.docx": (make_zip_bomb("docx", inflated_mb=400), ""),
 }
 

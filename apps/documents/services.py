@@ -146,6 +146,7 @@ def ingest(document: Document, progress) -> dict:
             headings=[{"level": h.level, "text": h.text, "start": h.start}
                       for h in extracted.headings],
             synthetic_pages=extracted.synthetic_pages, pages=stats.pages, words=stats.words,
+            ocr_pages=extracted.ocr_pages, unreadable_pages=extracted.unreadable_pages,
             tokens=tokens, chunk_count=len(chunks), ingested_at=timezone.now(),
         )
     progress(100, 100, "Ready")

@@ -18,7 +18,7 @@ from workers.documents.errors import (
     DocumentTooLarge,
     EmptyDocument,
     EncryptedPDF,
-    NoTextLayer,
+    NoTextFound,
     TooManyPages,
     UnsupportedDocument,
 )
@@ -56,10 +56,13 @@ def test_encrypted_pdf():
     assert err.value.code == "encrypted"
 
 
-def test_image_only_pdf():
-    with pytest.raises(NoTextLayer) as err:
+def test_image_only_pdf_without_letters():
+    # Scanned pages are read by OCR (tests/documents_engine/test_ocr.py); a checkerboard has
+    # no letters to read.
+    with pytest.raises(NoTextFound) as err:
         extract_document(make_text_pdf(["", ""], image_only=True))
-    assert err.value.message == "no text layer; OCR is not supported yet"
+    assert err.value.message == ("no text could be read: the PDF has no text layer, and OCR "
+                                 "found no text on its 2 pages")
 
 
 def test_page_limit_pdf_and_text():
@@ -99,7 +102,9 @@ def test_zip_member_lying_about_its_size_is_bounded():
 
 
 def test_unsupported_types():
-    with pytest.raises(UnsupportedDocument, match="PNG"):
+    with pytest.raises(UnsupportedDocument, match="GIF"):
+        extract_document(b"GIF89a" + b"\x00" * 100)
+    with pytest.raises(CorruptDocument, match="image is damaged"):  # PNGs are read by OCR
         extract_document(b"\x89PNG\r\n\x1a\n" + b"\x00" * 100)
     with pytest.raises(UnsupportedDocument, match="binary"):
         extract_document(bytes(range(256)) * 10)

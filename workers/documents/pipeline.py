@@ -146,28 +146,38 @@ def ingest_bytes(
     benchmarks and the tests build the same index. Chunks fill the embedder's window unless
     ``max_tokens`` (or the configured chunk size) says otherwise; chunks longer than the
     window are embedded with the LongEmbed ``long_strategy`` (``longembed.py``).
-    ``progress(done, 100, message)``: 10 once extracted, 20 → 100 while embedding.
+    ``progress(done, 100, message)``: 10 once extracted, 20 → 100 while embedding; when pages
+    are read by OCR (page by page), 0 → 60 while they are read, then 70 → 100 embedding.
     Extraction runs in a child process under ``limits`` unless the caller trusts the bytes
     (``sandboxed=False``); it raises ``DocumentError`` for a file it cannot read."""
     configured = current().embedder  # what the caller gives overrides the engine config
     embedder = embedder or get_embedder()
     report = progress or (lambda done, total, message: None)
+    read_share = [10]  # of the bar: extraction, most of the work when OCR reads pages
+
+    def reading(done: int, total: int, message: str) -> None:
+        read_share[0] = 60
+        report(60 * done // max(total, 1), 100, message)
+
     try:
-        document = (extract_sandboxed if sandboxed else extract_document)(data, limits)
+        document = (extract_sandboxed if sandboxed else extract_document)(data, limits,
+                                                                          reading)
     except DocumentError:
         raise
     except Exception as err:  # a bug or a library crash on a hostile file: the file is unread
         raise DocumentError(f"The file could not be read ({type(err).__name__}).") from err
     stats = document.stats
-    report(10, 100, f"Extracted {stats.pages} pages, {stats.words:,} words")
+    read = read_share[0]
+    report(read, 100, f"Extracted {stats.pages} pages, {stats.words:,} words")
     prefix, suffix = embedder.special_tokens
     window = embedder.max_seq_length - len(prefix) - len(suffix)
     size = max_tokens or configured.chunk_tokens or window
     chunks = chunk_document(document, embedder.count_tokens, size, overlap_tokens)
-    report(20, 100, f"Embedding {len(chunks):,} chunks")
+    report(read + 10, 100, f"Embedding {len(chunks):,} chunks")
 
     def embedded(done: int, total: int, _message: str) -> None:
-        report(20 + int(80 * done / max(total, 1)), 100, f"Embedded {done:,} of {total:,} chunks")
+        report(read + 10 + int((90 - read) * done / max(total, 1)), 100,
+               f"Embedded {done:,} of {total:,} chunks")
 
     long = (long_strategy or configured.strategy) if size > window else None
     vectors = embed_chunks(embedder, chunks, long, batch_size=batch_size * 8, progress=embedded)

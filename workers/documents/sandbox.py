@@ -7,6 +7,12 @@ read hostile bytes, so the parent trusts nothing it says beyond plain data). The
 a wall-clock deadline and kills the child past it. A plain subprocess rather than
 multiprocessing: Celery's prefork workers are daemonic and may not have multiprocessing
 children, and a fresh interpreter shares no state (locks, threads) with the caller.
+
+OCR reads a document page by page, so its cost scales with the pages: each page it starts is
+a step that the child reports on a pipe of its own, and each step gets its own CPU allowance
+(``Limits.ocr_page_seconds``, on top of ``parse_seconds``) in the child and its own
+wall-clock deadline in the parent; the OCR engine's memory (``ocr_memory_mb``) is allowed
+from the first step on. The parent builds the progress message itself from two numbers.
 """
 
 from __future__ import annotations
@@ -16,9 +22,13 @@ import json
 import math
 import os
 import resource
+import select
 import signal
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -32,6 +42,8 @@ from .errors import (
 )
 from .limits import DEFAULT_LIMITS, Limits
 
+Progress = Callable[[int, int, str], None]  # (done, total, message)
+
 _ROOT = Path(__file__).resolve().parents[2]
 # Interpreter start and imports (~0.4 s on an idle core) on a busy machine, before the CPU
 # budget starts counting; the wall-clock deadline allows for them.
@@ -40,17 +52,23 @@ _ERRORS = {cls.code: cls for cls in (DocumentError, *DocumentError.__subclasses_
 
 
 def sniff_sandboxed(data: bytes, limits: Limits = DEFAULT_LIMITS) -> str:
-    """``sniff`` in a child process: one of ``pdf, docx, epub, html, markdown, text``."""
+    """``sniff`` in a child process: the kind ``sniff`` names (pdf, docx, png, ...)."""
     return _run("sniff", data, limits)["kind"]
 
 
-def extract_sandboxed(data: bytes, limits: Limits = DEFAULT_LIMITS) -> ExtractedDocument:
+def extract_sandboxed(
+    data: bytes, limits: Limits = DEFAULT_LIMITS, progress: Progress | None = None
+) -> ExtractedDocument:
     """``extract_document`` in a child process; raises the same ``DocumentError``s, plus
-    ``ParseTimeout`` / ``ParseMemory`` / ``ParserCrashed`` when the child hits a limit."""
-    return _document(_run("extract", data, limits)["document"])
+    ``ParseTimeout`` / ``ParseMemory`` / ``ParserCrashed`` when the child hits a limit.
+    ``progress(done, total, message)`` hears each page OCR reads."""
+    return _document(_run("extract", data, limits, progress)["document"])
 
 
-def _too_slow(limits: Limits) -> ParseTimeout:
+def _too_slow(limits: Limits, step: tuple[int, int] | None = None) -> ParseTimeout:
+    if step and step[0] < step[1]:
+        return ParseTimeout(f"OCR of page {step[0] + 1} of {step[1]} took longer than "
+                            f"{limits.ocr_page_seconds:g} s")
     return ParseTimeout(f"the file took longer than {limits.parse_seconds:g} s to read")
 
 
@@ -58,31 +76,48 @@ def _too_big(limits: Limits) -> ParseMemory:
     return ParseMemory(f"the file needs more than {limits.parse_memory_mb} MB to read")
 
 
-def _run(op: str, data: bytes, limits: Limits) -> dict:
+def _run(op: str, data: bytes, limits: Limits, progress: Progress | None = None) -> dict:
     # A bare environment: the child needs no secrets, and a parser bug must not reach them.
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PYTHONPATH": str(_ROOT),
         "LC_ALL": "C.UTF-8",
         "PYTHONDONTWRITEBYTECODE": "1",
+        # glibc reserves 64 MB of address space per thread arena; the OCR engine's threads
+        # would spend the memory cap on reservations rather than pages.
+        "MALLOC_ARENA_MAX": "2",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "workers.documents.sandbox", op, json.dumps(asdict(limits))],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        cwd=_ROOT,
-    )
-    deadline = 2 * limits.parse_seconds + _STARTUP_SECONDS
+    steps_read, steps_write = os.pipe()
     try:
-        out, err = proc.communicate(data, timeout=deadline)
-    except subprocess.TimeoutExpired:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "workers.documents.sandbox", op, json.dumps(asdict(limits)),
+             str(steps_write)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=_ROOT,
+            pass_fds=(steps_write,),
+        )
+    finally:
+        os.close(steps_write)
+    answer: dict = {}
+    talk = threading.Thread(target=_communicate, args=(proc, data, answer), daemon=True)
+    talk.start()
+    try:
+        step, deadline = _follow_steps(steps_read, limits, progress)
+        talk.join(max(deadline - time.monotonic(), 0))  # the child exits after its last step
+        if talk.is_alive():
+            raise _too_slow(limits, step)
+    except BaseException:  # past a deadline, or the job was cancelled between two pages
         proc.kill()
-        proc.communicate()
-        raise _too_slow(limits) from None
+        raise
+    finally:
+        os.close(steps_read)
+        talk.join()
+    out, err = answer["out"], answer["err"]
     if proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
-        raise _too_slow(limits)
+        raise _too_slow(limits, step)
     try:
         answer = json.loads(out)
     except ValueError:
@@ -110,6 +145,60 @@ def _run(op: str, data: bytes, limits: Limits) -> dict:
     return answer
 
 
+def _communicate(proc: subprocess.Popen, data: bytes, answer: dict) -> None:
+    """Feed the upload and collect the output (a thread: the caller's thread follows the
+    steps meanwhile). Ends when the child exits or is killed past its deadline."""
+    answer["out"], answer["err"] = proc.communicate(data)
+
+
+def _follow_steps(fd: int, limits: Limits, progress: Progress | None
+                  ) -> tuple[tuple[int, int] | None, float]:
+    """Read the child's steps until it closes the pipe (it exits); ParseTimeout past the
+    deadline of the current step. Returns the last step (done, total) seen, None if none
+    came, and the deadline then in force."""
+    deadline = time.monotonic() + 2 * limits.parse_seconds + _STARTUP_SECONDS
+    step = None
+    pending = b""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise _too_slow(limits, step)
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            continue
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return step, deadline
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            parsed = _step(line, limits)
+            if parsed is None:
+                continue
+            step = parsed
+            deadline = time.monotonic() + 2 * limits.ocr_page_seconds + _STARTUP_SECONDS
+            if progress:
+                progress(*step, step_message(*step))
+
+
+def step_message(done: int, total: int) -> str:
+    """What the upload page says while OCR reads a document."""
+    return f"OCR: page {done + 1} of {total}" if done < total else f"OCR: {total} pages read"
+
+
+def _step(line: bytes, limits: Limits) -> tuple[int, int] | None:
+    """A step line from the child, ``[done, total]``; anything else is ignored (the child
+    has read hostile bytes: it sends two bounded numbers and nothing more)."""
+    try:
+        done, total = json.loads(line)
+    except (ValueError, TypeError):
+        return None
+    if (isinstance(done, int) and isinstance(total, int)
+            and 0 <= done <= total <= limits.max_pages):
+        return done, total
+    return None
+
+
 def _document(raw: dict) -> ExtractedDocument:
     return ExtractedDocument(
         kind=raw["kind"],
@@ -118,6 +207,8 @@ def _document(raw: dict) -> ExtractedDocument:
         title=raw["title"],
         headings=[Heading(int(lv), str(t), int(s)) for lv, t, s in raw["headings"]],
         synthetic_pages=bool(raw["synthetic_pages"]),
+        ocr_pages=[int(n) for n in raw["ocr_pages"]],
+        unreadable_pages=[int(n) for n in raw["unreadable_pages"]],
     )
 
 
@@ -129,6 +220,8 @@ def _encode(doc: ExtractedDocument) -> dict:
         "title": doc.title,
         "headings": [(h.level, h.text, h.start) for h in doc.headings],
         "synthetic_pages": doc.synthetic_pages,
+        "ocr_pages": doc.ocr_pages,
+        "unreadable_pages": doc.unreadable_pages,
     }
 
 
@@ -141,19 +234,46 @@ def _address_space() -> int:
         return 0
 
 
-def _limit_self(limits: Limits) -> None:
-    """Cap CPU and memory from here on; what the interpreter and modules took is not counted."""
+def _cpu_used() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = math.ceil(usage.ru_utime + usage.ru_stime + limits.parse_seconds)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _limit_self(limits: Limits) -> None:
+    """Cap CPU and memory from here on; what the interpreter and modules took is not counted.
+    The hard limits leave room for the OCR allowances that ``_Steps`` grants page by page."""
+    cpu = math.ceil(_cpu_used() + limits.parse_seconds)
+    most = math.ceil(cpu + (limits.max_ocr_pages + 1) * limits.ocr_page_seconds)
     # Past the soft limit the kernel sends SIGXCPU (fatal); past the hard one, SIGKILL.
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, most))
     baseline = _address_space()
     if baseline:
         cap = baseline + limits.parse_memory_mb * 2**20
-        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap + limits.ocr_memory_mb * 2**20))
 
 
-def _child(op: str, limits: Limits, data: bytes) -> dict:
+class _Steps:
+    """The child's progress callback: each OCR page is a step with a fresh CPU allowance
+    (the OCR engine's memory is allowed from the first step on), reported to the parent."""
+
+    def __init__(self, fd: int | None, limits: Limits) -> None:
+        self.out = os.fdopen(fd, "w", buffering=1) if fd is not None else None
+        self.limits = limits
+
+    def __call__(self, done: int, total: int, message: str = "") -> None:
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+        soft, most = resource.getrlimit(resource.RLIMIT_CPU)
+        allowed = math.ceil(_cpu_used() + self.limits.ocr_page_seconds)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_CPU, (min(max(soft, allowed), most), most))
+        if self.out:
+            with contextlib.suppress(OSError):
+                self.out.write(json.dumps([done, total]) + "\n")
+
+
+def _child(op: str, limits: Limits, data: bytes, steps: _Steps) -> dict:
     # Only the child loads the parsers (pypdf, python-docx, trafilatura): the parent stays
     # light and never runs their code on hostile bytes.
     from .extract import extract_document
@@ -163,7 +283,7 @@ def _child(op: str, limits: Limits, data: bytes) -> dict:
     try:
         if op == "sniff":
             return {"kind": sniff(data, limits)}
-        return {"document": _encode(extract_document(data, limits))}
+        return {"document": _encode(extract_document(data, limits, steps))}
     except DocumentError as err:
         return {"error": {"code": err.code, "message": err.message}}
     except MemoryError:
@@ -177,8 +297,9 @@ def main(argv: list[str]) -> int:
     op, limits = argv[1], Limits(**json.loads(argv[2]))
     if op not in ("sniff", "extract"):
         raise ValueError(f"unknown operation {op!r}")
+    steps = _Steps(int(argv[3]) if len(argv) > 3 else None, limits)
     data = sys.stdin.buffer.read()
-    answer = _child(op, limits, data)
+    answer = _child(op, limits, data, steps)
     del data
     try:
         out = json.dumps(answer).encode("ascii")  # \u escapes carry any str, lone surrogates too

@@ -11,11 +11,18 @@ from .limits import DEFAULT_LIMITS, Limits
 from .safezip import ZIP_DAMAGE, open_zip
 
 PDF, DOCX, EPUB, HTML, MARKDOWN, TEXT = "pdf", "docx", "epub", "html", "markdown", "text"
+PNG, JPEG, TIFF = "png", "jpeg", "tiff"  # read by OCR
+
+# Images OCR reads, by their magic numbers (TIFF: little- or big-endian byte order).
+_IMAGES = [
+    (b"\x89PNG\r\n\x1a\n", PNG),
+    (b"\xff\xd8\xff", JPEG),
+    (b"II*\x00", TIFF),
+    (b"MM\x00*", TIFF),
+]
 
 # Well-known binary formats, so the refusal can say what the file is.
 _MAGIC = [
-    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
     (b"GIF8", "a GIF image"),
     (b"\x1f\x8b", "a gzip archive"),
     (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
@@ -43,7 +50,8 @@ _MD_SIGNALS = [
 
 
 def sniff(data: bytes, limits: Limits = DEFAULT_LIMITS) -> str:
-    """Return one of ``pdf, docx, epub, html, markdown, text`` or raise a DocumentError."""
+    """Return one of ``pdf, docx, epub, png, jpeg, tiff, html, markdown, text`` or raise a
+    DocumentError."""
     if not data:
         raise EmptyDocument("the file is empty (0 bytes)")
     if len(data) > limits.max_bytes:
@@ -56,6 +64,9 @@ def sniff(data: bytes, limits: Limits = DEFAULT_LIMITS) -> str:
         return PDF
     if data.startswith(b"PK\x03\x04"):
         return _sniff_zip(data, limits)
+    for magic, kind in _IMAGES:
+        if data.startswith(magic):
+            return kind
     for magic, what in _MAGIC:
         if data.startswith(magic):
             raise UnsupportedDocument(f"unsupported file type: {what}")
