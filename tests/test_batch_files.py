@@ -235,13 +235,13 @@ def test_retrying_failed_items_reopens_the_batch(team, docs):
     assert jobs.run(item.job_id, item.job.celery_task_id) == Status.FAILED
     batch.refresh_from_db()
     assert batch.status == BatchStatus.FAILED and batch.finished_at is not None
-    assert batch_results.retry_failed(batch) == 1
+    assert services.retry_failed(batch) == 1
     batch.refresh_from_db()
     item.refresh_from_db()
     assert item.status == ItemStatus.QUEUED and item.error == ""
     assert item.job.status == Status.QUEUED
     assert (batch.status, batch.finished_at, batch.failed) == (BatchStatus.RUNNING, None, 0)
-    assert batch_results.retry_failed(batch) == 0  # nothing failed now
+    assert services.retry_failed(batch) == 0  # nothing failed now
 
 
 def test_the_batch_estimate_sums_distinct_pairs_and_says_when_it_sampled(team, docs,

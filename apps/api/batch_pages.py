@@ -1,8 +1,8 @@
 """The batch pages: the team's batches (the same rows the API lists) with a form for a new
 one, its estimate before it runs, and a batch's live progress, results and downloads.
 
-Thin views: input → apps.api.batch_files, estimate → batch_estimate, create and cancel →
-apps.api.services (as the API), results and retry → batch_results."""
+Thin views: input → apps.api.batch_files, estimate → batch_estimate, create, cancel and
+retry → apps.api.services (as the API), results → batch_results."""
 
 from __future__ import annotations
 
@@ -191,7 +191,7 @@ def cancel(request, pk: int):
 @require_POST
 def retry(request, pk: int):
     batch = _batch(request, pk)
-    sent = batch_results.retry_failed(batch)
+    sent = services.retry_failed(batch)
     messages.success(request, f"{sent:,} failed item(s) sent again." if sent
                      else "No failed items to retry.")
     return redirect("batches:detail", team_slug=request.team.slug, pk=batch.pk)

@@ -1,5 +1,4 @@
-"""A batch's results as a table (the page, CSV, XLSX; JSONL is the API's item record), and
-retrying its failed items.
+"""A batch's results as a table (the page, CSV, XLSX; JSONL is the API's item record).
 
 Model output and uploaded cells are untrusted: a cell starting with = + - @ is escaped in
 the CSV and the XLSX (apps.teams.usage.safe_cell), so a spreadsheet shows it as text and
@@ -14,8 +13,7 @@ import json
 from collections.abc import Iterator
 
 from apps.api import services
-from apps.api.models import Batch, BatchItem, BatchStatus, ItemStatus
-from apps.jobs import services as jobs
+from apps.api.models import Batch, BatchItem
 from apps.teams.usage import safe_cell
 
 COLUMNS = ("index", "status", "input", "documents", "strategy", "output", "citations",
@@ -119,17 +117,3 @@ def results_xlsx(batch: Batch) -> bytes:
     return out.getvalue()
 
 
-def retry_failed(batch: Batch) -> int:
-    """Run the failed items again (each its own job, from the start); a finished batch opens
-    again so that it ends, counts and shows its status anew. Returns how many were sent."""
-    failed = list(batch.items.filter(status=ItemStatus.FAILED).select_related("job")
-                  .exclude(job=None))
-    if not failed:
-        return 0
-    # Opened first: an item that ends at once then recounts an open batch.
-    Batch.objects.filter(pk=batch.pk).update(status=BatchStatus.RUNNING, finished_at=None,
-                                             cancel_requested=False)
-    for item in failed:
-        jobs.retry(item.job)  # its on_requeue hook puts the item back to queued
-    services.refresh_batch(batch.pk)
-    return len(failed)

@@ -302,6 +302,22 @@ def cancel_batch(batch: Batch) -> Batch:
     return refresh_batch(batch.pk)
 
 
+def retry_failed(batch: Batch) -> int:
+    """Run the failed items again (each its own job, from the start); a finished batch opens
+    again so that it ends, counts and shows its status anew. Returns how many were sent."""
+    failed = list(batch.items.filter(status=ItemStatus.FAILED).select_related("job")
+                  .exclude(job=None))
+    if not failed:
+        return 0
+    # Opened first: an item that ends at once then recounts an open batch.
+    Batch.objects.filter(pk=batch.pk).update(status=BatchStatus.RUNNING, finished_at=None,
+                                             cancel_requested=False)
+    for item in failed:
+        jobs.retry(item.job)  # its on_requeue hook puts the item back to queued
+    refresh_batch(batch.pk)
+    return len(failed)
+
+
 def item_progress(item: BatchItem) -> dict:
     job: Job | None = item.job
     if job is None:

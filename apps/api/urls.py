@@ -17,6 +17,7 @@ team_patterns = [
     path("batches/", views.BatchList.as_view(), name="batches"),
     path("batches/<int:pk>/", views.BatchDetail.as_view(), name="batch"),
     path("batches/<int:pk>/cancel/", views.BatchCancel.as_view(), name="batch_cancel"),
+    path("batches/<int:pk>/retry/", views.BatchRetry.as_view(), name="batch_retry"),
     path("batches/<int:pk>/results/", views.BatchResults.as_view(), name="batch_results"),
     path("batches/<int:pk>/results.jsonl", views.BatchResultsJsonl.as_view(),
          name="batch_results_jsonl"),

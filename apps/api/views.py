@@ -339,6 +339,16 @@ class BatchCancel(BatchView):
         return Response(s.BatchSerializer(batch).data)
 
 
+class BatchRetry(BatchView):
+    @extend_schema(request=None, responses={200: s.BatchSerializer, **ERRORS},
+                   summary="Run the failed items again (the batch opens again until they end)")
+    def post(self, request, slug, pk):
+        batch = self.batch(pk)
+        services.retry_failed(batch)
+        batch.refresh_from_db()
+        return Response(s.BatchSerializer(batch).data)
+
+
 class BatchResults(BatchView):
     serializer_class = s.BatchItemSerializer
 

@@ -287,6 +287,30 @@ def test_cancel_stops_queued_items(key_client, team, document):
     assert key_client.post(url(team, f"batches/{body['id']}/cancel/")).json()["cancelled"] == 2
 
 
+def test_retry_runs_the_failed_items_again_and_reopens_the_batch(key_client, team, document):
+    body = _post(key_client, team, {"kind": "qa", "questions": ["A?", "B?"],
+                                    "document_ids": [document.pk]}).json()
+    first, second = BatchItem.objects.select_related("job").filter(
+        batch_id=body["id"]).order_by("index")
+    assert jobs.run(first.job.pk, first.job.celery_task_id) == "succeeded"
+    text = document.text
+    type(document).objects.filter(pk=document.pk).update(status="failed")  # not readable now
+    assert jobs.run(second.job.pk, second.job.celery_task_id) == "failed"
+    assert key_client.get(url(team, f"batches/{body['id']}/")).json()["status"] == "partial"
+    type(document).objects.filter(pk=document.pk).update(status="ready", text=text)
+    response = key_client.post(url(team, f"batches/{body['id']}/retry/"))
+    assert response.status_code == 200
+    batch = response.json()
+    assert (batch["status"], batch["succeeded"], batch["failed"]) == ("running", 1, 0)
+    assert batch["finished_at"] is None
+    second.job.refresh_from_db()
+    assert jobs.run(second.job.pk, second.job.celery_task_id) == "succeeded"
+    again = key_client.get(url(team, f"batches/{body['id']}/")).json()
+    assert (again["status"], again["succeeded"]) == ("succeeded", 2)
+    # Nothing failed now: retrying changes nothing.
+    assert key_client.post(url(team, f"batches/{body['id']}/retry/")).json()["succeeded"] == 2
+
+
 def test_idempotency_key_returns_the_first_batch_and_refuses_another_body(key_client, team,
                                                                           document):
     body = {"kind": "qa", "questions": ["Who?"], "document_ids": [document.pk]}

@@ -44,7 +44,7 @@ def api_team_endpoints() -> list[tuple[str, list[str], list[str]]]:
 def test_the_matrix_covers_the_endpoints():
     names = {name for name, _, _ in api_team_endpoints()}
     assert names == {"api:documents", "api:document", "api:document_page", "api:batches",
-                     "api:batch", "api:batch_cancel", "api:batch_results",
+                     "api:batch", "api:batch_cancel", "api:batch_retry", "api:batch_results",
                      "api:batch_results_jsonl", "api:question_estimate"}
 
 
