@@ -264,10 +264,10 @@ class _Steps:
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
-        soft, most = resource.getrlimit(resource.RLIMIT_CPU)
+        _, most = resource.getrlimit(resource.RLIMIT_CPU)
         allowed = math.ceil(_cpu_used() + self.limits.ocr_page_seconds)
         with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_CPU, (min(max(soft, allowed), most), most))
+            resource.setrlimit(resource.RLIMIT_CPU, (min(allowed, most), most))
         if self.out:
             with contextlib.suppress(OSError):
                 self.out.write(json.dumps([done, total]) + "\n")
