@@ -8,11 +8,13 @@ import io
 import pypdf
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
 
 from apps.documents import services
 from apps.documents.models import DocStatus
-from tests.documents_engine.builders import make_zip_bomb
+from tests.documents_engine.builders import make_zip_bomb, png_declaring
 from tests.live_worker import LiveWorker, settled_document, wait_for
+from workers.documents.scans import scanned_pdf
 from workers.documents.synth import make_text_pdf
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -32,6 +34,10 @@ HOSTILE = {
     "scan.pdf": (make_text_pdf(["", ""], image_only=True),
                  "no text could be read"),
     "bomb.docx": (make_zip_bomb("docx", inflated_mb=400), ""),
+    "bomb.png": (png_declaring(100_000, 100_000), "the limit is 60 megapixels"),
+    "broken.tiff": (b"II*\x00" + b"\x13garbage" * 200, "the image is damaged"),
+    "scans.pdf": (scanned_pdf([Image.new("L", (40, 56), 255)] * 2_000, dpi=5),
+                  "the PDF has 2,000 pages to read by OCR; the limit is 1,000 pages"),
 }
 
 

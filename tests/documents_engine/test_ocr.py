@@ -6,12 +6,11 @@ TIFF) fails with a clear error. The scans are drawn here with Pillow from known 
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import pytest
 from PIL import Image, ImageDraw
 
+from tests.documents_engine.builders import png_declaring
 from workers.documents import Limits, extract_document
 from workers.documents.errors import (
     CorruptDocument,
@@ -100,21 +99,11 @@ def test_a_multi_page_tiff_is_one_page_per_frame():
     assert _contains(doc.page_text(1), WORDS[0]) and _contains(doc.page_text(2), WORDS[1])
 
 
-def _png_declaring(width: int, height: int) -> bytes:
-    """A PNG whose header declares ``width`` × ``height`` over a few bytes of data."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (struct.pack(">I", len(body)) + kind + body
-                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 1024)) + chunk(b"IEND", b""))
-
-
 @pytest.mark.parametrize("width, height", [(100_000, 100_000), (8_000, 8_000)])
 def test_an_image_bomb_is_refused_before_it_is_decoded(width, height):
     # 10 gigapixels (Pillow's own check would fire too) and 64 megapixels (only ours does).
     with pytest.raises(ImageTooLarge) as err:
-        extract_sandboxed(_png_declaring(width, height))
+        extract_sandboxed(png_declaring(width, height))
     assert err.value.code == "image_too_large"
     assert "the limit is 60 megapixels" in err.value.message
 

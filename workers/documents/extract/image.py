@@ -37,7 +37,7 @@ def extract_image(data: bytes, limits: Limits, progress: Progress = no_progress
             image = Image.open(io.BytesIO(data), formats=list(_KINDS))  # reads the header
             frames = getattr(image, "n_frames", 1)
         except Image.DecompressionBombError as exc:
-            raise ImageTooLarge(f"the image is larger than the limit of "
+            raise ImageTooLarge(f"the image is over twice the size allowed: the limit is "
                                 f"{limits.max_image_pixels / 1e6:.0f} megapixels") from exc
         except _DAMAGE as exc:
             raise CorruptDocument("the image is damaged and cannot be read") from exc
