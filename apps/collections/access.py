@@ -22,9 +22,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Q, QuerySet
+from django.db.models import BigIntegerField, BooleanField, Q, QuerySet
 from django.db.models.expressions import RawSQL
-from django.db.models.fields import BooleanField
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, Coalesce
 
 from apps.collections.models import Collection, CollectionAccess, CollectionDocument
 from apps.teams.models import Membership, Role
@@ -134,32 +135,32 @@ def visible_jobs(team, who) -> QuerySet:
     rows = team.jobs.all()
     if r.sees_all:
         return rows
-    hidden = list(_hidden(r).values_list("pk", flat=True))
-    if not hidden:
-        return rows
     from apps.api.models import BatchItem
     from apps.chat.models import Message
 
+    hidden = _hidden(r).values("pk")
     items = BatchItem.objects.filter(batch__team=team).exclude(
         batch__in=visible_batches(team, r)).values("pk")
     replies = Message.objects.filter(conversation__team=team,
                                      conversation__documents__in=hidden).values("pk")
     projects = team.writing_projects.filter(documents__in=hidden).values("pk")
-    return rows.exclude(Q(params__document_id__in=hidden)
-                        | Q(params__message_id__in=replies) | Q(params__project_id__in=projects)
-                        | Q(params__item_id__in=items))
+    # A key the job does not have reads 0 (no row has that pk): NULL would hide the job.
+    refs = {f"ref_{key}": Coalesce(Cast(KeyTextTransform(key, "params"), BigIntegerField()), 0)
+            for key in ("document_id", "message_id", "project_id", "item_id")}
+    return rows.alias(**refs).exclude(
+        Q(ref_document_id__in=hidden) | Q(ref_message_id__in=replies)
+        | Q(ref_project_id__in=projects) | Q(ref_item_id__in=items))
 
 
 # An item names its documents in "document_ids" (qa) or "document_id" (compress).
-_BATCH_DOCUMENTS = """EXISTS (
-    SELECT 1 FROM api_batchitem i
-    CROSS JOIN LATERAL jsonb_array_elements_text(
-        CASE WHEN jsonb_typeof(i.input -> 'document_ids') = 'array'
-             THEN i.input -> 'document_ids' ELSE '[]'::jsonb END
-        || CASE WHEN jsonb_typeof(i.input -> 'document_id') = 'number'
-                THEN jsonb_build_array(i.input -> 'document_id') ELSE '[]'::jsonb END
-    ) AS d(id)
-    WHERE i.batch_id = api_batch.id AND d.id = ANY(%s))"""
+_ITEM_DOCUMENTS = """EXISTS (
+    SELECT 1 FROM jsonb_array_elements_text(
+        CASE WHEN jsonb_typeof(api_batchitem.input -> 'document_ids') = 'array'
+             THEN api_batchitem.input -> 'document_ids' ELSE '[]'::jsonb END
+        || CASE WHEN jsonb_typeof(api_batchitem.input -> 'document_id') = 'number'
+                THEN jsonb_build_array(api_batchitem.input -> 'document_id')
+                ELSE '[]'::jsonb END
+    ) AS d(id) WHERE d.id = ANY(%s))"""
 
 
 def visible_batches(team, who) -> QuerySet:
@@ -172,6 +173,11 @@ def visible_batches(team, who) -> QuerySet:
     hidden = [str(pk) for pk in _hidden(r).values_list("pk", flat=True)]
     if not hidden:
         return rows
+    from apps.api.models import BatchItem
+
+    # Read now, as a list: the SQL names the item table, which a subquery would alias.
     # A constant SQL text; the ids travel as a parameter.
-    return rows.alias(hides=RawSQL(_BATCH_DOCUMENTS, [hidden], output_field=BooleanField())  # noqa: S611
-                      ).filter(hides=False)
+    over_hidden = BatchItem.objects.filter(batch__team=team).alias(
+        hits=RawSQL(_ITEM_DOCUMENTS, [hidden], output_field=BooleanField())  # noqa: S611
+    ).filter(hits=True).values_list("batch_id", flat=True).distinct()
+    return rows.exclude(pk__in=list(over_hidden))
