@@ -86,6 +86,11 @@ class Section(models.Model):
     # When its text was saved: a section saved before an earlier one was (re)written
     # followed a text that has changed since (services.mark_older_context).
     written_at = models.DateTimeField(null=True, blank=True)
+    # Written from reference documents: marker [k] of the text → citations[k - 1]
+    # ({document_id, start, end, quote}: an exact span the grounding check found to support
+    # the sentence), and what the check found (sentences, cited, removed markers).
+    citations = models.JSONField(default=list, blank=True)
+    citing = models.JSONField(default=dict, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

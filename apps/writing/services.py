@@ -9,15 +9,26 @@ import time
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
+from django.urls import reverse
 from django.utils import timezone
 
-from apps.documents.models import DocStatus
+from apps.documents.citations import QUOTE_CHARS
+from apps.documents.models import DocStatus, Document
 from apps.documents.search import passage_retriever
 from apps.jobs import services as jobs
 from apps.writing.models import ProjectStatus, Section, SectionStatus, WritingProject
 from workers import events, exports
 from workers.llm import get_backend
+from workers.qa.types import SourceDocument
 from workers.writing import Plan, PlanError, PlanSection, check_request, target_words_for
+from workers.writing.citing import (
+    TOPIC_PASSAGES,
+    Library,
+    Reference,
+    link_markers,
+    number_citations,
+    source_topics,
+)
 from workers.writing.coverage import annotate, coverage, section_constraints, serves
 from workers.writing.instruction import Spec
 from workers.writing.plan import MAX_SECTION, MIN_SECTION, check_instruction, make_plan
@@ -158,8 +169,9 @@ def _replace_sections(project: WritingProject, plan: Plan) -> None:
 def plan_project(project: WritingProject, progress) -> Plan:
     """The writing_plan job (and the first step of a write without an outline)."""
     progress(0, 1, "Planning the sections")
+    library = _library(project, topics=True)
     plan = make_plan(get_backend(), project.instruction, project.target_words,
-                     max_words=max_words())
+                     max_words=max_words(), topics=library.topics if library else None)
     with transaction.atomic():
         _lock(project)
         _replace_sections(project, plan)
@@ -326,14 +338,29 @@ class _Live:
                 self.saved_at = time.monotonic()
 
 
-def _references(project: WritingProject):
-    """``references(point)``: exact passages of the project's reference documents for a
-    section's point (hybrid search, scoped from the project's team), or None."""
-    document_ids = list(project.documents.values_list("pk", flat=True))
-    if not document_ids:
+def _library(project: WritingProject, topics: bool = False) -> Library | None:
+    """The project's reference documents as the engine's library (None without any):
+    exact passages by hybrid search scoped from the project's team, the documents' texts
+    (read on first use) for the citation check, and with ``topics`` their headings and the
+    passages retrieved for the instruction, for the plan."""
+    documents = list(project.documents.filter(team_id=project.team_id)
+                     .only("pk", "title", "headings").order_by("title"))
+    if not documents:
         return None
-    retrieve = passage_retriever(project.team, document_ids)
-    return lambda point: [passage.text for passage in retrieve(point, 3)]
+    retrieve = passage_retriever(project.team, [d.pk for d in documents])
+    sources = [SourceDocument(d.pk, d.title, load=_text_loader(d.pk)) for d in documents]
+    library = Library(sources, retrieve)
+    if topics:
+        headings = {d.pk: [h.get("text", "") for h in d.headings or []] for d in documents}
+        without = {d.pk for d in documents if not d.headings}
+        key = [p.text for p in retrieve(project.instruction, TOPIC_PASSAGES)
+               if p.document_id in without] if without else []
+        library.topics = source_topics(headings, key)
+    return library
+
+
+def _text_loader(pk: int):
+    return lambda: Document.objects.values_list("text", flat=True).get(pk=pk)
 
 
 def save_section(project: WritingProject, position: int, result: SectionResult) -> bool:
@@ -351,6 +378,7 @@ def save_section(project: WritingProject, position: int, result: SectionResult) 
         section.rounds, section.seconds = result.rounds, round(result.seconds, 2)
         section.trace = result.to_dict()["trace"]
         section.checks = result.checks
+        section.citations, section.citing = result.citations, result.citing
         section.save()
         WritingProject.objects.filter(pk=project.pk).update(
             tokens_in=F("tokens_in") + result.usage.prompt_tokens,
@@ -384,7 +412,7 @@ def write_project(project: WritingProject, progress, *, rewrite_from: int | None
     result = write_document(project.instruction, plan, backend=get_backend(),
                             done_sections=done, save_section=save, progress=progress,
                             on_token=live, on_section_start=live.start,
-                            references=_references(project), style=project.style)
+                            library=_library(project), style=project.style)
     empty = list(project.sections.filter(status=SectionStatus.EMPTY)
                  .values_list("position", flat=True))
     return {"project_id": project.pk, "words": result.words, "target": project.target_words,
@@ -404,19 +432,19 @@ def regenerate_section(project: WritingProject, section_pk: int, progress) -> di
     if section is None:
         return {"skipped": "The section was deleted."}
     plan = engine_plan(project)
-    before = {s.position: s.text for s in project.sections.filter(position__lt=section.position)
-              if s.text}
+    library = _library(project)
+    before = {s.position: Library.plain(s.text)
+              for s in project.sections.filter(position__lt=section.position) if s.text}
     live = _Live(project)
     progress(0, 1, f"Rewriting section {section.position}")
     live.start(section.position)
     previous = join_sections(before)
     points = {s.index: s.point for s in plan.sections}
-    refs = _references(project)
     result = write_section(
         get_backend(), project.instruction, plan, section.position, previous=previous,
         summary=running_summary([(i, points[i], before[i]) for i in sorted(before)]),
-        references=refs(section.point) if refs else None, style=project.style, on_token=live,
-        earlier=[before[i] for i in sorted(before)])
+        style=project.style, on_token=live, earlier=[before[i] for i in sorted(before)],
+        library=library)
     save_section(project, section.position, result)
     progress.add_tokens(result.usage.prompt_tokens, result.usage.completion_tokens)
     return {"project_id": project.pk, "section": section.position, "words": result.words,
@@ -426,8 +454,39 @@ def regenerate_section(project: WritingProject, section_pk: int, progress) -> di
 # -- The document and its exports ----------------------------------------------------------
 
 def document_text(project: WritingProject) -> str:
-    return join_sections({s.position: s.text for s in project.sections.all()},
+    """The whole text, its citation markers numbered across it ([1], [2] …)."""
+    sections = list(project.sections.all())
+    texts, _ = number_citations((s.text, s.citations) for s in sections)
+    return join_sections({s.position: t for s, t in zip(sections, texts, strict=True)},
                          requirements(project).separator)
+
+
+def references(project: WritingProject, sections: list[Section]) -> list[dict]:
+    """Number the citations of ``sections`` across the text: sets ``display`` on each (its
+    Markdown, each marker a link to the span in the document viewer, as chat's citations)
+    and returns the reference list (n, title, page, quote, the span; ``live`` False when
+    the document is no longer among the project's)."""
+    texts, refs = number_citations((s.text, s.citations) for s in sections)
+    found = {d.pk: d for d in project.documents.filter(
+        team_id=project.team_id, pk__in={r.document_id for r in refs})}
+    out = [_reference(project, r, found.get(r.document_id)) for r in refs]
+    urls = {r["n"]: r["url"] for r in out if r["live"]}
+    for section, text in zip(sections, texts, strict=True):
+        section.display = link_markers(
+            text, lambda n: f"[\\[{n}\\]]({urls[n]})" if n in urls else None)
+    return out
+
+
+def _reference(project: WritingProject, ref: Reference, document: Document | None) -> dict:
+    entry = {"n": ref.number, "document_id": ref.document_id, "start": ref.start,
+             "end": ref.end, "quote": ref.quote[:QUOTE_CHARS], "live": document is not None,
+             "title": document.title if document else "(document removed)",
+             "page": document.page_of(ref.start) if document else None, "url": ""}
+    if document is not None:
+        entry["url"] = reverse("documents:detail", kwargs={
+            "team_slug": project.team.slug, "pk": document.pk}) + \
+            f"?start={ref.start}&end={ref.end}#highlight"
+    return entry
 
 
 def mark_older_context(sections: list[Section]) -> list[Section]:
@@ -466,23 +525,49 @@ def instruction_checks(project: WritingProject, sections: list[Section]) -> dict
 
 def progress_summary(project: WritingProject) -> dict:
     sections = mark_older_context(list(project.sections.all()))
+    cited = references(project, sections)
     written = sum(s.words for s in sections)
     planned = sum(s.target_words for s in sections)
     return {"sections": sections, "written": written, "planned": planned,
             **instruction_checks(project, sections),
             "done": sum(1 for s in sections if s.is_written), "count": len(sections),
+            "references": cited,
             "percent": min(100, round(100 * written / planned)) if planned else 0}
 
 
+def export_body(project: WritingProject) -> str:
+    """The text as Markdown for the exports: each citation marker a footnote (“[n] title,
+    p. N”) and, when anything is cited, a reference list at the end (n. title, page, the
+    quoted span). Titles and quotes are document text: escaped, never Markdown."""
+    sections = list(project.sections.all())
+    refs = references(project, sections)
+    text = join_sections({s.position: s.text for s in sections},
+                         requirements(project).separator)
+    if not refs:
+        return text
+    texts, _ = number_citations((s.text, s.citations) for s in sections)
+    text = join_sections({s.position: link_markers(t, lambda n: f"[^{n}]")
+                          for s, t in zip(sections, texts, strict=True)},
+                         requirements(project).separator)
+    cite = [f"\\[{r['n']}\\] {exports.escape(r['title'])}"
+            f"{', p. ' + str(r['page']) if r['page'] else ''}" for r in refs]
+    listing = [f"{r['n']}. {exports.escape(r['title'])}"
+               f"{', p. ' + str(r['page']) if r['page'] else ''}: "
+               f"“{exports.escape(' '.join(r['quote'].split()))}”" for r in refs]
+    return exports.footnote_markdown(text + "\n\n## References\n\n" + "\n".join(listing),
+                                     cite)
+
+
 def export_markdown(project: WritingProject) -> str:
-    return f"# {project.title}\n\n{document_text(project)}\n"
+    return f"# {project.title}\n\n{export_body(project)}\n"
 
 
 def export(project: WritingProject, fmt: str) -> bytes:
-    """The text as Markdown, DOCX or PDF (``workers.exports``: real headings, lists and
-    emphasis; the title from the project)."""
+    """The text as Markdown, DOCX or PDF (``workers.exports``: real headings, lists,
+    emphasis and footnotes; the title from the project), citations as footnotes and a
+    reference list."""
     if fmt == "md":
         return export_markdown(project).encode()
-    body = document_text(project)
+    body = export_body(project)
     return exports.to_docx(body, project.title) if fmt == "docx" else \
         exports.to_pdf(body, project.title)

@@ -6,17 +6,16 @@ what the sources hold."""
 from __future__ import annotations
 
 from tests.writing.conftest import Canned
-from workers.qa.grounding import check
 from workers.qa.retrieval import InMemoryRetriever
-from workers.qa.types import Citation, Passage, SourceDocument
+from workers.qa.types import Passage, SourceDocument
 from workers.writing import Plan, PlanSection, make_plan, write_document
 from workers.writing.citing import (
-    QUESTION,
     Library,
     citation_stats,
     cite,
     number_citations,
     source_topics,
+    supports,
 )
 
 HARBOUR = ("The harbour of Altmark was rebuilt in 1998 by Kessler Marine Works. The work cost "
@@ -38,14 +37,6 @@ class Recording(Canned):
         return super().stream(messages, **sampling)
 
 
-def _supported_alone(sentence: str, quote: str) -> bool:
-    alone = SourceDocument(9, "span", quote)
-    verdict = check(QUESTION.format(words=100), sentence,
-                    [Citation(9, 0, len(quote), quote)], [alone])
-    return bool(verdict.notes.get("claims")) and all(c["supported"]
-                                                    for c in verdict.notes["claims"])
-
-
 def test_only_supported_sentences_are_cited_each_by_a_span_that_supports_it():
     cited = cite(TEXT, [Passage(1, 0, 68, HARBOUR[:68], 1.0)], DOCS, words=100)
     # The model's own "[2]" is gone; the three sentences the documents hold are cited, the
@@ -62,7 +53,7 @@ def test_only_supported_sentences_are_cited_each_by_a_span_that_supports_it():
                  3: "Storms in winter flooded the old market."}
     for k, c in enumerate(cited.citations, start=1):
         assert by_id[c["document_id"]].text[c["start"]:c["end"]] == c["quote"]  # exact span
-        assert _supported_alone(sentences[k], c["quote"]), (k, c)
+        assert supports(sentences[k], c["quote"]), (k, c)
     # The cost is cited at its own sentence, not at the passage next to it.
     assert cited.citations[1]["quote"] == "The work cost 4.2 million euros."
     stats = citation_stats([cited.text])
@@ -103,6 +94,10 @@ def test_the_plan_follows_the_sources_unless_the_instruction_lists_parts(llm):
     listed = make_plan(llm, "Write a report on the harbour: its history, costs and future.",
                        900, topics=topics)
     assert listed.source == "structure"  # the instruction's own parts come first
+    one = make_plan(llm, "Write a note on the harbour of Altmark.", 300, topics=topics)
+    (section,) = one.sections
+    assert one.source == "sources" and "drawing on: Rebuilding the harbour; Costs" in \
+        section.point
 
 
 def test_a_library_section_is_written_from_passages_and_cited(llm):

@@ -43,6 +43,7 @@ _NOT_PROSE = re.compile(r"^\s*(?:#|\||-{3,}|\*{3,}|_{3,})")
 # judged on its substance (is it in the documents?) and not on relevance to a question.
 QUESTION = "Summarise the reference documents in {words} words."
 PASSAGES = 3  # retrieved per section (the prompt's reference material)
+TOPIC_PASSAGES = 8  # retrieved for the instruction, as plan topics (documents without headings)
 TOPIC_WORDS = 12  # a key passage as a plan topic: its first sentence, cut to this
 MAX_TOPICS = 40
 
@@ -165,13 +166,19 @@ def _span_alone(question: str, sentence: str, document: SourceDocument, start: i
     candidates = [(start, end), *units, (units[0][0], units[-1][1])] if units else \
         [(start, end)]
     for a, b in dict.fromkeys(candidates):
-        alone = SourceDocument(document.id, document.title, document.span(a, b))
-        verdict = check(question, sentence, [Citation(document.id, 0, b - a, alone.text)],
-                        [alone], level)
-        claims = verdict.notes.get("claims") or []
-        if claims and all(c.get("supported") for c in claims):
+        if supports(sentence, document.span(a, b), level, question):
             return make_citation(document, a, b)
     return None
+
+
+def supports(sentence: str, quote: str, level: str = "normal",
+             question: str = QUESTION.format(words=100)) -> bool:
+    """Whether the grounding check finds ``sentence`` supported with ``quote`` as the only
+    text (what a citation of that span claims)."""
+    alone = SourceDocument(0, "span", quote)
+    verdict = check(question, sentence, [Citation(0, 0, len(quote), quote)], [alone], level)
+    claims = verdict.notes.get("claims") or []
+    return bool(claims) and all(c.get("supported") for c in claims)
 
 
 def _around(document: SourceDocument, start: int, end: int) -> list[tuple[int, int]]:

@@ -41,6 +41,7 @@ from workers.writing.sections import (  # noqa: F401 - MAX_SECTION: part of this
 )
 
 DEFAULT_MAX_WORDS = 50_000
+ONE_SECTION_TOPICS = 6  # source topics named in the point of a one-section plan
 
 
 class PlanError(ValueError):
@@ -456,6 +457,8 @@ def make_plan(backend: LLMBackend, instruction: str, target_words: int, *,
     if topics and not spec.parts:
         plan = fallback_plan(instruction, target_words, parts=topics, sections=n)
         plan.source, plan.requirements = "sources", spec
+        if n == 1:  # one section: the instruction's subject, from what the sources hold
+            plan.sections[0].point += " — drawing on: " + "; ".join(topics[:ONE_SECTION_TOPICS])
         plan.note = (f"Planned from what the reference documents hold ({len(topics)} "
                      f"heading{'s' if len(topics) != 1 else ''} and key passages).")
         return _checked(plan, target_words)
