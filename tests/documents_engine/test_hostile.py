@@ -9,6 +9,7 @@ proves the reader still serves. The table in docs/documents.md comes from
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 import time
@@ -223,29 +224,38 @@ def test_normalising_a_long_run_of_spaces_is_linear():
     assert time.perf_counter() - start < 10  # the old r"[ \t]+\n": hours
 
 
-# The sentence boundary pattern before the audit: correct but quadratic on whitespace runs.
-_OLD_BOUNDARY = re.compile(
-    r"(?:(?<=[.!?…])|(?<=[.!?…][\"')\]’”»]))\s+|\s*\n[ \t]*\n\s*|(?<=[。！？])\s*"
-)
-
-
-def _old_sentence_spans(text):
-    pos = 0
-    for m in _OLD_BOUNDARY.finditer(text):
-        if m.start() > pos:
-            yield pos, m.start()
-        pos = max(pos, m.end())
-    end = len(text.rstrip())
-    if end > pos:
-        yield pos, end
-
-
-def test_linear_sentence_splitter_matches_the_old_pattern_on_random_texts():
+def test_sentences_cover_the_text_and_never_span_a_blank_line_on_random_texts():
     rng = random.Random(7)
     alphabet = [*"ab .!?…。！？\"”)\t\u3000", "\n", "\n\n", "\n \n", "\n\t\n "]
     for _ in range(5_000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
-        assert list(sentence_spans(text)) == list(_old_sentence_spans(text)), text
+        spans = list(sentence_spans(text))
+        covered = set()
+        for (s, e), nxt in itertools.pairwise([*spans, (len(text), len(text))]):
+            assert s < e <= nxt[0], text
+            assert not text[s].isspace() and not text[e - 1].isspace(), text
+            assert not re.search(r"\n[ \t]*\n", text[s:e]), text
+            covered.update(range(s, e))
+        assert all(i in covered for i, ch in enumerate(text) if not ch.isspace()), text
+
+
+HOSTILE_SENTENCE_TEXTS = {
+    "stops": "." * 50_000, "mixed stops": "?!.…。！？" * 7_000, "quotes": "“" * 50_000,
+    "quoted stops": "“.”" * 17_000, "cjk stops and quotes": "。“" * 25_000,
+    "abbreviations": "Mr." * 17_000, "letters": "a" * 50_000, "cjk": "中" * 50_000,
+    "brackets": "(" * 50_000, "spaced stops": ". " * 25_000, "blank lines": "\n \n\t" * 12_500,
+}
+
+
+@pytest.mark.parametrize("language", ["", "en", "de", "fr", "zh", "ja"])
+@pytest.mark.parametrize("name", HOSTILE_SENTENCE_TEXTS)
+def test_the_sentence_splitter_reads_50k_of_punctuation_in_bounded_time(name, language):
+    text = HOSTILE_SENTENCE_TEXTS[name]
+    start = time.perf_counter()
+    spans = list(sentence_spans(text, language))
+    assert time.perf_counter() - start < 2  # ICU's state machine: linear (ms here)
+    assert all(not text[s].isspace() and not text[e - 1].isspace() for s, e in spans)
+    assert not text.strip() or spans
 
 
 def test_sentence_splitting_and_textstats_on_long_runs_are_linear():

@@ -10,23 +10,22 @@ into windows whose size adapts to the measured characters-per-token.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from icu4py.breakers import SentenceBreaker
+
 TokenCounter = Callable[[str], int]
 
-# A sentence ends at . ! ? … (optionally followed by a closing quote or bracket) and
-# whitespace, or at a blank line (paragraph); CJK full stops need no whitespace after them.
-# A single newline is not a boundary: hard-wrapped prose breaks lines mid-sentence.
-# Linear by construction: the pattern only finds whole whitespace runs (and the empty place
-# after a CJK stop); which of them end a sentence is decided in Python. One regex with
-# r"\s*\n[ \t]*\n\s*" as an alternative rescans a long run of spaces from each of its
-# positions (quadratic: a 1 MB run of spaces took hours).
-_CANDIDATE = re.compile(r"(?<=[。！？])\s*|\s+")
+# Sentences are ICU's (Unicode UAX #29 sentence rules, with the language's list of
+# abbreviations that do not end a sentence: "Mr. Smith", "z.B."): the stops of every script
+# (CJK 。！？ need no space after them), closing quotes and brackets after a stop, no break
+# before a lower-case word. ICU's rules run as a state machine: linear in the text. A blank
+# line ends a sentence; a single newline does not (hard-wrapped prose breaks lines
+# mid-sentence), so ICU reads single newlines as spaces (same length: offsets stay).
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
-_STOPS = frozenset(".!?…")
-_CLOSERS = frozenset("\"')]’”»")
-_CJK_STOPS = frozenset("。！？")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # ICU reads UTF-8, which has no lone surrogates
 # Oversized sentences are cut into windows: start by guessing this many chars per token.
 _INITIAL_CHARS_PER_TOKEN = 4.0
 # Never hand the tokenizer a piece longer than this many chars per allowed token.
@@ -49,34 +48,63 @@ class _Unit:
     tokens: int
 
 
-def sentence_spans(text: str) -> Iterator[tuple[int, int]]:
-    """Spans of sentences, whitespace trimmed, lazily (a generator)."""
-    pos = 0
-    for start, end in _boundaries(text):
-        if start > pos:
-            yield pos, start
-        pos = max(pos, end)
-    end = len(text.rstrip())
-    if end > pos:
-        yield pos, end
+def sentence_locale(language: str) -> str:
+    """The ICU locale for an ISO 639-1 code: its sentence rules with its abbreviations
+    ("" → the root rules, which know every script's stops but no abbreviations)."""
+    return f"{language}@ss=standard" if language else ""
 
 
-def _boundaries(text: str) -> Iterator[tuple[int, int]]:
-    for m in _CANDIDATE.finditer(text):
-        start = m.start()
-        prev = text[start - 1] if start else ""
-        prev2 = text[start - 2] if start > 1 else ""
-        if (
-            prev in _STOPS
-            or prev in _CJK_STOPS
-            or (prev in _CLOSERS and prev2 in _STOPS)
-            or _PARAGRAPH_BREAK.search(m.group())
-        ):
-            yield start, m.end()
+def _single_newlines_as_spaces(text: str) -> str:
+    if "\n" not in text:
+        return text
+    out, last = [], 0
+    for m in _PARAGRAPH_BREAK.finditer(text):
+        out += [text[last:m.start()].replace("\n", " "), m.group()]
+        last = m.end()
+    out.append(text[last:].replace("\n", " "))
+    return "".join(out)
 
 
-def _units(text: str, count_tokens: TokenCounter, max_tokens: int) -> Iterator[_Unit]:
-    for start, end in sentence_spans(text):
+def _breaker(text: str, language: str) -> SentenceBreaker:
+    try:
+        return SentenceBreaker(text, sentence_locale(language))
+    except UnicodeEncodeError:
+        return SentenceBreaker(_SURROGATE.sub("\ufffd", text), sentence_locale(language))
+
+
+def sentence_spans(text: str, language: str = "") -> Iterator[tuple[int, int]]:
+    """Spans of sentences, whitespace trimmed, lazily (a generator). ``language``: the
+    text's ISO 639-1 code, for its abbreviations ("" if unknown)."""
+    pos, opening = 0, -1
+    for piece in _breaker(_single_newlines_as_spaces(text), language):
+        start, pos = (pos if opening < 0 else opening), pos + len(piece)
+        end, opening = _trim(text, start, pos), -1
+        # UAX #29 counts an opening bracket as closing punctuation: after a CJK stop with no
+        # space ("か？「はい。」") it would end the sentence before it; it opens the next one.
+        cut = end
+        while cut > start and unicodedata.category(text[cut - 1]) == "Ps":
+            cut -= 1
+        if start < cut < end:
+            opening, end = cut, _trim(text, start, cut)
+        while start < end and text[start].isspace():
+            start += 1
+        if end > start:
+            yield start, end
+    if opening >= 0:
+        yield opening, _trim(text, opening, len(text))
+
+
+def _trim(text: str, start: int, end: int) -> int:
+    """``end`` moved back over trailing whitespace, not before ``start``."""
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return end
+
+
+def _units(
+    text: str, count_tokens: TokenCounter, max_tokens: int, language: str = ""
+) -> Iterator[_Unit]:
+    for start, end in sentence_spans(text, language):
         if end - start <= max_tokens * _MAX_CHARS_PER_TOKEN:
             tokens = count_tokens(text[start:end])
             if tokens <= max_tokens:
@@ -187,22 +215,25 @@ def chunk_text(
     count_tokens: TokenCounter,
     max_tokens: int,
     overlap_tokens: int = 0,
+    language: str = "",
 ) -> list[Chunk]:
     """Split ``text`` into chunks of at most ``max_tokens`` that end on sentence boundaries.
 
     ``overlap_tokens`` repeats up to that many tokens of whole trailing sentences of each chunk
     at the start of the next one. Only a single sentence longer than ``max_tokens`` is cut
-    inside, at whitespace.
+    inside, at whitespace. ``language``: the text's ISO 639-1 code ("" if unknown).
     """
     if max_tokens < 1:
         raise ValueError("max_tokens must be at least 1")
     if not 0 <= overlap_tokens < max_tokens:
         raise ValueError("overlap_tokens must be in [0, max_tokens)")
-    units = _units(text, count_tokens, max_tokens)
+    units = _units(text, count_tokens, max_tokens, language)
     return list(_pack(text, units, count_tokens, max_tokens, overlap_tokens))
 
 
-def segments(text: str, budget_tokens: int, count_tokens: TokenCounter) -> Iterator[Chunk]:
+def segments(
+    text: str, budget_tokens: int, count_tokens: TokenCounter, language: str = ""
+) -> Iterator[Chunk]:
     """Window-sized segments (no overlap), cut lazily as the caller consumes them.
 
     For Chain-of-Agents / XL3M: ``budget_tokens`` is what is left of the model's window after
@@ -210,7 +241,8 @@ def segments(text: str, budget_tokens: int, count_tokens: TokenCounter) -> Itera
     """
     if budget_tokens < 1:
         raise ValueError("budget_tokens must be at least 1")
-    return _pack(text, _units(text, count_tokens, budget_tokens), count_tokens, budget_tokens, 0)
+    units = _units(text, count_tokens, budget_tokens, language)
+    return _pack(text, units, count_tokens, budget_tokens, 0)
 
 
 def whitespace_token_counter(text: str) -> int:
@@ -225,7 +257,8 @@ MAX_WINDOW_SENTENCES = 3
 
 
 def sentence_windows(
-    text: str, start: int = 0, end: int | None = None, min_chars: int = MIN_WINDOW_CHARS
+    text: str, start: int = 0, end: int | None = None, min_chars: int = MIN_WINDOW_CHARS,
+    language: str = "",
 ) -> list[tuple[int, int]]:
     """The fine-grained retrieval units of ``text[start:end]`` (``text`` coordinates):
     single sentences, a short one joined to the sentences after it (up to
@@ -234,7 +267,7 @@ def sentence_windows(
     end = len(text) if end is None else end
     out: list[tuple[int, int]] = []
     pending, joined = -1, 0  # start of the short sentences waiting for the next one
-    for s, e in sentence_spans(text[start:end]):
+    for s, e in sentence_spans(text[start:end], language):
         s, e = s + start, e + start
         if pending >= 0:
             s = pending

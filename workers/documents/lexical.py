@@ -2,6 +2,8 @@
 
 The app uses Postgres full text; this in-memory BM25 (bm25s) serves the benchmark's lexical
 arm and any caller without a database. ``rrf`` fuses any rankings (dense, lexical, ...).
+Chinese, Japanese and Korean runs are read as character bigrams (``language.cjk_index_text``),
+the text and the query alike; other words as bm25s reads them (two or more word characters).
 """
 
 from __future__ import annotations
@@ -9,6 +11,16 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Sequence
 
 import bm25s
+
+from .language import CJK_CHARS, cjk_index_text
+
+# bm25s's own pattern, plus a lone CJK character (a one-character run: its own term).
+_TOKEN_PATTERN = rf"(?u)\b\w\w+\b|[{CJK_CHARS}]"
+
+
+def _tokenize(texts: Sequence[str], stopwords: str | None):
+    return bm25s.tokenize([cjk_index_text(t) for t in texts], token_pattern=_TOKEN_PATTERN,
+                          stopwords=stopwords, show_progress=False)
 
 
 class BM25Index:
@@ -18,7 +30,7 @@ class BM25Index:
         self._stopwords = stopwords
         self._size = len(texts)
         self._retriever = bm25s.BM25()
-        tokens = bm25s.tokenize(list(texts), stopwords=stopwords, show_progress=False)
+        tokens = _tokenize(texts, stopwords)
         self._retriever.index(tokens, show_progress=False)
 
     def __len__(self) -> int:
@@ -28,7 +40,7 @@ class BM25Index:
         k = min(k, self._size)
         if k == 0:
             return []
-        tokens = bm25s.tokenize([query], stopwords=self._stopwords, show_progress=False)
+        tokens = _tokenize([query], self._stopwords)
         if not tokens.ids[0]:
             return []  # nothing searchable in the query (only stopwords)
         ids, scores = self._retriever.retrieve(tokens, k=k, show_progress=False)

@@ -20,6 +20,7 @@ from .document import ExtractedDocument
 from .embeddings import Embedder, get_embedder
 from .errors import DocumentError
 from .extract import extract_document
+from .language import detect_language
 from .limits import DEFAULT_LIMITS, Limits
 from .sandbox import extract_sandboxed
 
@@ -45,6 +46,7 @@ class IngestResult:
     # The fine-grained index: per chunk, its sentence windows (document offsets) and vectors.
     windows: list[list[tuple[int, int]]] | None = None
     window_vectors: list[np.ndarray] | None = None
+    language: str = ""  # ISO 639-1 code of the text's language ("" if undetermined)
 
 
 @dataclass
@@ -60,6 +62,7 @@ def embed_chunks(
     long_strategy: str | None = None,
     batch_size: int = 64,
     progress: Progress | None = None,
+    language: str = "",
 ) -> EmbeddedChunks:
     """Vectors at two granularities: each chunk (the passage) and each sentence window in
     it. Both come from one forward pass per chunk (``Embedder.embed_with_spans``), so the
@@ -67,7 +70,7 @@ def embed_chunks(
     window (``long_strategy``: LongEmbed) is embedded with that strategy and its windows
     on their own."""
 
-    windows = [sentence_windows(c.text) for c in chunks]
+    windows = [sentence_windows(c.text, language=language) for c in chunks]
     vectors: list[np.ndarray] = []
     window_vectors: list[np.ndarray] = []
     for start in range(0, len(chunks), batch_size):
@@ -106,11 +109,13 @@ def chunk_document(
     count_tokens: TokenCounter,
     max_tokens: int,
     overlap_tokens: int = 0,
+    language: str = "",
 ) -> list[DocumentChunk]:
-    """Chunks of the document's text, each with the pages it spans and its section heading."""
+    """Chunks of the document's text, each with the pages it spans and its section heading;
+    sentences are cut by the rules of ``language`` (ISO 639-1, "" if unknown)."""
     heading_starts = [h.start for h in document.headings]
     out = []
-    for c in chunk_text(document.text, count_tokens, max_tokens, overlap_tokens):
+    for c in chunk_text(document.text, count_tokens, max_tokens, overlap_tokens, language):
         h = bisect_right(heading_starts, c.start) - 1
         if h < 0 and heading_starts and heading_starts[0] < c.end:
             h = 0  # the chunk opens its first section ("# Intro" starts after "# ")
@@ -172,7 +177,8 @@ def ingest_bytes(
     prefix, suffix = embedder.special_tokens
     window = embedder.max_seq_length - len(prefix) - len(suffix)
     size = max_tokens or configured.chunk_tokens or window
-    chunks = chunk_document(document, embedder.count_tokens, size, overlap_tokens)
+    language = detect_language(document.text)
+    chunks = chunk_document(document, embedder.count_tokens, size, overlap_tokens, language)
     report(read + 10, 100, f"Embedding {len(chunks):,} chunks")
 
     def embedded(done: int, total: int, _message: str) -> None:
@@ -180,6 +186,8 @@ def ingest_bytes(
                f"Embedded {done:,} of {total:,} chunks")
 
     long = (long_strategy or configured.strategy) if size > window else None
-    vectors = embed_chunks(embedder, chunks, long, batch_size=batch_size * 8, progress=embedded)
+    vectors = embed_chunks(embedder, chunks, long, batch_size=batch_size * 8, progress=embedded,
+                           language=language)
     return IngestResult(document=document, chunks=chunks, vectors=vectors.vectors,
-                        windows=vectors.windows, window_vectors=vectors.window_vectors)
+                        windows=vectors.windows, window_vectors=vectors.window_vectors,
+                        language=language)
