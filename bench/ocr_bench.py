@@ -80,8 +80,9 @@ def run(args) -> dict:
     ocr.engine()
     load_seconds = time.perf_counter() - t
     rows = []
-    for dpi in args.dpi:
+    for dpi, unclip in [(d, u) for d in args.dpi for u in args.unclip]:
         ocr.RENDER_DPI = dpi  # the resolution ingest renders pages at (swept here)
+        ocr.UNCLIP_RATIO = unclip  # how much each detected box grows (swept here)
         for font_name, path in fonts().items():
             for pt in args.sizes:
                 pdf = scanned_pdf(texts, dpi=SCAN_DPI, font_path=path, pt=pt)
@@ -90,7 +91,8 @@ def run(args) -> dict:
                 seconds = time.perf_counter() - start
                 scores = [accuracy(text, doc.page_text(n))
                           for n, text in enumerate(texts, start=1)]
-                row = {"font": font_name, "pt": pt, "dpi": dpi, "pages": len(texts),
+                row = {"font": font_name, "pt": pt, "dpi": dpi, "unclip": unclip,
+                       "pages": len(texts),
                        "seconds": round(seconds, 2),
                        "pages_per_min": round(60 * len(texts) / seconds, 2),
                        "accuracy": round(float(np.mean([s[0] for s in scores])), 4),
@@ -110,31 +112,33 @@ def report(results: dict, out: Path) -> None:
              f"(~{results['chars_per_page']:,} characters a page); OCR engine load "
              f"{results['engine_load_seconds']} s (once per ingest). Overall "
              f"**{results['pages_per_min']} pages/min**.", "",
-             "| font | size (pt) | render dpi | pages | pages/min | char. accuracy "
-             "| accuracy, spaces ignored |", "|---|---|---|---|---|---|---|"]
+             "| font | size (pt) | render dpi | box growth | pages | pages/min "
+             "| char. accuracy | accuracy, spaces ignored |", "|---|---|---|---|---|---|---|---|"]
     for r in results["rows"]:
-        lines.append(f"| {r['font']} | {r['pt']} | {r['dpi']} | {r['pages']} | "
+        lines.append(f"| {r['font']} | {r['pt']} | {r['dpi']} | {r.get('unclip', '')} | "
+                     f"{r['pages']} | "
                      f"{r['pages_per_min']} | {r['accuracy']:.1%} | "
                      f"{r['accuracy_no_spaces']:.1%} |")
     (out / "results.md").write_text("\n".join(lines) + "\n")
     plt = pyplot()
     rows = results["rows"]
-    dpis = sorted({r["dpi"] for r in rows})
+    settings = sorted({(r["dpi"], r.get("unclip")) for r in rows})
     sizes = sorted({r["pt"] for r in rows})
-    fig, axes = plt.subplots(1, len(dpis), figsize=(6 * len(dpis), 4.5), squeeze=False)
-    for ax, dpi in zip(axes[0], dpis, strict=True):
-        names = list(dict.fromkeys(r["font"] for r in rows))
+    fig, axes = plt.subplots(1, len(settings), figsize=(6 * len(settings), 4.5), squeeze=False)
+    for ax, (dpi, unclip) in zip(axes[0], settings, strict=True):
+        here = [r for r in rows if r["dpi"] == dpi and r.get("unclip") == unclip]
+        names = list(dict.fromkeys(r["font"] for r in here))
         width = 0.8 / len(sizes)
         for k, pt in enumerate(sizes):
-            values = [next((r["accuracy"] * 100 for r in rows if r["font"] == n
-                            and r["pt"] == pt and r["dpi"] == dpi), 0) for n in names]
+            values = [next((r["accuracy"] * 100 for r in here if r["font"] == n
+                            and r["pt"] == pt), 0) for n in names]
             ax.bar(np.arange(len(names)) + k * width, values, width, label=f"{pt} pt")
-        speed = np.mean([r["pages_per_min"] for r in rows if r["dpi"] == dpi])
+        speed = np.mean([r["pages_per_min"] for r in here])
         ax.set_xticks(np.arange(len(names)) + width * (len(sizes) - 1) / 2, names,
                       rotation=20, ha="right", fontsize=8)
         ax.set_ylim(0, 100)
         ax.set_ylabel("character accuracy (%)")
-        ax.set_title(f"rendered at {dpi} dpi: {speed:.1f} pages/min")
+        ax.set_title(f"{dpi} dpi, boxes grown {unclip}: {speed:.1f} pages/min", fontsize=10)
         ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(out / "ocr_bench.png", dpi=110)
@@ -148,11 +152,14 @@ def main() -> None:
     parser.add_argument("--sizes", default="8,10,12", help="font sizes in points")
     parser.add_argument("--dpi", default=str(ocr.RENDER_DPI),
                         help="render resolutions to compare (default: what ingest uses)")
+    parser.add_argument("--unclip", default=str(ocr.UNCLIP_RATIO),
+                        help="box growth ratios to compare (default: what ingest uses)")
     parser.add_argument("--report-only", action="store_true",
                         help="rewrite results.md and the plot from results.json")
     args = parser.parse_args()
     args.sizes = [float(s) if "." in s else int(s) for s in args.sizes.split(",")]
     args.dpi = [int(d) for d in args.dpi.split(",")]
+    args.unclip = [float(u) for u in args.unclip.split(",")]
     out = Path(args.out) / "ocr"
     out.mkdir(parents=True, exist_ok=True)
     if args.report_only:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
@@ -18,6 +19,7 @@ from workers.documents.errors import (
     ParseTimeout,
     TooManyPages,
 )
+from workers.documents.extract.ocr import layout
 from workers.documents.sandbox import extract_sandboxed, sniff_sandboxed
 from workers.documents.scans import joined_pdf, page_image, scanned_pdf
 from workers.documents.synth import make_text_pdf
@@ -136,3 +138,14 @@ def test_each_page_has_its_own_ocr_time_limit():
     with pytest.raises(ParseTimeout) as err:
         extract_sandboxed(scanned_pdf([dense, dense]), Limits(ocr_page_seconds=0.5))
     assert err.value.message == "OCR of page 1 of 2 took longer than 0.5 s"
+
+
+def test_layout_joins_boxes_into_lines_and_paragraphs():
+    def box(x, y, w, h):
+        return np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], dtype=float)
+
+    # Grown boxes (40 px high) of lines 22 px apart overlap; a paragraph gap is 40 px.
+    boxes = [(box(150, 2, 50, 38), "right"), (box(10, 0, 100, 40), "left"),
+             (box(10, 22, 100, 40), "second"), (box(10, 44, 100, 40), "third"),
+             (box(10, 84, 100, 40), "new"), (box(10, 106, 80, 40), "last")]
+    assert layout(boxes) == "left right\nsecond\nthird\n\nnew\nlast"
