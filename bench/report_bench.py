@@ -98,8 +98,13 @@ def run_length(llm, documents: list[SourceDocument], words: int) -> dict[str, An
     library.cite = timed_cite  # type: ignore[method-assign]
     sections: dict[int, Any] = {}
     started = time.perf_counter()
+    def progress(current: int, total: int, message: str = "") -> None:
+        print(f"{words}: {message} ({time.perf_counter() - started:.0f} s, citing "
+              f"{cite_seconds:.0f} s)", flush=True)
+
     result = write_document(INSTRUCTION, plan, backend=llm, done_sections={},
-                            save_section=sections.__setitem__, library=library)
+                            save_section=sections.__setitem__, library=library,
+                            progress=progress)
     write_s = time.perf_counter() - started
     texts = [sections[i].text for i in sorted(sections)]
     stats = citation_stats(texts)
