@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -164,6 +165,19 @@ def _stop(server: subprocess.Popen) -> None:
             server.wait(10)
 
 
+def _server_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of serve and its web processes so far."""
+    import psutil
+
+    parent = psutil.Process(pid)
+    total = 0.0
+    for proc in (parent, *parent.children(recursive=True)):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
+
+
 def measure_root(label: str, root: Path, env: dict, targets: dict, args, out: Path) -> dict:
     port = _free_port()
     server = _serve(root, port, {**env, "PORT": str(port)}, out / f"serve-{label}.log")
@@ -173,7 +187,13 @@ def measure_root(label: str, root: Path, env: dict, targets: dict, args, out: Pa
         for name, (path, headers) in targets.items():
             url = f"http://127.0.0.1:{port}{path}"
             load(url, headers, args.connections, args.warmup)
+            cpu = _server_cpu_seconds(server.pid)
             runs[name] = load(url, headers, args.connections, args.duration)
+            # The servers' CPU per answered request: what a request costs, which a machine
+            # shared with other work changes far less than requests/s.
+            runs[name]["cpu_ms_per_request"] = round(
+                1000 * (_server_cpu_seconds(server.pid) - cpu) / max(1, runs[name]["requests"]),
+                2)
             print(f"  {label} {name}: {runs[name]}", flush=True)
         return runs
     finally:
@@ -188,6 +208,7 @@ def _summary(rows: list[dict]) -> dict:
     return {"requests_per_s": statistics.median(r["requests_per_s"] for r in rows),
             "p50_ms": statistics.median(r["p50_ms"] for r in rows),
             "p99_ms": statistics.median(r["p99_ms"] for r in rows),
+            "cpu_ms_per_request": statistics.median(r.get("cpu_ms_per_request", 0) for r in rows),
             "errors": sum(r["errors"] for r in rows), "rounds": rows}
 
 
@@ -202,17 +223,19 @@ def _report(out: Path, results: dict) -> None:
           *machine_lines(results),
           f"Load average (1 min) at the start and the end: {results['load_average']['start']}, "
           f"{results['load_average']['end']}.", "",
-          "| checkout | endpoint | requests/s | p50 ms | p99 ms | errors |"
-          + (f" requests/s vs {first} | p99 vs {first} |" if len(labels) > 1 else ""),
-          "|---|---|---|---|---|---|" + ("---|---|" if len(labels) > 1 else "")]
+          "| checkout | endpoint | requests/s | p50 ms | p99 ms | errors | server CPU ms/request |"
+          + (f" requests/s vs {first} | p99 vs {first} | CPU/request vs {first} |"
+             if len(labels) > 1 else ""),
+          "|---|---|---|---|---|---|---|" + ("---|---|---|" if len(labels) > 1 else "")]
     for label in labels:
         for name, s in summary[label].items():
             row = (f"| {label} | {name} | {s['requests_per_s']:.0f} | {s['p50_ms']:.1f} | "
-                   f"{s['p99_ms']:.1f} | {s['errors']} |")
+                   f"{s['p99_ms']:.1f} | {s['errors']} | {s['cpu_ms_per_request']:.2f} |")
             if len(labels) > 1:
                 base = summary[first][name]
                 row += (f" {s['requests_per_s'] / base['requests_per_s']:.2f}× | "
-                        f"{s['p99_ms'] / base['p99_ms']:.2f}× |")
+                        f"{s['p99_ms'] / base['p99_ms']:.2f}× | "
+                        f"{s['cpu_ms_per_request'] / max(base['cpu_ms_per_request'], 1e-9):.2f}× |")
             md.append(row)
     md += ["", "Roots: " + ", ".join(f"{label} = `{path}`"
                                      for label, path in results["roots"].items())]
