@@ -209,7 +209,8 @@ def test_a_member_without_access_cannot_use_it_as_a_source(client, team, lib):
         "kind": "qa", "text": "Who is it?", "documents": [secret.pk], "strategy": "auto"})
     assert response.status_code == 400 and not team.batches.exists()
     # Search scoped to the readable documents, whatever the query.
-    readable = access.readable_documents(team, _membership(team, lib["member"]))
+    readable = access.readable_documents(team, _membership(team, lib["member"])).values_list(
+        "pk", flat=True)
     for mode in ("hybrid", "dense", "lexical"):
         hits = search(team, f"{WORD} merger Halvorsen", mode=mode, document_ids=readable)
         assert all(h.chunk.document_id != secret.pk for h in hits), mode

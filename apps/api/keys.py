@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from apps.api.models import ApiKey, Scope
@@ -38,8 +39,11 @@ def create_key(team, user, name: str, scopes: list[str], collections=()) -> tupl
 
 
 def authenticate(token: str) -> ApiKey:
-    key = ApiKey.objects.select_related("team", "created_by").filter(
-        secret_hash=hash_token(token.strip())).first()
+    # `scoped`: whether the key is limited to collections (apps.collections.access), read in
+    # the same query.
+    key = ApiKey.objects.select_related("team", "created_by").annotate(
+        scoped=Exists(ApiKey.collections.through.objects.filter(apikey=OuterRef("pk")))
+    ).filter(secret_hash=hash_token(token.strip())).first()
     if key is None:
         raise InvalidKey("Invalid API key.")
     if key.revoked_at is not None:

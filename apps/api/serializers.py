@@ -41,8 +41,9 @@ class FlatListSerializer(serializers.ListSerializer):
     def to_representation(self, data):
         rows = data.all() if isinstance(data, Manager) else data
         convert = flat_converters(type(self.child))
-        return [{name: None if (value := getattr(row, name)) is None else to_text(value)
-                 for name, to_text in convert} for row in rows]
+        # A nullable field may be an annotation a plain row lacks: None, as DRF gives.
+        return [{name: None if (value := getattr(row, name, *missing)) is None else
+                 to_text(value) for name, to_text, missing in convert} for row in rows]
 
 
 @cache
@@ -51,7 +52,8 @@ def flat_converters(serializer_class) -> tuple:
     nested = [f.field_name for f in fields if f.source_attrs != [f.field_name]]
     if nested:
         raise TypeError(f"{serializer_class.__name__}: not flat ({', '.join(nested)})")
-    return tuple((f.field_name, f.to_representation) for f in fields)
+    return tuple((f.field_name, f.to_representation, (None,) if f.allow_null else ())
+                 for f in fields)
 
 
 class DocumentSerializer(serializers.ModelSerializer):

@@ -32,7 +32,7 @@ from apps.collections import services as collections
 from apps.core.bodylimit import declared_length, too_large_message, upload_limit
 from apps.documents import estimates, titles
 from apps.documents import services as documents
-from apps.teams.access import resolve_team_for_api
+from apps.teams.access import resolve_for_api
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
@@ -95,8 +95,9 @@ class TeamAPIView(generics.GenericAPIView):
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)  # authentication, permission, throttling
         write = request.method not in SAFE_METHODS and not self.read_only
-        self.who = principal(request)
-        self.team = resolve_team_for_api(self.who, kwargs["slug"], write=write)
+        key = principal(request)
+        self.team, membership = resolve_for_api(key, kwargs["slug"], write=write)
+        self.who = membership or key  # what apps.collections.access asks about
 
     def readable(self):
         """The team's documents this key or user may read (apps.collections.access), each

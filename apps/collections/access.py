@@ -48,7 +48,9 @@ def reader(team, who) -> Reader:
     if isinstance(who, Reader):
         return who
     if hasattr(who, "has_scope"):  # an API key (its team is checked by the access helper)
-        scoped = who.pk is not None and who.collections.exists()
+        scoped = getattr(who, "scoped", None)  # annotated by apps.api.keys.authenticate
+        if scoped is None:
+            scoped = who.pk is not None and who.collections.exists()
         return Reader(team, sees_all=not scoped, writes=who.has_scope("write"),
                       key_id=who.pk if scoped else None)
     membership = who if isinstance(who, Membership) else (

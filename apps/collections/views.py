@@ -15,13 +15,19 @@ from apps.teams.access import team_view
 from apps.teams.models import Role
 
 
+def _grantable(team):
+    """Members and viewers: admins and owners read every collection anyway."""
+    return team.memberships.filter(role__in=[Role.MEMBER, Role.VIEWER]).select_related(
+        "user").order_by("user__email")
+
+
 def _page(request, error: str = "", status: int = 200):
     team = request.team
     shown = access.readable_collections(team, request.membership).annotate(
         documents=Count("filings")).prefetch_related("grants__user")
     return render(request, "collections/list.html", {
         "collections": shown, "error": error,
-        "members": team.memberships.select_related("user").order_by("user__email"),
+        "members": _grantable(team),
     }, status=status)
 
 
@@ -32,7 +38,7 @@ def _card(request, collection, error: str = ""):
             documents=Count("filings")).get(pk=collection.pk)
         return render(request, "collections/list.html#collection", {
             "c": collection, "card_error": error,
-            "members": request.team.memberships.select_related("user").order_by("user__email"),
+            "members": _grantable(request.team),
         }, status=400 if error else 200)
     if error:
         messages.error(request, error)

@@ -208,8 +208,10 @@ def search(request):
     mode = request.GET.get("mode", "hybrid")
     if mode not in doc_search.MODES:
         mode = "hybrid"
+    # The readable ids as a query: a subquery of the search's, or a list where one is read.
+    readable = _readable(request).values_list("pk", flat=True)
     hits = doc_search.search(request.team, query, mode=mode, limit=20,
-                             document_ids=_readable(request)) if query else []
+                             document_ids=readable) if query else []
     context = {"query": query, "mode": mode, "hits": hits, "modes": doc_search.MODES}
     template = "documents/search.html#results" if request.htmx else "documents/search.html"
     return render(request, template, context)

@@ -59,7 +59,12 @@ def team_view(minimum: str = Role.VIEWER, *, write_minimum: str | None = None):
 
 
 def resolve_team_for_api(principal, slug: str, write: bool = False):
-    """The team of an API request, for a signed-in user (session) or a team API key.
+    return resolve_for_api(principal, slug, write)[0]
+
+
+def resolve_for_api(principal, slug: str, write: bool = False):
+    """(team, membership) of an API request, for a signed-in user (session: the membership)
+    or a team API key (no membership).
 
     A user: member roles apply as in the UI (viewers read; members and up write). A key:
     bound to one team (any other slug is 404, as if it did not exist) and its scopes apply
@@ -75,7 +80,8 @@ def resolve_team_for_api(principal, slug: str, write: bool = False):
             raise Http404("No such team")
         if write and not principal.has_scope("write"):
             raise PermissionDenied("This API key has read scope only; this needs write.")
-        return team
+        return team, None
     if principal is None:
         raise Http404("No such team")
-    return resolve_team(principal, slug, Role.MEMBER if write else Role.VIEWER).team
+    membership = resolve_team(principal, slug, Role.MEMBER if write else Role.VIEWER)
+    return membership.team, membership
