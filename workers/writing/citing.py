@@ -174,10 +174,12 @@ def _evidence_alone(question: str, found: list[tuple[str, SourceDocument, int, i
              for k, (_, document, start, end) in enumerate(found)]
     cited = [Citation(k, 0, len(d.text), d.text) for k, d in enumerate(spans)]
     claims = _judge(question, [sentence for sentence, *_ in found], cited, spans, level)
+    keys = [(document.id, start, end) for _, document, start, end in found]
     out = {}
     for k, ((sentence, document, start, end), claim) in enumerate(zip(found, claims,
                                                                       strict=True)):
-        if claim is not None and claim.get("supported") and claim.get("document_id") == k:
+        by = claim.get("document_id") if claim is not None and claim.get("supported") else None
+        if by is not None and keys[by] == keys[k]:  # its own span (or the same span)
             out[sentence] = make_citation(document, start, end)
     return out
 
