@@ -89,3 +89,88 @@ def test_the_batch_size_is_one_setting() -> None:
     assert embedded_batch_size({"LLM_BATCH_SIZE": "3"}) == 3
     assert embedded_batch_size({"LLM_BATCH_SIZE": "0"}) == 1  # at least one row
     assert EmbeddedBackend(batch_size=2).concurrency == 2
+
+
+def _rows_per_step(backend: EmbeddedBackend, call) -> list[int]:  # type: ignore[no-untyped-def]
+    """The rows of every decode step (one-token forward pass) of the model while ``call``
+    runs, as the model's own input shows them."""
+    model, _ = backend._loaded()
+    seen: list[int] = []
+
+    def record(module, args, kwargs):  # type: ignore[no-untyped-def]
+        ids = kwargs.get("input_ids")
+        if ids is not None and ids.shape[1] == 1:
+            seen.append(int(ids.shape[0]))
+
+    hook = model.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        call()
+    finally:
+        hook.remove()
+    return seen
+
+
+def test_a_lone_request_is_decoded_without_a_copy_and_pads_only_its_matmuls(
+    batched: EmbeddedBackend, model_folder
+) -> None:
+    # batch size 4: another request may join, so the lone row's matrix products are computed
+    # as two equal rows (its text then equals its text in company) but its KV cache and
+    # attention are its own: the model runs one row a step.
+    decoder = batched._decoder()
+    padded_before = decoder.padded_steps
+    rows = _rows_per_step(batched, lambda: batched.chat(PROMPTS[0], max_tokens=6))
+    assert rows and set(rows) == {1}
+    assert decoder.padded_steps - padded_before == len(rows)
+
+    # batch size 1: never company, so nothing is padded.
+    alone = EmbeddedBackend(model_folder.parent, batch_size=1)
+    rows = _rows_per_step(alone, lambda: alone.chat(PROMPTS[0], max_tokens=6))
+    assert rows and set(rows) == {1}
+    assert alone._decoder().padded_steps == 0 and alone._decoder().lone_steps >= len(rows)
+
+
+def test_concurrent_requests_share_steps_of_several_rows(batched: EmbeddedBackend) -> None:
+    got: dict[int, object] = {}
+
+    def both() -> None:
+        got.update(_concurrently(lambda i: batched.chat(PROMPTS[i], max_tokens=8), 3))
+
+    rows = _rows_per_step(batched, both)
+    assert max(rows) >= 2
+    assert all(got[i].usage.completion_tokens > 0 for i in range(3))
+
+
+def test_one_query_attention_equals_sdpa_with_grouped_heads() -> None:
+    import torch
+    from torch.nn.functional import scaled_dot_product_attention
+
+    from workers.llm.embedded_batch import _one_query_attention
+
+    gen = torch.Generator().manual_seed(0)
+    query = torch.randn(1, 9, 1, 64, generator=gen)
+    buffer = torch.randn(2, 1, 3, 40, 64, generator=gen)  # keys, values with room left
+    key, value = buffer[0][:, :, :33], buffer[1][:, :, :33]
+    expected = scaled_dot_product_attention(query, key, value, scale=0.125, enable_gqa=True)
+    got = _one_query_attention(query, key, value, 0.125)
+    assert got.shape == (1, 1, 9, 64)
+    assert torch.allclose(got, expected.transpose(1, 2), atol=1e-5)
+
+
+def test_the_growing_cache_equals_concatenation_and_keeps_its_buffer() -> None:
+    import torch
+
+    from workers.llm.embedded_batch import _rebuild
+
+    gen = torch.Generator().manual_seed(1)
+    keys, values = torch.randn(2, 3, 5, 4, generator=gen), torch.randn(2, 3, 5, 4, generator=gen)
+    cache = _rebuild([(keys, values)], room=2)
+    layer = cache.layers[0]
+    start = layer.keys.data_ptr()
+    for step in range(4):  # the last two go past the room: the buffer grows
+        k, v = torch.randn(2, 3, 1, 4, generator=gen), torch.randn(2, 3, 1, 4, generator=gen)
+        got_k, got_v = cache.update(k, v, 0)
+        keys, values = torch.cat([keys, k], dim=-2), torch.cat([values, v], dim=-2)
+        assert torch.equal(got_k, keys) and torch.equal(got_v, values)
+        assert cache.get_seq_length() == 6 + step
+        if step < 2:
+            assert layer.keys.data_ptr() == start  # written in place, not copied

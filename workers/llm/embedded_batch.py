@@ -4,14 +4,18 @@ On a CPU, decoding one token reads every weight of the model once; decoding a ba
 rows reads them once for all rows, so a handful of concurrent prompts cost little more
 than one. Prefill stays per request (it is compute-bound, and alone a prompt takes the
 fused causal-attention path with no padding waste), then the request's KV cache joins the
-running batch, left-padded to the batch's length with its attention mask zero there
-(position ids count only real tokens). The decode step's attention reads each row's own
-keys, padding cut off (``RAGGED``): the linear layers are row-independent, but bf16
-attention over a masked, padded key range rounds differently from the same attention
-alone (a logit moved by 0.5, and greedy text changed, in a measurement), so without this a
-batched answer could differ from the one-at-a-time answer; with it they are equal.
-A request arriving while a batch decodes joins at the next step; a finished or
-cancelled row leaves at once (continuous batching, bounded by ``batch_size``).
+running batch, left-padded to the batch's length (position ids count only real tokens).
+The decode step's attention reads each row's own keys, padding cut off (``RAGGED``), as
+two plain matrix products: the linear layers are row-independent, but bf16 attention over
+a masked, padded key range rounds differently from the same attention alone (a logit moved
+by 0.5, and greedy text changed, in a measurement), so without this a batched answer could
+differ from the one-at-a-time answer; with it they are equal. Plain products, not sdpa:
+torch's fused CPU kernel took ~24 ms for one query over 2,900 keys, the products ~0.4 ms
+(30 layers: most of a long-context decode step). The cache has room to grow
+(``_GrowingLayer``): a step writes one column instead of copying the whole cache as
+transformers' ``DynamicLayer`` does (at 2,900 tokens the copies were half a step's time).
+A request arriving while a batch decodes joins at the next step; a finished or cancelled
+row leaves at once (continuous batching, bounded by ``batch_size``).
 
 One ``Decoder`` per loaded model runs one daemon thread; callers get a ``Handle`` whose
 queue receives their own token ids (so streaming stays per request).
@@ -30,6 +34,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 RAGGED = "scriptorium_ragged"  # the attention implementation the decoder installs
+ROW_PAD = "_scriptorium_row_pad"  # the model attribute holding its ``_RowPad``
 COLLECT_SECONDS = 0.005  # from idle, wait this long for companions before the first step
 _DONE = object()
 
@@ -86,23 +91,63 @@ def _ragged_attention(module, query, key, value, attention_mask, row_starts=None
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
     import torch
 
+    scaling = kwargs.get("scaling") or module.scaling
     rows = [
-        # contiguous: a strided view of the padded cache can take another kernel path
-        sdpa_attention_forward(
-            module,
-            query[i : i + 1],
-            key[i : i + 1, :, s:].contiguous(),
-            value[i : i + 1, :, s:].contiguous(),
-            None,
-            **kwargs,
-        )[0]
+        _one_query_attention(
+            query[i : i + 1], key[i : i + 1, :, s:], value[i : i + 1, :, s:], scaling
+        )
         for i, s in enumerate(row_starts)
     ]
     return torch.cat(rows), None
 
 
-def install_ragged_attention(model: Any) -> None:
-    """Register and select ``RAGGED`` (plain sdpa for every other call: prefill, scoring)."""
+def _one_query_attention(query, key, value, scaling):  # type: ignore[no-untyped-def]
+    """One row's attention for one new token, grouped-query heads without copying the keys:
+    query [1, H, 1, D] against key/value [1, Hkv, L, D] (views of the cache) -> [1, 1, H, D].
+    The softmax in float32, as transformers' eager attention does."""
+    import torch
+
+    _, heads, _, dim = query.shape
+    grouped = query.reshape(1, key.shape[1], heads // key.shape[1], dim)
+    scores = torch.matmul(grouped, key.transpose(-1, -2)) * scaling
+    weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(value.dtype)
+    return torch.matmul(weights, value).reshape(1, heads, 1, dim).transpose(1, 2)
+
+
+class _RowPad:
+    """While ``active``, a linear layer given one row computes it as two equal rows.
+
+    Why: matrix products on one row take the BLAS/oneDNN matrix-vector path, which rounds
+    differently from the matrix path of two or more rows (bf16: "Say hello." gave "Hello!
+    I'sure I'm sorry" alone, "Hello! I'm here to help with" in every batch of 2 to 8; float32
+    differs in the last bits too), so a lone request's text would depend on whether it had
+    company. Only the linear layers need the second row: attention is computed per row
+    anyway, so the copy of a lone request no longer carries a KV cache of its own."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self._padded = False  # the running layer's input was doubled: halve its output
+
+    def before(self, module, args):  # type: ignore[no-untyped-def]
+        x = args[0]
+        if not (self.active and x.shape[:-1].numel() == 1):
+            return None
+        import torch
+
+        self._padded = True
+        return (torch.cat([x, x]), *args[1:])
+
+    def after(self, module, args, output):  # type: ignore[no-untyped-def]
+        if not self._padded:
+            return None
+        self._padded = False
+        return output[:1]
+
+
+def install_ragged_attention(model: Any) -> _RowPad:
+    """Register and select ``RAGGED`` (plain sdpa for every other call: prefill, scoring),
+    and give every linear layer the ``_RowPad`` hooks (inactive outside a lone decode step)."""
+    from torch import nn
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
@@ -110,6 +155,15 @@ def install_ragged_attention(model: Any) -> None:
     AttentionMaskInterface.register(RAGGED, sdpa_mask)
     if getattr(model.config, "_attn_implementation", None) != RAGGED:
         model.set_attn_implementation(RAGGED)
+    pad = getattr(model, ROW_PAD, None)
+    if pad is None:
+        pad = _RowPad()
+        for module in model.modules():
+            if isinstance(module, nn.Linear):
+                module.register_forward_pre_hook(pad.before)
+                module.register_forward_hook(pad.after)
+        setattr(model, ROW_PAD, pad)
+    return pad
 
 
 class Decoder:
@@ -124,7 +178,7 @@ class Decoder:
         lock: threading.Lock,
         prepare: Callable[[], None] = lambda: None,
     ) -> None:
-        install_ragged_attention(model)
+        self.row_pad = install_ragged_attention(model)
         self.model = model
         self.eos_id = eos_id
         self.batch_size = max(1, batch_size)
@@ -135,6 +189,8 @@ class Decoder:
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self.peak_batch = 0  # the largest batch decoded together (tests and the bench)
+        self.lone_steps = 0  # decode steps of one row, and of those the ones padded to two
+        self.padded_steps = 0
 
     # -- callers ---------------------------------------------------------------------
 
@@ -214,25 +270,36 @@ class Decoder:
         token = self._pick([row], out.logits[:, -1, :])
         return row, out.cache, token
 
+    def pads_lone_rows(self) -> bool:
+        """Is a lone row computed as two (``_RowPad``)? Only while another request may
+        join it: then its text does not depend on company. With one row a step at most
+        (``batch_size`` 1) it never has company, and decodes alone at the one-row speed."""
+        return self.batch_size > 1
+
     def _step(self, rows: list[_Row], cache: Any, mask: Any, nxt: Any) -> Any:
         import torch
 
-        ghosts = mask.shape[0] - len(rows)  # a lone row's copy (``_ghost``)
-        positions = torch.tensor([[row.position] for row in rows + rows[:1] * ghosts])
-        full_mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        positions = torch.tensor([[row.position] for row in rows])
+        lone = len(rows) == 1
         with self.lock:
-            out = self.model(
-                input_ids=nxt[:, None],
-                attention_mask=full_mask,
-                position_ids=positions,
-                cache=cache,
-                use_cache=True,
-                row_starts=(mask == 0).sum(dim=1).tolist(),  # each row's leading padding
-            )
+            # No attention mask: the decode step's attention (``RAGGED``) cuts each row's
+            # padding itself, so building a [rows, length] mask every step would be waste.
+            self.row_pad.active = lone and self.pads_lone_rows()
+            try:
+                out = self.model(
+                    input_ids=nxt[:, None],
+                    position_ids=positions,
+                    cache=cache,
+                    use_cache=True,
+                    row_starts=(mask == 0).sum(dim=1).tolist(),  # each row's leading padding
+                )
+            finally:
+                self.row_pad.active = False
+        self.lone_steps += lone
+        self.padded_steps += lone and self.pads_lone_rows()
         for row in rows:
             row.position += 1
-        picks = self._pick(rows, out.logits[: len(rows), -1, :])
-        return torch.cat([picks, picks[:1].repeat(ghosts)])
+        return self._pick(rows, out.logits[:, -1, :])
 
     def _pick(self, rows: list[_Row], logits: Any) -> Any:
         """The next token of each row: greedy, or sampled with the row's own settings."""
@@ -286,10 +353,53 @@ def _layers(cache: Any) -> list[tuple[Any, Any]]:
     return [(layer.keys, layer.values) for layer in cache.layers]
 
 
-def _rebuild(layers: Sequence[tuple[Any, Any]]) -> Any:
-    from transformers import DynamicCache
+def _growing_layer_class() -> type:
+    from transformers.cache_utils import DynamicLayer
 
-    return DynamicCache(ddp_cache_data=list(layers))
+    class _GrowingLayer(DynamicLayer):
+        """A layer cache whose keys/values are views of buffers with room to grow: adding a
+        token writes one column (``DynamicLayer`` copies the whole cache each step)."""
+
+        def __init__(self, keys: Any, values: Any, room: int) -> None:
+            super().__init__()
+            self.device, self.is_initialized = keys.device, True
+            self._buffers = [_with_room(keys, room), _with_room(values, room)]
+            self._length = keys.shape[-2]
+            self.keys, self.values = (b[:, :, : self._length] for b in self._buffers)
+
+        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> Any:
+            end = self._length + key_states.shape[-2]
+            if end > self._buffers[0].shape[-2]:  # out of room (not expected): grow
+                self._buffers = [_with_room(b[:, :, : self._length], end) for b in self._buffers]
+            self._buffers[0][:, :, self._length : end] = key_states
+            self._buffers[1][:, :, self._length : end] = value_states
+            self._length = end
+            self.keys, self.values = (b[:, :, :end] for b in self._buffers)
+            return self.keys, self.values
+
+    return _GrowingLayer
+
+
+def _with_room(t: Any, room: int) -> Any:
+    """``t`` [rows, heads, length, dim] copied into a buffer ``room`` tokens longer."""
+    import torch
+
+    rows, heads, length, dim = t.shape
+    buffer = torch.empty(rows, heads, length + max(room, 1), dim, dtype=t.dtype)
+    buffer[:, :, :length] = t
+    return buffer
+
+
+def _room(rows: Sequence[_Row]) -> int:
+    """Tokens the batch may still add to its cache: the longest remaining answer."""
+    return max(row.request.max_tokens - row.produced for row in rows)
+
+
+def _rebuild(layers: Sequence[tuple[Any, Any]], room: int) -> Any:
+    from transformers.cache_utils import Cache
+
+    growing = _growing_layer_class()
+    return Cache(layers=[growing(k, v, room) for k, v in layers])
 
 
 def _left_pad(t: Any, length: int) -> Any:
@@ -302,28 +412,15 @@ def _left_pad(t: Any, length: int) -> Any:
     return torch.cat([pad, t], dim=-2)
 
 
-def _ghost(rows, cache, mask, nxt):  # type: ignore[no-untyped-def]
-    """A lone row decodes beside a copy of itself. Why: bf16 matrix products on one row
-    take oneDNN's matrix-vector path, which rounds differently from the matrix path of two
-    or more rows ("Say hello." gave "Hello! I'sure I'm sorry" alone, "Hello! I'm here to
-    help with" in every batch of 2 to 8, measured); with two rows at least, a request's
-    text no longer depends on whether it had company. Costs the lone row's cache twice."""
-    if len(rows) != 1 or mask.shape[0] != 1:
-        return rows, cache, mask, nxt
-    layers = [(k.repeat(2, 1, 1, 1), v.repeat(2, 1, 1, 1)) for k, v in _layers(cache)]
-    return rows, _rebuild(layers), mask.repeat(2, 1), nxt.repeat(2)
-
-
 def _join(rows, cache, mask, nxt, row, kv, token):  # type: ignore[no-untyped-def]
     """The batch with ``row`` added: both sides left-padded to the longer cache."""
     import torch
 
     new_len = kv.get_seq_length()
+    rows = rows + [row]
     if cache is None:
-        return _ghost([row], kv, torch.ones(1, new_len, dtype=torch.long), token)
-    if mask.shape[0] > len(rows):  # drop the ghost: the newcomer is company enough
-        cache = _rebuild([(k[: len(rows)], v[: len(rows)]) for k, v in _layers(cache)])
-        mask, nxt = mask[: len(rows)], nxt[: len(rows)]
+        mask = torch.ones(1, new_len, dtype=torch.long)
+        return rows, _rebuild(_layers(kv), _room(rows)), mask, token
     length = max(cache.get_seq_length(), new_len)
     layers = [
         (
@@ -334,7 +431,7 @@ def _join(rows, cache, mask, nxt, row, kv, token):  # type: ignore[no-untyped-de
     ]
     new_mask = torch.ones(1, new_len, dtype=torch.long)
     mask = torch.cat([_pad_mask(mask, length), _pad_mask(new_mask, length)])
-    return rows + [row], _rebuild(layers), mask, torch.cat([nxt, token])
+    return rows, _rebuild(layers, _room(rows)), mask, torch.cat([nxt, token])
 
 
 def _pad_mask(mask: Any, length: int) -> Any:
@@ -352,5 +449,6 @@ def _select(rows, cache, mask, nxt, keep):  # type: ignore[no-untyped-def]
         return [], None, None, None
     mask = mask[keep]
     cut = int((mask.cumsum(dim=1) == 0).sum(dim=1).min())  # leading pad columns of every row
+    rows = [rows[i] for i in keep]
     layers = [(k[keep, :, cut:], v[keep, :, cut:]) for k, v in _layers(cache)]
-    return _ghost([rows[i] for i in keep], _rebuild(layers), mask[:, cut:], nxt[keep])
+    return rows, _rebuild(layers, _room(rows)), mask[:, cut:], nxt[keep]
