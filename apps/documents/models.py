@@ -4,7 +4,7 @@ from bisect import bisect_right
 
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
-from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from pgvector.django import HnswIndex, VectorField
 
@@ -99,11 +99,11 @@ class Chunk(models.Model):
     pages = models.JSONField(default=list)
     heading = models.CharField(max_length=300, blank=True)
     embedding = VectorField(dimensions=EMBEDDING_DIM)
-    search = models.GeneratedField(
-        expression=SearchVector("text", config="english"),
-        output_field=SearchVectorField(),
-        db_persist=True,
-    )
+    # Full text in the document's language (apps/documents/fulltext.py): the configuration
+    # the chunk was indexed with, and the vector, set at insert (CJK runs as bigrams, which
+    # no expression in Postgres computes). Queries match each chunk in its own configuration.
+    search_config = models.CharField(max_length=20, default="simple")
+    search = SearchVectorField()
 
     class Meta:
         ordering = ["document_id", "index"]

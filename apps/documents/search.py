@@ -10,14 +10,14 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from pgvector.django import CosineDistance
 
-from apps.documents.models import Chunk, DocStatus, Sentence
+from apps.documents import fulltext
+from apps.documents.models import Chunk, DocStatus, Document, Sentence
 from workers.documents.embeddings import get_embedder
 from workers.qa.retrieval import SENTENCE_DEPTH, SentenceHit, fuse_small_to_big
 from workers.qa.types import Passage
@@ -84,9 +84,13 @@ def sentences(team, query: str, document_ids=None, limit: int = SENTENCE_DEPTH,
 
 
 def lexical(team, query: str, document_ids=None, limit: int = 20) -> list[Chunk]:
-    ts_query = SearchQuery(query, search_type="websearch", config="english")
-    return list(_scope(team, document_ids).filter(search=ts_query)
-                .annotate(rank=SearchRank("search", ts_query)).order_by("-rank", "id")[:limit])
+    """Full text, each chunk in its document's language (``fulltext``)."""
+    documents = Document.objects.filter(team=team, status=DocStatus.READY)
+    if document_ids is not None:
+        documents = documents.filter(pk__in=list(document_ids))
+    languages = documents.order_by().values_list("language", flat=True).distinct()
+    matched = fulltext.match(_scope(team, document_ids), query, fulltext.configs_for(languages))
+    return list(matched.order_by("-rank", "id")[:limit])
 
 
 def search(team, query: str, *, document_ids=None, mode: str = "hybrid",

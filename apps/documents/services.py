@@ -11,6 +11,7 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from apps.documents.fulltext import config_for, index_vector
 from apps.documents.models import Chunk, DocStatus, Document, Sentence
 from apps.documents.titles import file_title, title_after_ingest
 from apps.jobs.services import create_job
@@ -122,12 +123,14 @@ def ingest(document: Document, progress) -> dict:
     result = ingest_bytes(data, limits=limits(), progress=ingesting)
     extracted, chunks, stats = result.document, result.chunks, result.document.stats
     tokens = count_model_tokens(extracted.text)
+    config = config_for(result.language)  # full text in the document's language
     with transaction.atomic():
         Chunk.objects.filter(document=document).delete()  # sentences go with them (cascade)
         rows = Chunk.objects.bulk_create(
             [Chunk(team_id=document.team_id, document=document, index=c.index, start=c.start,
                    end=c.end, text=c.text, tokens=c.tokens, pages=c.pages,
-                   heading=c.heading[:300], embedding=vector)
+                   heading=c.heading[:300], embedding=vector, search_config=config,
+                   search=index_vector(c.text, config))
              for c, vector in zip(chunks, result.vectors, strict=True)],
             batch_size=500,
         )
@@ -145,7 +148,8 @@ def ingest(document: Document, progress) -> dict:
             page_starts=[start for start, _ in extracted.page_map],
             headings=[{"level": h.level, "text": h.text, "start": h.start}
                       for h in extracted.headings],
-            synthetic_pages=extracted.synthetic_pages, pages=stats.pages, words=stats.words,
+            synthetic_pages=extracted.synthetic_pages, language=result.language,
+            pages=stats.pages, words=stats.words,
             ocr_pages=extracted.ocr_pages, unreadable_pages=extracted.unreadable_pages,
             tokens=tokens, chunk_count=len(chunks), ingested_at=timezone.now(),
         )

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from workers.documents.chunking import chunk_text, sentence_spans, sentence_windows
+from workers.documents.chunking import (
+    chunk_text,
+    sentence_spans,
+    sentence_windows,
+    whitespace_token_counter,
+)
 from workers.documents.language import cjk_index_text, cjk_terms, detect_language
 from workers.documents.lexical import BM25Index
 
@@ -88,3 +93,9 @@ def test_bm25_finds_chinese_and_japanese_passages_by_their_words():
     assert index.search("租金上涨", k=2)[0][0] == 0
     assert index.search("子供のいる家族", k=2)[0][0] == 1
     assert index.search("rents risen", k=2)[0][0] == 2
+
+
+def test_the_tokenizer_free_counter_counts_a_cjk_character_as_a_word():
+    assert whitespace_token_counter("The old houses, 老房子 and 家.") == 5 + 3 + 1
+    chunks = chunk_text(CHINESE * 40, whitespace_token_counter, 100, language="zh")
+    assert len(chunks) > 10 and all(c.tokens <= 100 for c in chunks)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from icu4py.breakers import SentenceBreaker
 
+from .language import cjk_runs, has_cjk, without_cjk
+
 TokenCounter = Callable[[str], int]
 
 # Sentences are ICU's (Unicode UAX #29 sentence rules, with the language's list of
@@ -246,8 +248,11 @@ def segments(
 
 
 def whitespace_token_counter(text: str) -> int:
-    """A tokenizer-free counter (words), for callers without a model at hand."""
-    return len(text.split())
+    """A tokenizer-free counter (words), for callers without a model at hand. A CJK
+    character counts as a word: Chinese and Japanese put no spaces between words."""
+    if not has_cjk(text):
+        return len(text.split())
+    return len(without_cjk(text).split()) + sum(len(run) for run in cjk_runs(text))
 
 
 # A sentence shorter than this is read with the next one ("Remember it.", "Yes."), up to

@@ -70,6 +70,10 @@ def cjk_terms(run: str) -> list[str]:
     return [run] if len(run) < 2 else [run[i:i + 2] for i in range(len(run) - 1)]
 
 
+def has_cjk(text: str) -> bool:
+    return _CJK_RUN.search(text) is not None
+
+
 def cjk_runs(text: str) -> list[str]:
     return _CJK_RUN.findall(text)
 
@@ -82,6 +86,6 @@ def without_cjk(text: str) -> str:
 def cjk_index_text(text: str) -> str:
     """The text to index lexically: every CJK run replaced by its bigrams, separated by
     spaces from each other and from the words around it; other text unchanged."""
-    if not _CJK_RUN.search(text):
+    if not has_cjk(text):
         return text
     return _CJK_RUN.sub(lambda m: " " + " ".join(cjk_terms(m.group())) + " ", text)
