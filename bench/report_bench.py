@@ -50,8 +50,9 @@ from workers.writing.citing import (  # noqa: E402
 DEFAULT_DATA = Path("/work/shared/data")
 SOURCES = ("Police brutality by country", "Execution of Nagaenthran K. Dharmalingam",
            "Prelude to the Russian invasion of Ukraine")
-INSTRUCTION = ("Write a report on how states use force and the law against people, drawing on "
-               "the reference documents.")
+# One subject and no list, so that the plan is made from the sources (an instruction that
+# lists parts is planned from its parts first).
+INSTRUCTION = "Write a report on the use of force by states against their own citizens."
 
 
 def load_sources(data: Path) -> list[SourceDocument]:
