@@ -1,7 +1,7 @@
 """Question-answering benchmark: passkey and needle QA per strategy and length, on this CPU.
 
     python -m bench.qa_bench --out DIR [--lengths 8000 32000] [--data /work/shared/data]
-        [--kinds passkey passkey-para needle needle-para] [--strategies full rag xl3m coa]
+        [--kinds passkey passkey-para needle needle-para] [--strategies full rag xl3m coa mapreduce]
         [--trials 1] [--coa-kinds passkey passkey-para] [--loogle 2] [--seed 0]
 
 For each length and kind, a haystack (Paul Graham essays from DATA/pg_essays, else generated
@@ -44,7 +44,7 @@ KINDS = {
     "needle": ("needle", False),
     "needle-para": ("needle", True),
 }
-STRATEGIES = ["full", "rag", "xl3m", "coa"]
+STRATEGIES = ["full", "rag", "xl3m", "coa", "mapreduce"]
 COA_OPTIONS = {"cu_tokens": 96}
 XL3M_OPTIONS: dict[str, Any] = {}  # --xl3m-full-scan sets fast_path False
 USE_INDEX_FOR_XL3M = True  # --xl3m-no-index: the fast path pre-filters without the index
