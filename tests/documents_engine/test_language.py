@@ -63,6 +63,9 @@ def _sentences(text, language):
       "と彼は言った。"]),
     ("en", "Mr. Smith arrived at 3 p.m. on Monday. He left.\n\nA new paragraph\nwrapped here.",
      ["Mr. Smith arrived at 3 p.m. on Monday.", "He left.", "A new paragraph\nwrapped here."]),
+    ("en", "It cost £4.2 million. 312 vessels called, see p. 4 and Fig. 3 for details. 7 left.",
+     ["It cost £4.2 million.", "312 vessels called, see p. 4 and Fig. 3 for details.",
+      "7 left."]),
 ])
 def test_sentences_of_european_and_cjk_texts(language, text, expected):
     assert _sentences(text, language) == expected

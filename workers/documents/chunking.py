@@ -28,6 +28,10 @@ TokenCounter = Callable[[str], int]
 # mid-sentence), so ICU reads single newlines as spaces (same length: offsets stay).
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 _SURROGATE = re.compile("[\ud800-\udfff]")  # ICU reads UTF-8, which has no lone surrogates
+# UAX #29 does not end a sentence before a word that starts with a digit ("e.g. 3 dogs"), so
+# "It cost £4.2 million. 312 vessels called." would stay one: a stop after a word
+# ending in 3 lower-case letters, then a space and a digit, ends one (not "p. 4", "Fig. 3").
+_STOP_BEFORE_NUMBER = re.compile(r"[.!?]\s+(?=\d)")
 # Oversized sentences are cut into windows: start by guessing this many chars per token.
 _INITIAL_CHARS_PER_TOKEN = 4.0
 # Never hand the tokenizer a piece longer than this many chars per allowed token.
@@ -91,9 +95,19 @@ def sentence_spans(text: str, language: str = "") -> Iterator[tuple[int, int]]:
         while start < end and text[start].isspace():
             start += 1
         if end > start:
-            yield start, end
+            yield from _number_starts(text, start, end)
     if opening >= 0:
-        yield opening, _trim(text, opening, len(text))
+        yield from _number_starts(text, opening, _trim(text, opening, len(text)))
+
+
+def _number_starts(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """[start, end) cut before each sentence that starts with a number (see above)."""
+    for m in _STOP_BEFORE_NUMBER.finditer(text, start, end):
+        word = text[max(start, m.start() - 3):m.start()]
+        if len(word) == 3 and word.isalpha() and word.islower():
+            yield start, m.start() + 1
+            start = m.end()
+    yield start, end
 
 
 def _trim(text: str, start: int, end: int) -> int:
