@@ -41,6 +41,7 @@ from .errors import (
     ParseTimeout,
 )
 from .limits import DEFAULT_LIMITS, Limits
+from .ocr_progress import step_message
 
 Progress = Callable[[int, int, str], None]  # (done, total, message)
 
@@ -99,6 +100,9 @@ def _run(op: str, data: bytes, limits: Limits, progress: Progress | None = None)
             cwd=_ROOT,
             pass_fds=(steps_write,),
         )
+    except BaseException:
+        os.close(steps_read)
+        raise
     finally:
         os.close(steps_write)
     answer: dict = {}
@@ -179,11 +183,6 @@ def _follow_steps(fd: int, limits: Limits, progress: Progress | None
             deadline = time.monotonic() + 2 * limits.ocr_page_seconds + _STARTUP_SECONDS
             if progress:
                 progress(*step, step_message(*step))
-
-
-def step_message(done: int, total: int) -> str:
-    """What the upload page says while OCR reads a document."""
-    return f"OCR: page {done + 1} of {total}" if done < total else f"OCR: {total} pages read"
 
 
 def _step(line: bytes, limits: Limits) -> tuple[int, int] | None:

@@ -20,7 +20,7 @@ from workers.progress import Progress, no_progress
 
 from ..errors import TooManyPages
 from ..limits import Limits
-from ..sandbox import step_message
+from ..ocr_progress import step_message
 
 # Pages are rendered at this resolution for OCR: text of 8 pt and up reads as well as at
 # 150 dpi, in half the time (detection time grows with the pixels; docs/documents.md).
