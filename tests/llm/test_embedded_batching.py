@@ -4,6 +4,7 @@ model: concurrent requests are decoded together and each gets the text it gets a
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 
 import pytest
 
@@ -20,8 +21,14 @@ PROMPTS = [
 
 
 @pytest.fixture(scope="module")
-def batched(model_folder) -> EmbeddedBackend:
-    return EmbeddedBackend(model_folder.parent, batch_size=4)
+def batched(model_folder) -> Iterator[EmbeddedBackend]:
+    """Lone requests padded to two rows in their matrix products (``_RowPad``), so that a
+    one-at-a-time text is what batching must reproduce on any CPU: these tests check the
+    batching (padding, positions, ragged attention), not BLAS's one-row rounding."""
+    backend = EmbeddedBackend(model_folder.parent, batch_size=4)
+    backend._decoder().pad_lone_rows = True
+    yield backend
+    backend._decoder().pad_lone_rows = False  # the decoder is per process: leave it as found
 
 
 def _concurrently(call, n: int) -> dict[int, object]:
@@ -110,23 +117,24 @@ def _rows_per_step(backend: EmbeddedBackend, call) -> list[int]:  # type: ignore
     return seen
 
 
-def test_a_lone_request_is_decoded_without_a_copy_and_pads_only_its_matmuls(
-    batched: EmbeddedBackend, model_folder
-) -> None:
-    # batch size 4: another request may join, so the lone row's matrix products are computed
-    # as two equal rows (its text then equals its text in company) but its KV cache and
-    # attention are its own: the model runs one row a step.
+def test_a_lone_request_is_decoded_alone_not_beside_a_copy(model_folder) -> None:
+    # The default: one row a step, nothing padded, at any batch size.
+    for size in (3, 1):
+        backend = EmbeddedBackend(model_folder.parent, batch_size=size)
+        decoder = backend._decoder()
+        rows = _rows_per_step(backend, lambda b=backend: b.chat(PROMPTS[0], max_tokens=6))
+        assert rows and set(rows) == {1}
+        assert decoder.padded_steps == 0 and decoder.lone_steps >= len(rows)
+
+
+def test_padding_a_lone_row_touches_only_its_matrix_products(batched: EmbeddedBackend) -> None:
+    # pad_lone_rows: the model still runs one row a step (its KV cache and attention are
+    # its own); only the linear layers see two.
     decoder = batched._decoder()
     padded_before = decoder.padded_steps
     rows = _rows_per_step(batched, lambda: batched.chat(PROMPTS[0], max_tokens=6))
     assert rows and set(rows) == {1}
     assert decoder.padded_steps - padded_before == len(rows)
-
-    # batch size 1: never company, so nothing is padded.
-    alone = EmbeddedBackend(model_folder.parent, batch_size=1)
-    rows = _rows_per_step(alone, lambda: alone.chat(PROMPTS[0], max_tokens=6))
-    assert rows and set(rows) == {1}
-    assert alone._decoder().padded_steps == 0 and alone._decoder().lone_steps >= len(rows)
 
 
 def test_concurrent_requests_share_steps_of_several_rows(batched: EmbeddedBackend) -> None:

@@ -117,12 +117,14 @@ def _one_query_attention(query, key, value, scaling):  # type: ignore[no-untyped
 class _RowPad:
     """While ``active``, a linear layer given one row computes it as two equal rows.
 
-    Why: matrix products on one row take the BLAS/oneDNN matrix-vector path, which rounds
+    Matrix products on one row take the BLAS/oneDNN matrix-vector path, which rounds
     differently from the matrix path of two or more rows (bf16: "Say hello." gave "Hello!
     I'sure I'm sorry" alone, "Hello! I'm here to help with" in every batch of 2 to 8; float32
-    differs in the last bits too), so a lone request's text would depend on whether it had
-    company. Only the linear layers need the second row: attention is computed per row
-    anyway, so the copy of a lone request no longer carries a KV cache of its own."""
+    differs in the last bits), so a lone request's greedy text can differ from its text in
+    company. ``Decoder(pad_lone_rows=True)`` removes that difference (the tests compare
+    batched with one-at-a-time texts so); it is off by default because it costs: on a
+    float32 AVX2 CPU a lone ~2,900-token request decoded ~2x slower padded (docs/qa.md).
+    Only the linear layers get the second row: attention is per row anyway."""
 
     def __init__(self) -> None:
         self.active = False
@@ -177,8 +179,12 @@ class Decoder:
         batch_size: int,
         lock: threading.Lock,
         prepare: Callable[[], None] = lambda: None,
+        pad_lone_rows: bool = False,
     ) -> None:
         self.row_pad = install_ragged_attention(model)
+        # A lone row decodes alone (one-row matrix products) unless this is set; see
+        # ``_RowPad`` for what setting it buys (text independent of company) and costs.
+        self.pad_lone_rows = pad_lone_rows
         self.model = model
         self.eos_id = eos_id
         self.batch_size = max(1, batch_size)
@@ -270,12 +276,6 @@ class Decoder:
         token = self._pick([row], out.logits[:, -1, :])
         return row, out.cache, token
 
-    def pads_lone_rows(self) -> bool:
-        """Is a lone row computed as two (``_RowPad``)? Only while another request may
-        join it: then its text does not depend on company. With one row a step at most
-        (``batch_size`` 1) it never has company, and decodes alone at the one-row speed."""
-        return self.batch_size > 1
-
     def _step(self, rows: list[_Row], cache: Any, mask: Any, nxt: Any) -> Any:
         import torch
 
@@ -284,7 +284,7 @@ class Decoder:
         with self.lock:
             # No attention mask: the decode step's attention (``RAGGED``) cuts each row's
             # padding itself, so building a [rows, length] mask every step would be waste.
-            self.row_pad.active = lone and self.pads_lone_rows()
+            self.row_pad.active = lone and self.pad_lone_rows
             try:
                 out = self.model(
                     input_ids=nxt[:, None],
@@ -296,7 +296,7 @@ class Decoder:
             finally:
                 self.row_pad.active = False
         self.lone_steps += lone
-        self.padded_steps += lone and self.pads_lone_rows()
+        self.padded_steps += lone and self.pad_lone_rows
         for row in rows:
             row.position += 1
         return self._pick(rows, out.logits[:, -1, :])
