@@ -38,7 +38,8 @@ class Recording(Canned):
 
 
 def test_only_supported_sentences_are_cited_each_by_a_span_that_supports_it():
-    cited = cite(TEXT, [Passage(1, 0, 68, HARBOUR[:68], 1.0)], DOCS, words=100)
+    passages = [Passage(1, 0, 68, HARBOUR[:68], 1.0), Passage(2, 0, 38, TIDES[:38], 0.5)]
+    cited = cite(TEXT, passages, DOCS, words=100)
     # The model's own "[2]" is gone; the three sentences the documents hold are cited, the
     # invented ones are not (kept as written, without a citation).
     assert cited.removed_markers == 1 and cited.sentences == 5 and cited.cited == 3
@@ -59,6 +60,14 @@ def test_only_supported_sentences_are_cited_each_by_a_span_that_supports_it():
     stats = citation_stats([cited.text])
     assert stats["cited_sentences"] == 3 and stats["sentences"] == 5
     assert stats["cited_share"] == 0.6 and stats["per_100_words"] > 0
+
+
+def test_support_outside_the_sections_evidence_is_not_searched():
+    # The storms are in the tides document, but the section was written from the harbour
+    # passage only: the check reads that passage and the text around it, not the library.
+    cited = cite("Storms in winter flooded the old market.",
+                 [Passage(1, 0, 68, HARBOUR[:68], 1.0)], DOCS, words=50)
+    assert cited.citations == [] and cited.sentences == 1
 
 
 def test_nothing_supported_means_no_citation_and_no_markers():

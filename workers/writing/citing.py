@@ -2,7 +2,8 @@
 that only a supported sentence gets.
 
 A section is written from passages retrieved for its point (exact spans of the reference
-documents). Afterwards each of its sentences is checked by the QA grounding check
+documents). Afterwards each of its sentences is checked, against those passages and the
+text around them (``EVIDENCE_CHARS``), by the QA grounding check
 (``workers.qa.grounding.check``, the same check that vets chat answers: the sentence's
 names, numbers and content words in a cited passage or a sentence of the documents, or an
 embedding close to it). A supported sentence gets a marker ``[k]`` and the exact span that
@@ -43,6 +44,7 @@ _NOT_PROSE = re.compile(r"^\s*(?:#|\||-{3,}|\*{3,}|_{3,})")
 # judged on its substance (is it in the documents?) and not on relevance to a question.
 QUESTION = "Summarise the reference documents in {words} words."
 PASSAGES = 3  # retrieved per section (the prompt's reference material)
+EVIDENCE_CHARS = 1500  # the text around each passage searched for a sentence's support
 TOPIC_PASSAGES = 8  # retrieved for the instruction, as plan topics (documents without headings)
 TOPIC_WORDS = 12  # a key passage as a plan topic: its first sentence, cut to this
 MAX_TOPICS = 40
@@ -105,8 +107,14 @@ def cite(text: str, passages: Sequence[Passage], documents: Sequence[SourceDocum
     text, removed = strip_model_markers(text)
     units = [(s, e) for s, e in sentence_units(text) if not _NOT_PROSE.match(text[s:e])]
     by_id = {d.id: d for d in documents}
-    cited_spans = [make_citation(by_id[p.document_id], p.start, p.end) for p in passages
-                   if p.document_id in by_id]
+    # The check searches the section's evidence (its passages with EVIDENCE_CHARS around
+    # them), not the whole library: its cost follows the section, not the library's size.
+    regions = _regions(passages, by_id)
+    evidence = [SourceDocument(k, document.title, document.span(lo, hi))
+                for k, (document, lo, hi) in enumerate(regions)]
+    cited_spans = [Citation(k, p.start - lo, p.end - lo, document.span(p.start, p.end))
+                   for p in passages for k, (document, lo, hi) in enumerate(regions)
+                   if document.id == p.document_id and lo <= p.start and p.end <= hi]
     question = QUESTION.format(words=max(words, 1))
     support: dict[int, Citation] = {}
     unsupported: list[str] = []
@@ -114,10 +122,10 @@ def cite(text: str, passages: Sequence[Passage], documents: Sequence[SourceDocum
         batch = units[first:first + MAX_CLAIMS]
         found = {}  # sentence start → the evidence the check found: (document, start, end)
         for (s, e), claim in zip(batch, _judge(question, [text[s:e] for s, e in batch],
-                                               cited_spans, documents, level), strict=True):
-            if claim is not None and claim.get("supported") and claim["document_id"] in by_id:
-                found[s] = (text[s:e], by_id[claim["document_id"]], claim["start"],
-                            claim["end"])
+                                               cited_spans, evidence, level), strict=True):
+            if claim is not None and claim.get("supported"):
+                document, lo, _ = regions[claim["document_id"]]
+                found[s] = (text[s:e], document, lo + claim["start"], lo + claim["end"])
         alone = _evidence_alone(question, list(found.values()), level)
         for s, e in batch:
             span = None
@@ -160,6 +168,29 @@ def _judge(question: str, sentences: list[str], cited: list[Citation],
             return [claims[0] if claims else None]
         return [_judge(question, [s], cited, documents, level)[0] for s in sentences]
     return list(claims)
+
+
+def _regions(passages: Sequence[Passage], by_id: Mapping[Any, SourceDocument]
+             ) -> list[tuple[SourceDocument, int, int]]:
+    """The passages' spans widened by ``EVIDENCE_CHARS`` each side, merged where they
+    overlap, per document: (document, start, end)."""
+    spans: dict[Any, list[list[int]]] = {}
+    for p in sorted(passages, key=lambda p: (str(p.document_id), p.start)):
+        if p.document_id not in by_id:
+            continue
+        lo, hi = max(0, p.start - EVIDENCE_CHARS), p.end + EVIDENCE_CHARS
+        merged = spans.setdefault(p.document_id, [])
+        if merged and lo <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    out = []
+    for document_id, ranges in spans.items():
+        document = by_id[document_id]
+        for lo, hi in ranges:
+            end = lo + len(document.span(lo, hi))  # cut at the text's end
+            out.append((document, lo, end))
+    return out
 
 
 def _evidence_alone(question: str, found: list[tuple[str, SourceDocument, int, int]],
