@@ -336,6 +336,25 @@ def test_the_api_hides_the_collection_from_every_endpoint(team, lib):
     assert team.batches.count() == 1
 
 
+def test_an_idempotent_replay_shows_no_batch_over_a_hidden_document(team, lib):
+    """The same Idempotency-Key and body from someone who may not read the document is
+    refused as any request naming an unknown document, not answered with the batch."""
+    body = {"kind": "qa", "questions": ["Who is it?"], "document_ids": [lib["secret"].pk]}
+    owner = APIClient()
+    owner.force_login(lib["owner"])
+    first = owner.post(_api(team, "batches/"), body, format="json",
+                       headers={"Idempotency-Key": "board-1"})
+    assert first.status_code == 201
+    again = owner.post(_api(team, "batches/"), body, format="json",
+                       headers={"Idempotency-Key": "board-1"})
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    for who, api in _callers(team, lib).items():
+        replay = api.post(_api(team, "batches/"), body, format="json",
+                          headers={"Idempotency-Key": "board-1"})
+        assert replay.status_code == 400 and "unknown document" in str(replay.json()), who
+    assert team.batches.count() == 1
+
+
 def test_a_scoped_key_works_inside_its_collection(team, lib):
     _, token = keys.create_key(team, lib["owner"], "board", ["read", "write"],
                                collections=[lib["board"]])
