@@ -4,7 +4,6 @@ model: concurrent requests are decoded together and each gets the text it gets a
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
 
@@ -21,14 +20,11 @@ PROMPTS = [
 
 
 @pytest.fixture(scope="module")
-def batched(model_folder) -> Iterator[EmbeddedBackend]:
+def batched(model_folder) -> EmbeddedBackend:
     """Lone requests padded to two rows in their matrix products (``_RowPad``), so that a
     one-at-a-time text is what batching must reproduce on any CPU: these tests check the
     batching (padding, positions, ragged attention), not BLAS's one-row rounding."""
-    backend = EmbeddedBackend(model_folder.parent, batch_size=4)
-    backend._decoder().pad_lone_rows = True
-    yield backend
-    backend._decoder().pad_lone_rows = False  # the decoder is per process: leave it as found
+    return EmbeddedBackend(model_folder.parent, batch_size=4, pad_lone_rows=True)
 
 
 def _concurrently(call, n: int) -> dict[int, object]:

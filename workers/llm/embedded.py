@@ -54,7 +54,7 @@ EMBEDDED_CONTEXT_WINDOW = 8192  # SmolLM2's max_position_embeddings; read from c
 _LOADED: dict[Path, tuple[Any, Any]] = {}  # folder -> (model, tokenizer): one per process
 _LOAD_LOCK = threading.Lock()
 _GENERATE_LOCK = threading.Lock()  # one forward pass at a time: the model is shared
-_DECODERS: dict[tuple[Path, int], Decoder] = {}  # (folder, batch size) -> its decoder
+_DECODERS: dict[tuple[Path, int, bool], Decoder] = {}  # (folder, batch size, pad) -> decoder
 
 
 def torch_threads(requested: int | None = None) -> int:
@@ -197,6 +197,7 @@ class EmbeddedBackend(LLMBackend):
         context_window: int | None = None,
         threads: int | None = None,
         batch_size: int | None = None,
+        pad_lone_rows: bool = False,
     ) -> None:
         self.model = EMBEDDED_MODEL_NAME
         self.models_dir = models_dir
@@ -206,6 +207,9 @@ class EmbeddedBackend(LLMBackend):
         # Rows decoded together; also the concurrency callers should aim for (map stages).
         self.batch_size = batch_size or embedded_batch_size()
         self.concurrency = self.batch_size
+        # True: a lone request's greedy text equals its text in company (``_RowPad``), at
+        # a cost; tests that compare batched with one-at-a-time texts ask for it.
+        self.pad_lone_rows = pad_lone_rows
         self._load_error: str | None = None
 
     # -- model -------------------------------------------------------------------------
@@ -256,7 +260,7 @@ class EmbeddedBackend(LLMBackend):
 
     def _decoder(self) -> Decoder:
         model, tokenizer = self._loaded()
-        key = (self.folder, self.batch_size)
+        key = (self.folder, self.batch_size, self.pad_lone_rows)
         with _LOAD_LOCK:
             if key not in _DECODERS:
                 _DECODERS[key] = Decoder(
@@ -265,6 +269,7 @@ class EmbeddedBackend(LLMBackend):
                     self.batch_size,
                     _GENERATE_LOCK,
                     prepare=lambda: _apply_threads(self.threads),
+                    pad_lone_rows=self.pad_lone_rows,
                 )
             return _DECODERS[key]
 

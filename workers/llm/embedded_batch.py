@@ -121,9 +121,10 @@ class _RowPad:
     differently from the matrix path of two or more rows (bf16: "Say hello." gave "Hello!
     I'sure I'm sorry" alone, "Hello! I'm here to help with" in every batch of 2 to 8; float32
     differs in the last bits), so a lone request's greedy text can differ from its text in
-    company. ``Decoder(pad_lone_rows=True)`` removes that difference (the tests compare
-    batched with one-at-a-time texts so); it is off by default because it costs: on a
-    float32 AVX2 CPU a lone ~2,900-token request decoded ~2x slower padded (docs/qa.md).
+    company. ``pad_lone_rows=True`` (the decoder's; the embedded backend's) removes that
+    difference (the tests that compare batched with one-at-a-time texts use it); it is off
+    by default because it costs: on a float32 AVX2 CPU a lone 2,898-token request decoded
+    at 1.11 tok/s padded against 3.02 alone (medians, docs/qa.md).
     Only the linear layers get the second row: attention is per row anyway."""
 
     def __init__(self) -> None:
