@@ -81,8 +81,11 @@ def test_each_document_is_indexed_and_searched_in_its_own_language(writer, team)
     assert _found(team, "老城区") == {chinese.pk}
     assert _found(team, "pallets shipped") == {english.pk}
     assert _found(team, "zebra xylophone") == set()
+    assert lexical(team, "Haus", document_ids=[]) == []  # no document: no configuration
     # Hybrid search fuses the lexical arm: the German query's best chunk is the German one.
     assert search(team, "Häuser Marktplatz")[0].chunk.document_id == german.pk
+    hit = search(team, "租金上涨", mode="lexical")[0]
+    assert hit.chunk.document_id == chinese.pk and "<mark>租金</mark>" in hit.snippet
 
 
 def test_a_chunk_indexed_before_languages_were_detected_is_still_found(writer, team):

@@ -67,8 +67,8 @@ def text_query(query: str, config: str) -> SearchQuery | None:
 def match(chunks: QuerySet, query: str, configs: Iterable[str]) -> QuerySet:
     """``chunks`` that match ``query`` in their own configuration, annotated with ``rank``."""
     parsed = {c: q for c in sorted(configs) if (q := text_query(query, c)) is not None}
-    if not parsed:
-        return chunks.none()
+    if not parsed:  # no document to search, or nothing searchable in the query
+        return chunks.none().annotate(rank=Value(0.0, output_field=FloatField()))
     matched = reduce(operator.or_, (Q(search_config=c, search=q) for c, q in parsed.items()))
     rank = Case(*(When(search_config=c, then=SearchRank("search", q)) for c, q in parsed.items()),
                 default=Value(0.0), output_field=FloatField())
