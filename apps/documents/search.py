@@ -19,6 +19,7 @@ from pgvector.django import CosineDistance
 from apps.documents import fulltext
 from apps.documents.models import Chunk, DocStatus, Document, Sentence
 from workers.documents.embeddings import get_embedder
+from workers.documents.language import cjk_runs, cjk_terms, without_cjk
 from workers.qa.retrieval import SENTENCE_DEPTH, SentenceHit, fuse_small_to_big
 from workers.qa.types import Passage
 
@@ -113,7 +114,9 @@ def search(team, query: str, *, document_ids=None, mode: str = "hybrid",
             for s in fine]
     fused, evidence = fuse_small_to_big(
         query, [[c.pk for c in dense_hits], [c.pk for c in lexical_hits]], hits)
-    terms = tuple(sorted({w.lower() for w in _WORD.findall(query)}, key=len, reverse=True))
+    terms = tuple(sorted({w.lower() for w in _WORD.findall(without_cjk(query))}
+                         | {t for run in cjk_runs(query) for t in cjk_terms(run)},
+                         key=len, reverse=True))  # CJK: the bigrams full text matched
     return [Hit(by_id[pk], score, dense_rank.get(pk), lexical_rank.get(pk), terms,
                 tuple((h.start, h.end) for h in evidence.get(pk, ())))
             for pk, score in fused[:limit]]
