@@ -23,6 +23,7 @@ queue receives their own token ids (so streaming stays per request).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
@@ -354,6 +355,7 @@ def _layers(cache: Any) -> list[tuple[Any, Any]]:
     return [(layer.keys, layer.values) for layer in cache.layers]
 
 
+@functools.cache  # one class: transformers is imported lazily, so it is made on first use
 def _growing_layer_class() -> type:
     from transformers.cache_utils import DynamicLayer
 
