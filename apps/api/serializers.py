@@ -67,8 +67,14 @@ class DocumentSerializer(serializers.ModelSerializer):
         list_serializer_class = FlatListSerializer
         fields = ["id", "title", "original_name", "kind", "size_bytes", "sha256", "status",
                   "error", "error_code", "pages", "words", "tokens", "chunk_count",
+                  "language", "ocr_pages", "unreadable_pages",
                   "created_at", "ingested_at", "collection"]
         read_only_fields = fields
+        extra_kwargs = {
+            "language": {"help_text": "ISO 639-1 code detected at ingest; empty: unknown."},
+            "ocr_pages": {"help_text": "Pages (1-based) whose text was read by OCR."},
+            "unreadable_pages": {"help_text": "Pages neither a text layer nor OCR could read."},
+        }
 
 
 class DocumentUpdateSerializer(StrictSerializer):
@@ -83,7 +89,8 @@ class QuestionEstimateSerializer(StrictSerializer):
 
 
 class DocumentUploadSerializer(StrictSerializer):
-    file = serializers.FileField(help_text="PDF, DOCX, HTML, Markdown or plain text.")
+    file = serializers.FileField(help_text="PDF (scanned pages read by OCR), DOCX, EPUB, HTML, "
+                                 "Markdown, plain text, or a PNG/JPEG/TIFF image (OCR).")
     collection = serializers.IntegerField(
         required=False, help_text="A collection to upload into (write access needed); "
         "required for a key scoped to collections.")

@@ -193,6 +193,15 @@ def test_get_page_text_and_delete(key_client, team, document):
     assert key_client.get(url(team, f"documents/{document.pk}/")).status_code == 404
 
 
+def test_a_documents_language_and_ocr_pages_are_in_its_rows(key_client, team, document):
+    Document.objects.filter(pk=document.pk).update(language="de", ocr_pages=[2],
+                                                   unreadable_pages=[])
+    detail = key_client.get(url(team, f"documents/{document.pk}/")).json()
+    assert (detail["language"], detail["ocr_pages"], detail["unreadable_pages"]) == ("de", [2], [])
+    listed = key_client.get(url(team, "documents/")).json()["results"]
+    assert [(d["id"], d["ocr_pages"]) for d in listed] == [(document.pk, [2])]
+
+
 def test_page_text_of_a_document_not_ingested_is_409(key_client, team, document):
     Document.objects.filter(pk=document.pk).update(status="processing")
     response = key_client.get(url(team, f"documents/{document.pk}/pages/1/"))
