@@ -36,8 +36,9 @@ MODEL_MARKER = re.compile(r"[ \t]?\[\^?\d{1,3}(?:\s*[,;–-]\s*\d{1,3})*\]")
 MARKER = re.compile(r"\[(\d{1,3})\]")
 MARKER_WITH_SPACE = re.compile(r" ?\[\d{1,3}\]")
 # A sentence's closing punctuation (and closing quotes/brackets/emphasis): the marker goes
-# before it ("… in 1998 [2].").
-_CLOSING = re.compile(r"[.!?…]+[\"”’)\]*_]*\s*$")
+# before it ("… in 1998 [2]."). Found by walking back from the end, not by a regex anchored
+# at $ (searched from every start, that is quadratic in a run of "!").
+_STOPS, _CLOSERS = ".!?…", "\"”’)]*_"
 # Lines that are no claim: headings, table rows, separators.
 _NOT_PROSE = re.compile(r"^\s*(?:#|\||-{3,}|\*{3,}|_{3,})")
 # The check's question: a summary of the sources to a length, so that each sentence is
@@ -93,9 +94,21 @@ def strip_model_markers(text: str) -> tuple[str, int]:
     return MODEL_MARKER.subn("", text)
 
 
+def _closing_start(sentence: str) -> int:
+    """Where the sentence's closing stops (and the quotes after them) begin; its end
+    (before trailing space) when it has none."""
+    end = len(sentence.rstrip())
+    quotes = end
+    while quotes and sentence[quotes - 1] in _CLOSERS:
+        quotes -= 1
+    stops = quotes
+    while stops and sentence[stops - 1] in _STOPS:
+        stops -= 1
+    return stops if stops < quotes else end
+
+
 def _mark(sentence: str, number: int) -> str:
-    closing = _CLOSING.search(sentence)
-    cut = closing.start() if closing else len(sentence.rstrip())
+    cut = _closing_start(sentence)
     return f"{sentence[:cut].rstrip()} [{number}]{sentence[cut:]}"
 
 
