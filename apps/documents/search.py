@@ -88,7 +88,7 @@ def lexical(team, query: str, document_ids=None, limit: int = 20) -> list[Chunk]
     """Full text, each chunk in its document's language (``fulltext``)."""
     documents = Document.objects.filter(team=team, status=DocStatus.READY)
     if document_ids is not None:
-        documents = documents.filter(pk__in=list(document_ids))
+        documents = documents.filter(pk__in=_ids(document_ids))
     languages = documents.order_by().values_list("language", flat=True).distinct()
     matched = fulltext.match(_scope(team, document_ids), query, fulltext.configs_for(languages))
     return list(matched.order_by("-rank", "id")[:limit])
