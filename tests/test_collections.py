@@ -384,3 +384,118 @@ def test_a_reader_session_reads_but_cannot_change_through_the_api(team, lib):
     assert api.patch(_api(team, f"documents/{secret.pk}/"), {"title": "x"},
                      format="json").status_code == 403
     assert api.delete(_api(team, f"documents/{secret.pk}/")).status_code == 403
+
+
+# -- A collection as a writing source (#20: writing from a collection) -------------------------
+
+
+def test_a_member_without_access_cannot_write_from_the_collection(client, team, lib):
+    board, member = lib["board"], lib["member"]
+    client.force_login(member)
+    form = {"instruction": "A memo on the merger.", "target_words": "300"}
+    page = client.get(_doc_url("writing:list", team)).content.decode()
+    assert 'data-testid="source-collection"' in page and "Board" not in page  # not offered
+    for value in (board.pk, 999_999, "x"):
+        response = client.post(_doc_url("writing:list", team), {**form, "collection": value})
+        assert response.status_code == 400, value
+        assert "No such collection, or you cannot read it." in response.content.decode()
+    assert not team.writing_projects.exists()
+    # Their own project cannot take it either (on the project's page).
+    client.post(_doc_url("writing:list", team), {**form, "collection": lib["shared"].pk})
+    mine = team.writing_projects.get()
+    assert mine.collection == lib["shared"]
+    client.post(_doc_url("writing:source", team, pk=mine.pk), {"collection": board.pk})
+    mine.refresh_from_db()
+    assert mine.collection == lib["shared"]
+    # Someone else's project written from the board is hidden, as a project over a hidden
+    # document is: 404, absent from the list, its jobs too.
+    theirs = WritingProject.objects.create(team=team, title="Merger memo", instruction="x",
+                                           target_words=300, collection=board)
+    from apps.writing import services as writing
+    theirs = writing.start_plan(theirs, lib["owner"])
+    for url in [_doc_url("writing:detail", team, pk=theirs.pk),
+                _doc_url("writing:export", team, pk=theirs.pk, fmt="md"),
+                _doc_url("writing:stream", team, pk=theirs.pk),
+                _doc_url("jobs:detail", team, pk=theirs.job_id)]:
+        assert client.get(url).status_code == 404, url
+    assert client.post(_doc_url("writing:source", team, pk=theirs.pk),
+                       {"collection": ""}).status_code == 404
+    assert client.post(_doc_url("writing:write", team, pk=theirs.pk)).status_code == 404
+    for name in ("writing:list", "jobs:list"):
+        assert "Merger" not in client.get(_doc_url(name, team)).content.decode(), name
+    theirs.refresh_from_db()
+    assert theirs.collection == board
+    # Those who read the board see it and may choose it.
+    client.force_login(lib["reader"])
+    assert client.get(_doc_url("writing:detail", team, pk=theirs.pk)).status_code == 200
+    response = client.post(_doc_url("writing:list", team), {**form, "collection": board.pk})
+    assert response.status_code == 302
+
+
+def test_a_member_who_loses_access_gets_none_of_its_text(team, lib, monkeypatch):
+    """Written with the access of whoever starts the job, read when it runs: after the grant
+    is revoked, nothing of the board reaches a prompt, a section or the reference list."""
+    from apps.writing import services as writing
+    from tests.qa.conftest import Spy
+    from workers.llm import get_backend
+
+    reader = lib["reader"]
+    project = writing.create_project(
+        team, reader, instruction="Write a memo on the merger.", target_words=120,
+        collection=writing.source_collection(team, _membership(team, reader), lib["board"].pk))
+    assert [d.pk for d in writing.sources(project, reader)] == [lib["secret"].pk]
+    writing.add_section(project, "The merger with Halvorsen Shipping", 120)
+    collections.revoke(lib["board"], reader)
+    spy = Spy(get_backend())
+    monkeypatch.setattr("apps.writing.services.get_backend", lambda: spy)
+    project = writing.start_write(project, reader)
+    assert jobs.run(project.job.pk, project.job.celery_task_id) == "failed"
+    project.refresh_from_db()
+    assert project.error == writing.LOST_COLLECTION
+    assert not spy.sent and not project.drawn.exists()
+    section = project.sections.get()
+    assert section.text == "" and section.citations == []
+    assert writing.references(project, [section]) == []
+
+
+def test_the_api_writes_only_from_what_the_key_may_read(team, lib):
+    """Write items take document_ids and/or a collection, checked against what the key (or
+    session) may read; what it may not is refused as unknown, whoever owns it."""
+    board, shared, secret, open_doc = lib["board"], lib["shared"], lib["secret"], lib["open"]
+    _, token = keys.create_key(team, lib["owner"], "board", ["read", "write"],
+                               collections=[board])
+    board_key = APIClient()
+    board_key.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    other = MembershipFactory(role=Role.OWNER).team
+    elsewhere = collections.create(other, "Elsewhere")
+
+    def write(api, **sources):
+        return api.post(_api(team, "batches/"), {"kind": "write", "items": [
+            {"instruction": "A memo on the merger.", "target_words": 200, **sources}]},
+            format="json")
+
+    for who, api, refused in [
+            ("board key", board_key, [{"collection": shared.pk}, {"collection": elsewhere.pk},
+                                      {"document_ids": [open_doc.pk]},
+                                      {"collection": board.pk, "document_ids": [open_doc.pk]}]),
+            *[(name, c, [{"collection": board.pk}, {"document_ids": [secret.pk]}])
+              for name, c in _callers(team, lib).items()]]:
+        for sources in refused:
+            response = write(api, **sources)
+            assert response.status_code == 400, (who, sources)
+            body = str(response.json())
+            assert "unknown" in body and secret.title not in body and "Board" not in body, (
+                who, sources, body)
+    bad = write(board_key, collection="board")
+    assert bad.status_code == 400 and "collection must be a collection id" in str(bad.json())
+    assert not team.batches.exists()
+    made = write(board_key, collection=board.pk, document_ids=[secret.pk])
+    assert made.status_code == 201, made.json()
+    item = team.batches.get().items.get()
+    assert item.input["collection"] == board.pk and item.input["document_ids"] == [secret.pk]
+    # The batch names the board: hidden from those who may not read it.
+    for who, api in _callers(team, lib).items():
+        assert api.get(_api(team, f"batches/{made.json()['id']}/")).status_code == 404, who
+    client = APIClient()
+    client.force_login(lib["reader"])
+    assert client.get(_api(team, f"batches/{made.json()['id']}/")).status_code == 200

@@ -106,8 +106,10 @@ def batch_list(request):
         spec, errors = _spec(request, form)
         if spec is not None:
             try:
-                batch = services.submit_batch(request.team, spec, user=request.user,
-                                              documents=readable(request)).batch
+                batch = services.submit_batch(
+                    request.team, spec, user=request.user, documents=readable(request),
+                    collections=access.readable_collections(request.team,
+                                                            request.membership)).batch
             except services.BatchRefused as err:
                 errors = refusal_messages(err.errors)
             else:

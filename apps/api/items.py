@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from apps.documents.citations import citation_dicts
+from apps.collections import access
+from apps.documents.citations import QUOTE_CHARS, citation_dicts
 from apps.documents.models import DocStatus
 from apps.documents.search import passage_retriever
 from apps.documents.sources import source_documents, without_text
+from apps.writing import services as writing
 from workers.llm import get_backend
 from workers.qa.budget import DEFAULT_ANSWER_TOKENS, MAX_QUESTION_CHARS, check_question
 from workers.qa.engine import answer
@@ -23,6 +25,8 @@ from workers.qa.options import given_options, parse_options
 from workers.scope import CompressionError, compress
 from workers.scope.validation import check_method, check_target
 from workers.writing import check_request, make_plan, target_words_for, write_document
+from workers.writing.citing import number_citations
+from workers.writing.writer import join_sections
 
 MAX_DOCUMENTS_PER_ITEM = 100
 MAX_ANSWER_TOKENS = 4096
@@ -47,6 +51,8 @@ class ItemKind:
     validate: Callable[[dict], dict]
     run: Callable[..., dict]
     document_ids: Callable[[dict], list[int]] = field(default=lambda data: [])
+    # The collection an item names as its source (write), checked like its documents.
+    collection_id: Callable[[dict], int | None] = field(default=lambda data: None)
 
 
 _KINDS: dict[str, ItemKind] = {}
@@ -110,9 +116,11 @@ def _int(data: dict, name: str, low: int, high: int) -> int:
     return value
 
 
-def ready_documents(team, ids: list[int]) -> list:
-    """The item's documents, in the order given; a document still ingesting retries later."""
-    found = {d.pk: d for d in without_text(team.documents.filter(pk__in=ids))}
+def ready_documents(team, ids: list[int], documents=None) -> list:
+    """The item's documents, in the order given; a document still ingesting retries later.
+    ``documents``: those the submitter may read now (default: the team's)."""
+    library = team.documents.all() if documents is None else documents
+    found = {d.pk: d for d in without_text(library.filter(pk__in=ids))}
     missing = [i for i in ids if i not in found]
     if missing:
         raise ValueError(f"Document(s) {', '.join(map(str, missing))} no longer exist.")
@@ -232,6 +240,16 @@ register(ItemKind("compress",
 # -- Writing -----------------------------------------------------------------------------------
 
 
+def _ids(data: dict, name: str) -> list[int]:
+    ids = data.get(name)
+    if not isinstance(ids, list) or not all(
+            isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in ids):
+        raise ItemInvalid(f"{name} must be a list of document ids (integers)")
+    if len(ids) > MAX_DOCUMENTS_PER_ITEM:
+        raise ItemInvalid(f"{name} has {len(ids)} ids; at most {MAX_DOCUMENTS_PER_ITEM}")
+    return list(dict.fromkeys(ids))
+
+
 def validate_write(data: dict) -> dict:
     instruction = _text(data, "instruction", None)  # check_request: its length
     given = _int(data, "target_words", 50, 50_000) if data.get("target_words") is not None \
@@ -239,6 +257,15 @@ def validate_write(data: dict) -> dict:
     clean = {"instruction": instruction, "target_words": target_words_for(instruction, given)}
     if data.get("style") not in (None, ""):
         clean["style"] = _text(data, "style", 2000)
+    # Sources (optional): reference documents and/or a collection; whether the submitter may
+    # read them is checked with the batch (services.check_items), and again when it runs.
+    if data.get("document_ids") not in (None, []):
+        clean["document_ids"] = _ids(data, "document_ids")
+    if data.get("collection") is not None:
+        collection = data["collection"]
+        if isinstance(collection, bool) or not isinstance(collection, int) or collection <= 0:
+            raise ItemInvalid("collection must be a collection id (integer)")
+        clean["collection"] = collection
     try:
         check_request(clean["instruction"], clean["target_words"])
     except ValueError as err:
@@ -246,18 +273,56 @@ def validate_write(data: dict) -> dict:
     return clean
 
 
+def write_sources(item, team) -> list:
+    """A write item's sources now, read with the access of the batch's key (or user): its
+    documents, and its collection's ready documents at the time it runs (apps.collections
+    .access). A source no longer readable is refused like one that no longer exists."""
+    data = item.input
+    ids, collection = data.get("document_ids") or [], data.get("collection")
+    if not ids and collection is None:
+        return []
+    who = item.batch.api_key or item.batch.created_by
+    readable = access.readable_documents(team, who)
+    documents = ready_documents(team, ids, readable)
+    if collection is not None:
+        if not access.readable_collections(team, who).filter(pk=collection).exists():
+            raise ValueError(f"Collection {collection} no longer exists or is no longer "
+                             "readable by this batch's key.")
+        documents += list(without_text(readable.filter(
+            filing__collection_id=collection, status=DocStatus.READY).exclude(pk__in=ids)
+            .order_by("title")))
+    return documents
+
+
 def run_write(item, team, progress) -> dict:
     data, backend = item.input, get_backend()
-    plan = make_plan(backend, data["instruction"], data["target_words"])
+    documents = write_sources(item, team)
+    library = writing.library_of(team, documents, data["instruction"], topics=True)
+    plan = make_plan(backend, data["instruction"], data["target_words"],
+                     topics=library.topics if library else None)
     result = write_document(data["instruction"], plan, backend=backend, done_sections={},
                             save_section=lambda index, section: None, progress=progress,
-                            style=data.get("style"))
+                            style=data.get("style"), library=library)
     progress.add_tokens(result.usage.prompt_tokens, result.usage.completion_tokens)
-    return {"text": result.text, "words": result.words, "outline": plan.outline(),
-            "sections": len(result.sections), "seconds": round(result.seconds, 2),
-            "usage": {"prompt_tokens": result.usage.prompt_tokens,
-                      "completion_tokens": result.usage.completion_tokens}}
+    out = {"text": result.text, "words": result.words, "outline": plan.outline(),
+           "sections": len(result.sections), "seconds": round(result.seconds, 2),
+           "usage": {"prompt_tokens": result.usage.prompt_tokens,
+                     "completion_tokens": result.usage.completion_tokens}}
+    if library is not None:  # the text with its markers [n] and what each one cites
+        texts, refs = number_citations((s.text, s.citations) for s in result.sections)
+        by_id = {d.pk: d for d in documents}
+        out["text"] = join_sections({s.index: t for s, t in zip(result.sections, texts,
+                                                                 strict=True)},
+                                    plan.requirements.separator)
+        out["references"] = [
+            {"n": r.number, "document_id": r.document_id, "title": by_id[r.document_id].title,
+             "page": by_id[r.document_id].page_of(r.start), "start": r.start, "end": r.end,
+             "quote": r.quote[:QUOTE_CHARS]} for r in refs]
+        out["documents"] = [d.pk for d in documents]
+    return out
 
 
-register(ItemKind("write", ("instruction", "target_words", "style"), ("instruction",),
-                  validate_write, run_write))
+register(ItemKind("write", ("instruction", "target_words", "style", "document_ids",
+                            "collection"), ("instruction",), validate_write, run_write,
+                  document_ids=lambda data: data.get("document_ids", []),
+                  collection_id=lambda data: data.get("collection")))

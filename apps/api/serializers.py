@@ -123,7 +123,8 @@ class BatchCreateSerializer(StrictSerializer):
         child=serializers.JSONField(), required=False, max_length=100_000,
         help_text="Item inputs. qa: {question, document_ids, strategy?, options?}; compress: "
                   "{text | document_id, ratio | target_tokens, question?, method?}; write: "
-                  "{instruction, target_words?, style?}.")
+                  "{instruction, target_words?, style?, document_ids?, collection?} (sources "
+                  "the key may read; a collection's documents are read when the item runs).")
     questions = serializers.ListField(
         child=serializers.CharField(allow_blank=True, trim_whitespace=False), required=False,
         max_length=100_000, help_text="qa shorthand: one item per question.")

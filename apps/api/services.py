@@ -138,10 +138,23 @@ def expand_items(spec: dict) -> list[dict]:
     return items
 
 
-def check_items(team, kind_name: str, raw_items: list, known: set[int] | None = None
-                ) -> list[dict]:
+def known_collections(team, spec: dict, collections=None) -> set[int]:
+    """The ids among the items' collections that exist in this team (among ``collections``,
+    those the submitter may read, when given): one query."""
+    wanted = {item.get("collection") for item in spec.get("items") or []
+              if isinstance(item, dict)}
+    wanted = {i for i in wanted if isinstance(i, int) and not isinstance(i, bool)}
+    if not wanted:
+        return set()
+    shelves = team.collections.all() if collections is None else collections
+    return set(shelves.filter(pk__in=wanted).values_list("pk", flat=True))
+
+
+def check_items(team, kind_name: str, raw_items: list, known: set[int] | None = None,
+                known_shelves: set[int] | None = None) -> list[dict]:
     """Every item checked (shape, values, document ids of this team); all errors together.
-    `known`: the team's ids among those asked for (known_documents), if already looked up."""
+    `known`: the team's ids among those asked for (known_documents), if already looked up;
+    `known_shelves` the same for collections (known_collections)."""
     try:
         kind = get_item_kind(kind_name)
     except ItemInvalid as err:
@@ -168,6 +181,14 @@ def check_items(team, kind_name: str, raw_items: list, known: set[int] | None = 
             if unknown:  # another team's document is as unknown as one that never was
                 errors.append(f"item {index}: unknown document id(s) "
                               f"{', '.join(map(str, unknown))}")
+        if known_shelves is None:
+            wanted = {kind.collection_id(data) for data in clean} - {None}
+            known_shelves = set(team.collections.filter(pk__in=wanted).values_list(
+                "pk", flat=True)) if wanted else set()
+        for index, data in enumerate(clean):
+            shelf = kind.collection_id(data)
+            if shelf is not None and shelf not in known_shelves:  # hidden = never was
+                errors.append(f"item {index}: unknown collection id {shelf}")
     if errors:
         more = len(errors) - MAX_REPORTED_ERRORS
         shown = errors[:MAX_REPORTED_ERRORS] + ([f"… and {more} more"] if more > 0 else [])
@@ -196,7 +217,8 @@ def _existing(team, idempotency_key: str, digest: str) -> Submission | None:
 
 def submit_batch(team, spec: dict, *, user=None, api_key=None,
                  idempotency_key: str | None = None,
-                 admit: Callable[[int], None] | None = None, documents=None) -> Submission:
+                 admit: Callable[[int], None] | None = None, documents=None,
+                 collections=None) -> Submission:
     """Check everything, then create the batch, its items and one job per item at once.
 
     Counts, document ids and sizes are checked by arithmetic and one query before any item
@@ -205,6 +227,7 @@ def submit_batch(team, spec: dict, *, user=None, api_key=None,
     item count of a new, valid batch just before it is created (the item throttle raises
     there). Nothing is enqueued on a refusal. ``documents``: those the submitter may read
     (apps.collections.access); a hidden one is as unknown as one that never was.
+    ``collections``: likewise, the collections the submitter may read.
     """
     digest = request_hash(spec)
     if idempotency_key:
@@ -212,12 +235,15 @@ def submit_batch(team, spec: dict, *, user=None, api_key=None,
         # A replay shows nothing its caller may not read: with a hidden document the request
         # goes on and is refused as any request naming an unknown document.
         if found and (documents is None or
-                      known_documents(team, spec, documents) == known_documents(team, spec)):
+                      known_documents(team, spec, documents) == known_documents(team, spec)
+                      ) and (collections is None or known_collections(team, spec, collections)
+                             == known_collections(team, spec)):
             return found
     check_count(spec)
     check_expanded_size(spec)
     known = known_documents(team, spec, documents)
-    items = check_items(team, spec["kind"], expand_items(spec), known)
+    items = check_items(team, spec["kind"], expand_items(spec), known,
+                        known_collections(team, spec, collections))
     url = check_webhook_url(spec["webhook_url"]) if spec.get("webhook_url") else ""
     if admit is not None:
         admit(len(items))

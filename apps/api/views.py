@@ -305,6 +305,7 @@ class BatchList(TeamAPIView):
             submission = services.submit_batch(
                 self.team, dict(body.validated_data), user=self.user(), api_key=self.api_key(),
                 idempotency_key=key, documents=self.readable(),
+                collections=access.readable_collections(self.team, self.who),
                 admit=lambda items: BatchItemThrottle().admit(request, self, items))
         except services.BatchRefused as err:
             return Response(err.errors, status=err.status)

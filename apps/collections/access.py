@@ -13,7 +13,8 @@ text (conversations, writing projects, batches, jobs) from the ``visible_*`` que
   scoped to collections reads only the documents in those collections (not the open rest).
   A key writes what it reads if it has the write scope.
 - A conversation, writing project, batch or job that involves a document the reader may not
-  read is hidden from that reader (404, absent from lists): its answers quote the text.
+  read is hidden from that reader (404, absent from lists): its answers quote the text. So
+  is a writing project or batch that names a collection the reader may not read.
 
 Every queryset starts from the team; the exclusions are subqueries inside the same query.
 """
@@ -124,10 +125,19 @@ def visible_conversations(team, who) -> QuerySet:
     return rows if r.sees_all else rows.exclude(documents__in=_hidden(r))
 
 
+def _hidden_projects(r: Reader) -> QuerySet:
+    """Projects with a reference document, a document written from, or a collection source
+    the reader may not read."""
+    hidden = _hidden(r)
+    closed = r.team.collections.exclude(pk__in=readable_collections(r.team, r).values("pk"))
+    return r.team.writing_projects.filter(
+        Q(documents__in=hidden) | Q(drawn__in=hidden) | Q(collection__in=closed))
+
+
 def visible_projects(team, who) -> QuerySet:
     r = reader(team, who)
     rows = team.writing_projects.all()
-    return rows if r.sees_all else rows.exclude(documents__in=_hidden(r))
+    return rows if r.sees_all else rows.exclude(pk__in=_hidden_projects(r).values("pk"))
 
 
 def visible_jobs(team, who) -> QuerySet:
@@ -145,7 +155,7 @@ def visible_jobs(team, who) -> QuerySet:
         batch__in=visible_batches(team, r)).values("pk")
     replies = Message.objects.filter(conversation__team=team,
                                      conversation__documents__in=hidden).values("pk")
-    projects = team.writing_projects.filter(documents__in=hidden).values("pk")
+    projects = _hidden_projects(r).values("pk")
     # A key the job does not have reads 0 (no row has that pk): NULL would hide the job.
     refs = {f"ref_{key}": Coalesce(Cast(KeyTextTransform(key, "params"), BigIntegerField()), 0)
             for key in ("document_id", "message_id", "project_id", "item_id")}
@@ -173,10 +183,16 @@ def visible_batches(team, who) -> QuerySet:
     if r.key_id is None and r.user_id is None:
         return rows.none()
     hidden = [str(pk) for pk in _hidden(r).values_list("pk", flat=True)]
-    if not hidden:
-        return rows
     from apps.api.models import BatchItem
 
+    # Write items may name a collection as their source.
+    closed = list(team.collections.exclude(pk__in=readable_collections(team, r).values("pk"))
+                  .values_list("pk", flat=True))
+    if closed:
+        rows = rows.exclude(pk__in=BatchItem.objects.filter(
+            batch__team=team, input__collection__in=closed).values("batch_id"))
+    if not hidden:
+        return rows
     # Read now, as a list: the SQL names the item table, which a subquery would alias.
     # A constant SQL text; the ids travel as a parameter.
     over_hidden = BatchItem.objects.filter(batch__team=team).alias(

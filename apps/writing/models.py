@@ -26,6 +26,15 @@ class WritingProject(models.Model):
     style = models.TextField(blank=True)
     documents = models.ManyToManyField("documents.Document", related_name="writing_projects",
                                        blank=True)
+    # A collection as a source: its readable, ready documents at the time each job plans or
+    # writes (documents added later are included; services.sources). Emptied, not the
+    # project deleted, if the collection goes (it can only go once empty).
+    collection = models.ForeignKey("collections.Collection", on_delete=models.SET_NULL,
+                                   null=True, blank=True, related_name="writing_projects")
+    # The collection's documents a job wrote from: what the written text may quote, so that
+    # access (apps.collections.access.visible_projects) and the reference list follow it.
+    drawn = models.ManyToManyField("documents.Document", related_name="drawn_by_projects",
+                                   blank=True)
     status = models.CharField(max_length=10, choices=ProjectStatus.choices,
                               default=ProjectStatus.DRAFT)
     plan_source = models.CharField(max_length=10, blank=True)  # model | repaired | fallback | user

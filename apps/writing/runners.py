@@ -72,6 +72,8 @@ SKIPPED = {"skipped": "The writing project was deleted or has another job now."}
 writing_kind = partial(register, hooks=HOOKS, plain_errors=(services.WritingError, ValueError))
 
 
+# The sources are read with the access of whoever started the job (job.created_by):
+# someone who lost access to the project's collection gets none of its text.
 def _on_project(job, work) -> dict:
     project = _project(job)
     return SKIPPED if project is None else work(project)
@@ -80,7 +82,7 @@ def _on_project(job, work) -> dict:
 @writing_kind("writing_plan", "Plan a long text", queue="interactive")
 def run_plan(job, progress) -> dict:
     def work(project):
-        plan = services.plan_project(project, progress)
+        plan = services.plan_project(project, progress, job.created_by)
         return {"project_id": project.pk, "source": plan.source, "note": plan.note,
                 "sections": len(plan.sections), "total": plan.total}
 
@@ -90,10 +92,11 @@ def run_plan(job, progress) -> dict:
 @writing_kind("writing_write", "Write a long text", queue="batch")
 def run_write(job, progress) -> dict:
     return _on_project(job, lambda project: services.write_project(
-        project, progress, rewrite_from=job.params.get("rewrite_from"), since=job.created_at))
+        project, progress, rewrite_from=job.params.get("rewrite_from"), since=job.created_at,
+        who=job.created_by))
 
 
 @writing_kind("writing_section", "Rewrite one section", queue="interactive")
 def run_section(job, progress) -> dict:
     return _on_project(job, lambda project: services.regenerate_section(
-        project, job.params["section_id"], progress))
+        project, job.params["section_id"], progress, job.created_by))

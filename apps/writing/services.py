@@ -8,10 +8,11 @@ import time
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
+from apps.collections import access
 from apps.documents.citations import QUOTE_CHARS
 from apps.documents.models import DocStatus, Document
 from apps.documents.search import passage_retriever
@@ -70,6 +71,9 @@ def _check(call):
 # -- Creating and planning -----------------------------------------------------------------
 
 NOT_IN_LIBRARY = "A chosen reference document is not in this team's library (or not ready yet)."
+NO_COLLECTION = "No such collection, or you cannot read it."
+LOST_COLLECTION = "The collection chosen as this project's source is no longer readable by " \
+                  "whoever started this job: choose another source on the project's page."
 
 
 def reference_documents(team, chosen) -> list:
@@ -89,11 +93,31 @@ def reference_documents(team, chosen) -> list:
     return found
 
 
+def source_collection(team, who, value):
+    """The collection a form or request names (its id) as a project's source, among those
+    ``who`` may read (apps.collections.access); None for no value. A hidden collection is
+    refused exactly like one that does not exist."""
+    if value in (None, ""):
+        return None
+    try:
+        pk = int(value)
+    except (TypeError, ValueError):
+        raise WritingError(NO_COLLECTION) from None
+    found = access.readable_collections(team, who).filter(pk=pk).first()
+    if found is None:
+        raise WritingError(NO_COLLECTION)
+    return found
+
+
 def create_project(team, user, *, instruction: str, target_words: int | None,
-                   title: str = "", style: str = "", documents=()) -> WritingProject:
+                   title: str = "", style: str = "", documents=(),
+                   collection=None) -> WritingProject:
     """``documents``: reference documents (or their ids) of ``team``; see
-    ``reference_documents``. No ``target_words``: the length the instruction states ("a
-    400-word essay"), else the default."""
+    ``reference_documents``. ``collection``: one from ``source_collection`` (its documents
+    are read when the project is planned and written). No ``target_words``: the length the
+    instruction states ("a 400-word essay"), else the default."""
+    if collection is not None and collection.team_id != team.pk:
+        raise WritingError(NO_COLLECTION)
     target_words = target_words_for(instruction or "", target_words)
     # A contradictory instruction (30 chapters of 500 words in 1,000 words, week 60 of a
     # year) is refused here with what to change: nothing is planned or written.
@@ -103,9 +127,19 @@ def create_project(team, user, *, instruction: str, target_words: int | None,
     project = WritingProject.objects.create(
         team=team, created_by=user, instruction=instruction, target_words=target_words,
         style=style.strip(), title=(title.strip() or instruction.splitlines()[0])[:200],
-        requirements=spec.to_dict())
+        requirements=spec.to_dict(), collection=collection)
     project.documents.set(references)
     return project
+
+
+def set_collection(project: WritingProject, collection) -> WritingProject:
+    """Change the project's collection source (None: none); not while a job runs (it read
+    its sources when it started). Sections already written keep their citations."""
+    with transaction.atomic():
+        locked = _editable(project)
+        locked.collection = collection
+        locked.save(update_fields=["collection", "updated_at"])
+    return locked
 
 
 def _lock(project: WritingProject) -> WritingProject:
@@ -166,10 +200,15 @@ def _replace_sections(project: WritingProject, plan: Plan) -> None:
         for s in plan.sections])
 
 
-def plan_project(project: WritingProject, progress) -> Plan:
+# ``who`` in the job verbs: whose access the sources are read with (the job's starter, from
+# the runners); left out, the project's creator.
+CREATOR = object()
+
+
+def plan_project(project: WritingProject, progress, who=CREATOR) -> Plan:
     """The writing_plan job (and the first step of a write without an outline)."""
     progress(0, 1, "Planning the sections")
-    library = _library(project, topics=True)
+    library = _library(project, who, topics=True)
     plan = make_plan(get_backend(), project.instruction, project.target_words,
                      max_words=max_words(), topics=library.topics if library else None)
     with transaction.atomic():
@@ -338,25 +377,52 @@ class _Live:
                 self.saved_at = time.monotonic()
 
 
-def _library(project: WritingProject, topics: bool = False) -> Library | None:
-    """The project's reference documents as the engine's library (None without any):
-    exact passages by hybrid search scoped from the project's team, the documents' texts
-    (read on first use) for the citation check, and with ``topics`` their headings and the
-    passages retrieved for the instruction, for the plan."""
-    documents = list(project.documents.filter(team_id=project.team_id)
-                     .only("pk", "title", "headings").order_by("title"))
+def sources(project: WritingProject, who=CREATOR) -> list[Document]:
+    """The project's sources now, as ``who`` may read them (apps.collections.access): the
+    reference documents picked by hand and, with a collection, its ready documents at this
+    moment (documents added to it since are included: the collection is resolved each time
+    a job plans or writes, not when the project was made). A collection ``who`` may no
+    longer read is refused (WritingError): none of its text reaches a new section."""
+    team = project.team
+    who = project.created_by if who is CREATOR else who
+    readable = access.readable_documents(team, who)
+    chosen = Q(pk__in=project.documents.values("pk"))
+    if project.collection_id is not None:
+        if not access.readable_collections(team, who).filter(
+                pk=project.collection_id).exists():
+            raise WritingError(LOST_COLLECTION)
+        chosen |= Q(filing__collection_id=project.collection_id, status=DocStatus.READY)
+    return list(readable.filter(chosen).only("pk", "title", "headings").order_by("title"))
+
+
+def library_of(team, documents: list[Document], instruction: str,
+               topics: bool = False) -> Library | None:
+    """``documents`` (readable ones: the caller resolved them) as the engine's library (None
+    without any): exact passages by hybrid search scoped from the team, the documents'
+    texts (read on first use) for the citation check, and with ``topics`` their headings
+    and the passages retrieved for the instruction, for the plan."""
     if not documents:
         return None
-    retrieve = passage_retriever(project.team, [d.pk for d in documents])
-    sources = [SourceDocument(d.pk, d.title, load=_text_loader(d.pk)) for d in documents]
-    library = Library(sources, retrieve)
+    retrieve = passage_retriever(team, [d.pk for d in documents])
+    library = Library([SourceDocument(d.pk, d.title, load=_text_loader(d.pk))
+                       for d in documents], retrieve)
     if topics:
         headings = {d.pk: [h.get("text", "") for h in d.headings or []] for d in documents}
         without = {d.pk for d in documents if not d.headings}
-        key = [p.text for p in retrieve(project.instruction, TOPIC_PASSAGES)
+        key = [p.text for p in retrieve(instruction, TOPIC_PASSAGES)
                if p.document_id in without] if without else []
         library.topics = source_topics(headings, key)
     return library
+
+
+def _library(project: WritingProject, who=CREATOR, topics: bool = False) -> Library | None:
+    """The library a job writes from; the collection's documents in it are recorded as
+    drawn on (``WritingProject.drawn``) before any of their text is used."""
+    documents = sources(project, who)
+    if project.collection_id is not None:
+        picked = set(project.documents.values_list("pk", flat=True))
+        project.drawn.add(*[d for d in documents if d.pk not in picked])
+    return library_of(project.team, documents, project.instruction, topics)
 
 
 def _text_loader(pk: int):
@@ -389,13 +455,13 @@ def save_section(project: WritingProject, position: int, result: SectionResult) 
 
 
 def write_project(project: WritingProject, progress, *, rewrite_from: int | None = None,
-                  since=None) -> dict:
+                  since=None, who=CREATOR) -> dict:
     """The writing_write job: plan if there is no outline, then write every section not
     yet written; with ``rewrite_from``, also rewrite the written sections from that
     position on that were saved before ``since`` (the job's creation). Resumable: a re-run
     reads the sections already saved (rewritten) and goes on."""
     if not project.sections.exists():
-        plan_project(project, progress)
+        plan_project(project, progress, who)
     reset_after_stop(project)  # a section cut off by a kill is written again from scratch
     plan = engine_plan(project)
     if not plan.sections:
@@ -412,7 +478,7 @@ def write_project(project: WritingProject, progress, *, rewrite_from: int | None
     result = write_document(project.instruction, plan, backend=get_backend(),
                             done_sections=done, save_section=save, progress=progress,
                             on_token=live, on_section_start=live.start,
-                            library=_library(project), style=project.style)
+                            library=_library(project, who), style=project.style)
     empty = list(project.sections.filter(status=SectionStatus.EMPTY)
                  .values_list("position", flat=True))
     return {"project_id": project.pk, "words": result.words, "target": project.target_words,
@@ -426,13 +492,14 @@ def _to_rewrite(section: Section, rewrite_from: int | None, since) -> bool:
     return section.written_at is None or since is None or section.written_at < since
 
 
-def regenerate_section(project: WritingProject, section_pk: int, progress) -> dict:
+def regenerate_section(project: WritingProject, section_pk: int, progress,
+                       who=CREATOR) -> dict:
     """The writing_section job: write one section again, in place."""
     section = project.sections.filter(pk=section_pk).first()
     if section is None:
         return {"skipped": "The section was deleted."}
     plan = engine_plan(project)
-    library = _library(project)
+    library = _library(project, who)
     before = {s.position: Library.plain(s.text)
               for s in project.sections.filter(position__lt=section.position) if s.text}
     live = _Live(project)
@@ -465,10 +532,12 @@ def references(project: WritingProject, sections: list[Section]) -> list[dict]:
     """Number the citations of ``sections`` across the text: sets ``display`` on each (its
     Markdown, each marker a link to the span in the document viewer, as chat's citations)
     and returns the reference list (n, title, page, quote, the span; ``live`` False when
-    the document is no longer among the project's)."""
+    the document is no longer among the project's, picked or drawn from its collection)."""
     texts, refs = number_citations((s.text, s.citations) for s in sections)
-    found = {d.pk: d for d in project.documents.filter(
-        team_id=project.team_id, pk__in={r.document_id for r in refs})}
+    cited = {r.document_id for r in refs}
+    found = {d.pk: d for d in project.team.documents.filter(
+        Q(pk__in=project.documents.filter(pk__in=cited).values("pk"))
+        | Q(pk__in=project.drawn.filter(pk__in=cited).values("pk")))}
     out = [_reference(project, r, found.get(r.document_id)) for r in refs]
     urls = {r["n"]: r["url"] for r in out if r["live"]}
     for section, text in zip(sections, texts, strict=True):

@@ -11,6 +11,7 @@ urlpatterns = [
     path("<int:pk>/stream/", streams.stream, name="stream"),
     path("<int:pk>/plan/", views.plan, name="plan"),
     path("<int:pk>/write/", views.write, name="write"),
+    path("<int:pk>/source/", views.source, name="source"),
     path("<int:pk>/delete/", views.delete, name="delete"),
     path("<int:pk>/export.<str:fmt>", views.export, name="export"),
     path("<int:pk>/sections/add/", views.section_add, name="section_add"),

@@ -40,11 +40,14 @@ def project_list(request):
         form = request.POST
         try:
             _check_readable(ready, request.POST.getlist("documents"))
+            collection = services.source_collection(request.team, request.membership,
+                                                    request.POST.get("collection"))
             target = services.parse_target(request.POST.get("target_words", ""))
             project = services.create_project(
                 request.team, request.user, instruction=request.POST.get("instruction", ""),
                 target_words=target, title=request.POST.get("title", ""),
-                style=request.POST.get("style", ""), documents=request.POST.getlist("documents"))
+                style=request.POST.get("style", ""), documents=request.POST.getlist("documents"),
+                collection=collection)
         except services.WritingError as err:
             error = str(err)
         else:
@@ -55,6 +58,8 @@ def project_list(request):
     return render(request, "writing/list.html", {
         "projects": projects, "ready": ready, "form": form, "error": error,
         "chosen": form.getlist("documents") if form else [], "max_words": services.max_words(),
+        "collections": access.readable_collections(request.team, request.membership),
+        "chosen_collection": form.get("collection", "") if form else "",
         "default_words": DEFAULT_TARGET_WORDS,
     }, status=400 if error else 200)
 
@@ -67,7 +72,22 @@ def _context(project: WritingProject) -> dict:
 @team_view()
 def detail(request, pk: int):
     project = _project(request, pk)
-    return render(request, "writing/detail.html", _context(project))
+    return render(request, "writing/detail.html", {
+        **_context(project),
+        "collections": access.readable_collections(request.team, request.membership)})
+
+
+@team_view(Role.MEMBER)
+@require_POST
+def source(request, pk: int):
+    """Choose (or drop) the project's collection source, among those the person may read."""
+    project = _project(request, pk)
+    try:
+        services.set_collection(project, services.source_collection(
+            request.team, request.membership, request.POST.get("collection")))
+    except services.WritingError as err:
+        messages.error(request, str(err))
+    return redirect("writing:detail", team_slug=request.team.slug, pk=project.pk)
 
 
 @team_view()
