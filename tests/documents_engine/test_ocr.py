@@ -1,18 +1,23 @@
 """OCR: scanned PDF pages and image files are read page by page (in the sandbox, as ingest
 runs it), mixed PDFs OCR only the pages without a text layer, a page OCR cannot read is
-recorded, and bad input (an image bomb, a scanned PDF over the OCR page limit, a corrupt
-TIFF) fails with a clear error. The scans are drawn here with Pillow from known text."""
+recorded, a page past its time limit is left unreadable while the others are read, a scan
+stamped with a few characters (a Bates number) is OCR'd and keeps its stamp while a text page
+with a logo is not OCR'd, and bad input (an image bomb, a scanned PDF over the OCR page limit,
+a corrupt TIFF) fails with a clear error. The scans are drawn here with Pillow from known
+text."""
 
 from __future__ import annotations
 
 import io
+import os
+import time
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
 from tests.documents_engine.builders import png_declaring
-from workers.documents import Limits, extract_document
+from workers.documents import Limits, extract_document, sandbox
 from workers.documents.errors import (
     CorruptDocument,
     ImageTooLarge,
@@ -21,7 +26,7 @@ from workers.documents.errors import (
 )
 from workers.documents.extract.ocr import layout
 from workers.documents.sandbox import extract_sandboxed, sniff_sandboxed
-from workers.documents.scans import joined_pdf, page_image, scanned_pdf
+from workers.documents.scans import joined_pdf, page_image, scanned_pdf, stamped_pdf, with_image
 from workers.documents.synth import make_text_pdf
 
 PAGES = [
@@ -133,11 +138,96 @@ def test_a_corrupt_tiff_fails_clearly(damage):
     assert "image is damaged" in err.value.message
 
 
-def test_each_page_has_its_own_ocr_time_limit():
-    dense = "\n\n".join(PAGES * 12)
+# A page of small prose takes ~7 CPU s to read here, a page of two short lines ~1 s.
+DENSE = " ".join(PAGES * 30)
+
+
+def test_a_page_past_its_time_limit_is_left_unreadable_and_the_others_are_read():
+    short = [page_image(PAGES[0], pt=14), page_image(PAGES[2], pt=14)]
+    data = scanned_pdf([short[0], page_image(DENSE, pt=12), short[1]])
+    steps = []
+    doc = extract_sandboxed(data, Limits(ocr_page_seconds=3),
+                            progress=lambda done, total, _: steps.append((done, total)))
+    assert len(doc.page_map) == 3  # the page map is kept: page 3 is still page 3
+    assert doc.ocr_pages == [1, 3] and doc.unreadable_pages == doc.slow_pages == [2]
+    assert _contains(doc.page_text(1), WORDS[0]) and _contains(doc.page_text(3), WORDS[2])
+    assert doc.page_text(2) == ""
+    assert steps == [(0, 3), (1, 3), (2, 3), (3, 3)]
+
+
+@pytest.mark.parametrize("pages, slow_pages, message", [
+    # Every page out of time: nothing to ingest.
+    (2, 5, "no text could be read: OCR of pages 1, 2 took longer than 0.5 s each"),
+    # One slow page more than a document may lose: its OCR time is spent, page 3 is not read.
+    (3, 1, "OCR of pages 1, 2 took longer than 0.5 s each: a document may lose at most 1 "
+           "page to the OCR time limit"),
+])
+def test_a_document_fails_when_every_page_or_too_many_run_out_of_time(pages, slow_pages,
+                                                                        message):
+    data = scanned_pdf([DENSE, DENSE, PAGES[2]][:pages])
+    steps = []
     with pytest.raises(ParseTimeout) as err:
-        extract_sandboxed(scanned_pdf([dense, dense]), Limits(ocr_page_seconds=0.5))
-    assert err.value.message == "OCR of page 1 of 2 took longer than 0.5 s"
+        extract_sandboxed(data, Limits(ocr_page_seconds=0.5, ocr_slow_pages=slow_pages),
+                          progress=lambda done, total, _: steps.append(done))
+    assert err.value.message == message
+    assert steps[-1] == 1 if pages == 3 else steps == [0, 1, 2]
+
+
+def test_the_parent_tells_the_child_to_leave_a_page_past_its_wall_clock_deadline(monkeypatch):
+    # The parent's side of the wall-clock limit (the child's is SIGUSR1 → PageTimeout): at
+    # the page's deadline it says so once, and gives up on a child that stays in the page.
+    monkeypatch.setattr(sandbox, "_STARTUP_SECONDS", 0.0)
+    limits = Limits(parse_seconds=0.1, ocr_page_seconds=0.1)  # 0.2 s a page
+    told = []
+
+    def leaves_the_page():
+        told.append(time.monotonic())
+        os.write(write, b"[1, 2]\n[2, 2]\n")
+        os.close(write)
+
+    read, write = os.pipe()
+    os.write(write, b"[0, 2]\n")
+    try:
+        assert sandbox._follow_steps(read, limits, None, leaves_the_page)[0] == (2, 2)
+    finally:
+        os.close(read)
+    assert len(told) == 1
+    read, write = os.pipe()
+    os.write(write, b"[0, 2]\n")
+    try:
+        with pytest.raises(ParseTimeout) as err:
+            sandbox._follow_steps(read, limits, None, lambda: told.append(time.monotonic()))
+    finally:
+        os.close(read)
+        os.close(write)
+    assert err.value.message == "OCR of page 1 of 2 took longer than 0.1 s"
+    assert len(told) == 2 and time.monotonic() - told[1] >= 0.2
+
+
+def test_a_stamped_scan_is_ocrd_and_keeps_its_stamp():
+    data = joined_pdf([
+        stamped_pdf(scanned_pdf([PAGES[0]], pt=14), "BATES 000123"),
+        stamped_pdf(scanned_pdf([PAGES[1]], pt=14), "CONFIDENTIAL DRAFT", top=True),
+    ])
+    doc = extract_sandboxed(data)
+    assert doc.ocr_pages == [1, 2] and doc.unreadable_pages == []
+    first, second = doc.page_text(1), doc.page_text(2)
+    assert _contains(first, WORDS[0]) and _contains(second, WORDS[1])
+    # The stamp as its text layer spells it, once (OCR reads it too: not twice).
+    assert "BATES 000123" in first and first.count("000123") == 1, first
+    assert "CONFIDENTIAL DRAFT" in second and second.count("DRAFT") == 1, second
+    assert second.index("DRAFT") < second.lower().index("amundsen")
+
+
+def test_a_text_page_with_a_logo_is_not_ocrd():
+    logo = Image.new("L", (200, 100), 255)
+    ImageDraw.Draw(logo).ellipse((10, 10, 190, 90), fill=0)
+    memo = "Typed memo about the harbour budget."  # few characters, as a stamp has
+    data = with_image(make_text_pdf([memo, PAGES[2]]), logo, (400, 720, 120, 60))
+    steps = []
+    doc = extract_sandboxed(data, progress=lambda *step: steps.append(step))
+    assert doc.ocr_pages == [] and steps == []
+    assert doc.page_text(1) == memo and _contains(doc.page_text(2), WORDS[2])
 
 
 def test_layout_joins_boxes_into_lines_and_paragraphs():

@@ -38,9 +38,11 @@ class ExtractedDocument:
     title: str = ""
     headings: list[Heading] = field(default_factory=list)
     synthetic_pages: bool = False
-    # Pages (1-based) whose text OCR read, and pages without a text layer that OCR could not.
+    # Pages (1-based) whose text OCR read, and pages without a text layer that OCR could not
+    # (slow_pages: those of them it could not read within the time limit for a page).
     ocr_pages: list[int] = field(default_factory=list)
     unreadable_pages: list[int] = field(default_factory=list)
+    slow_pages: list[int] = field(default_factory=list)
 
     @property
     def stats(self) -> DocumentStats:

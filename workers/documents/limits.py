@@ -26,6 +26,10 @@ class Limits:
     # document may have at most max_ocr_pages pages to OCR: refused before any page is read.
     max_ocr_pages: int = 1_000
     ocr_page_seconds: float = 60.0
+    # A page past ocr_page_seconds is left unreadable and the next is read; a document may
+    # lose this many pages so, one more and its OCR time is spent (it is refused): each such
+    # page costs a full allowance, so a file of pathological pages cannot hold a worker long.
+    ocr_slow_pages: int = 5
     ocr_memory_mb: int = 1024
     # Pixels of one image (or image page, or a PDF page rendered for OCR), checked on the
     # declared size before anything is decoded; Pillow's decompression-bomb limit is this.

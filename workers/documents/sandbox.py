@@ -13,11 +13,16 @@ a step that the child reports on a pipe of its own, and each step gets its own C
 (``Limits.ocr_page_seconds``, on top of ``parse_seconds``) in the child and its own
 wall-clock deadline in the parent; the OCR engine's memory (``ocr_memory_mb``) is allowed
 from the first step on. The parent builds the progress message itself from two numbers.
+A page past either limit ends alone: in the child, SIGXCPU (its CPU allowance) or SIGUSR1
+(the parent's deadline for the step) raises ``PageTimeout`` inside the page while one is
+read (``_page_guard``), the page is left unreadable and the next gets a fresh allowance; a
+child that does not come back from the page within another allowance is killed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -28,7 +33,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -109,7 +114,8 @@ def _run(op: str, data: bytes, limits: Limits, progress: Progress | None = None)
     talk = threading.Thread(target=_communicate, args=(proc, data, answer), daemon=True)
     talk.start()
     try:
-        step, deadline = _follow_steps(steps_read, limits, progress)
+        step, deadline = _follow_steps(steps_read, limits, progress,
+                                       lambda: proc.send_signal(signal.SIGUSR1))
         talk.join(max(deadline - time.monotonic(), 0))  # the child exits after its last step
         if talk.is_alive():
             raise _too_slow(limits, step)
@@ -155,18 +161,26 @@ def _communicate(proc: subprocess.Popen, data: bytes, answer: dict) -> None:
     answer["out"], answer["err"] = proc.communicate(data)
 
 
-def _follow_steps(fd: int, limits: Limits, progress: Progress | None
-                  ) -> tuple[tuple[int, int] | None, float]:
-    """Read the child's steps until it closes the pipe (it exits); ParseTimeout past the
-    deadline of the current step. Returns the last step (done, total) seen, None if none
+def _follow_steps(fd: int, limits: Limits, progress: Progress | None,
+                  time_up: Callable[[], None]) -> tuple[tuple[int, int] | None, float]:
+    """Read the child's steps until it closes the pipe (it exits). Past the deadline of an
+    OCR page, ``time_up()`` tells the child to leave the page, once; ParseTimeout past the
+    next deadline (or any other). Returns the last step (done, total) seen, None if none
     came, and the deadline then in force."""
+    page_allowance = 2 * limits.ocr_page_seconds + _STARTUP_SECONDS
     deadline = time.monotonic() + 2 * limits.parse_seconds + _STARTUP_SECONDS
     step = None
+    told = False
     pending = b""
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise _too_slow(limits, step)
+            if told or not step or step[0] >= step[1]:
+                raise _too_slow(limits, step)
+            with contextlib.suppress(OSError):
+                time_up()
+            told, deadline = True, time.monotonic() + page_allowance
+            continue
         ready, _, _ = select.select([fd], [], [], left)
         if not ready:
             continue
@@ -179,9 +193,9 @@ def _follow_steps(fd: int, limits: Limits, progress: Progress | None
             parsed = _step(line, limits)
             if parsed is None:
                 continue
-            step = parsed
-            deadline = time.monotonic() + 2 * limits.ocr_page_seconds + _STARTUP_SECONDS
-            if progress:
+            new, step, told = parsed != step, parsed, False
+            deadline = time.monotonic() + page_allowance
+            if progress and new:  # a step repeated gives more time, and is said once
                 progress(*step, step_message(*step))
 
 
@@ -208,6 +222,7 @@ def _document(raw: dict) -> ExtractedDocument:
         synthetic_pages=bool(raw["synthetic_pages"]),
         ocr_pages=[int(n) for n in raw["ocr_pages"]],
         unreadable_pages=[int(n) for n in raw["unreadable_pages"]],
+        slow_pages=[int(n) for n in raw["slow_pages"]],
     )
 
 
@@ -221,6 +236,7 @@ def _encode(doc: ExtractedDocument) -> dict:
         "synthetic_pages": doc.synthetic_pages,
         "ocr_pages": doc.ocr_pages,
         "unreadable_pages": doc.unreadable_pages,
+        "slow_pages": doc.slow_pages,
     }
 
 
@@ -251,6 +267,37 @@ def _limit_self(limits: Limits) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap + limits.ocr_memory_mb * 2**20))
 
 
+@contextlib.contextmanager
+def _page_guard(limits: Limits) -> Iterator[None]:
+    """While one OCR page is read: SIGXCPU (past the page's CPU allowance) and SIGUSR1 (the
+    parent's deadline) raise PageTimeout, which ends that page only. Outside a page SIGXCPU
+    ends the child as before and SIGUSR1 is ignored. Python runs the handler between two
+    bytecodes, so a native call in progress finishes first: the parent's kill covers one
+    that never does."""
+    from .extract.ocr import PageTimeout
+
+    def time_up(signum: int, frame: object) -> None:
+        # Past the soft limit the kernel repeats SIGXCPU every CPU second: a fresh allowance
+        # for what follows (the next step sets its own).
+        _allow_cpu(limits.ocr_page_seconds)
+        raise PageTimeout
+
+    before = {sig: signal.signal(sig, time_up) for sig in (signal.SIGXCPU, signal.SIGUSR1)}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
+def _allow_cpu(seconds: float) -> None:
+    """Let this process use ``seconds`` more CPU time (up to its hard limit)."""
+    _, most = resource.getrlimit(resource.RLIMIT_CPU)
+    allowed = math.ceil(_cpu_used() + seconds)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_CPU, (min(allowed, most), most))
+
+
 class _Steps:
     """The child's progress callback: each OCR page is a step with a fresh CPU allowance
     (the OCR engine's memory is allowed from the first step on), reported to the parent."""
@@ -263,10 +310,7 @@ class _Steps:
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
-        _, most = resource.getrlimit(resource.RLIMIT_CPU)
-        allowed = math.ceil(_cpu_used() + self.limits.ocr_page_seconds)
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_CPU, (min(allowed, most), most))
+        _allow_cpu(self.limits.ocr_page_seconds)
         if self.out:
             with contextlib.suppress(OSError):
                 self.out.write(json.dumps([done, total]) + "\n")
@@ -275,10 +319,12 @@ class _Steps:
 def _child(op: str, limits: Limits, data: bytes, steps: _Steps) -> dict:
     # Only the child loads the parsers (pypdf, python-docx, trafilatura): the parent stays
     # light and never runs their code on hostile bytes.
-    from .extract import extract_document
+    from .extract import extract_document, ocr
     from .sniff import sniff
 
     _limit_self(limits)
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # the parent's nudge, between two pages
+    ocr.page_guard = functools.partial(_page_guard, limits)
     try:
         if op == "sniff":
             return {"kind": sniff(data, limits)}

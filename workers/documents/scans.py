@@ -1,15 +1,19 @@
 """Synthetic scans for the OCR tests and benchmark, generated in code (nothing downloaded).
 
 ``page_image`` draws text onto a white page as a scanner would give it (a greyscale image
-at ``dpi``), ``scanned_pdf`` makes an image-only PDF of such pages (no text layer), and
-``joined_pdf`` puts PDFs together (a mixed PDF: text-layer pages and scans).
+at ``dpi``), ``scanned_pdf`` makes an image-only PDF of such pages (no text layer),
+``joined_pdf`` puts PDFs together (a mixed PDF: text-layer pages and scans), ``stamped_pdf``
+writes a line of text on each page (a Bates number on a scan) and ``with_image`` draws an
+image on each page (a logo on a text page).
 """
 
 from __future__ import annotations
 
+import ctypes
 import io
 
 import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
 from PIL import Image, ImageDraw, ImageFont
 
 A4_INCHES = (8.27, 11.69)
@@ -69,4 +73,44 @@ def joined_pdf(parts: list[bytes]) -> bytes:
         joined.import_pages(pdfium.PdfDocument(data))
     out = io.BytesIO()
     joined.save(out)
+    return out.getvalue()
+
+
+def stamped_pdf(data: bytes, stamp: str, pt: float = 10, top: bool = False) -> bytes:
+    """Each page of ``data`` with ``stamp`` written on it in Helvetica (a text layer), near
+    the bottom right corner or, with ``top``, the top right one."""
+    pdf = pdfium.PdfDocument(data)
+    for index in range(len(pdf)):
+        page = pdf[index]
+        width, height = page.get_size()
+        text = pdfium_c.FPDFPageObj_NewTextObj(pdf.raw, b"Helvetica", ctypes.c_float(pt))
+        chars = ctypes.create_string_buffer((stamp + "\0").encode("utf-16-le"))
+        pdfium_c.FPDFText_SetText(text, ctypes.cast(chars, pdfium_c.FPDF_WIDESTRING))
+        pdfium_c.FPDFPageObj_Transform(text, 1, 0, 0, 1, width - 160, height - 40 if top else 30)
+        pdfium_c.FPDFPage_InsertObject(page.raw, text)
+        page.gen_content()
+        page.close()
+    return _saved(pdf)
+
+
+def with_image(data: bytes, image: Image.Image, box: tuple[float, float, float, float]
+               ) -> bytes:
+    """Each page of ``data`` with ``image`` drawn in ``box`` (left, bottom, width, height in
+    points)."""
+    pdf = pdfium.PdfDocument(data)
+    for index in range(len(pdf)):
+        page = pdf[index]
+        obj = pdfium.PdfImage.new(pdf)
+        obj.set_bitmap(pdfium.PdfBitmap.from_pil(image.convert("RGB")))
+        left, bottom, width, height = box
+        obj.set_matrix(pdfium.PdfMatrix().scale(width, height).translate(left, bottom))
+        page.insert_obj(obj)
+        page.gen_content()
+        page.close()
+    return _saved(pdf)
+
+
+def _saved(pdf: pdfium.PdfDocument) -> bytes:
+    out = io.BytesIO()
+    pdf.save(out)
     return out.getvalue()

@@ -51,14 +51,17 @@ def extract_image(data: bytes, limits: Limits, progress: Progress = no_progress
                              if frames > 1 else "the image")
         damaged: list[int] = []
         read = ocr.read_pages(list(range(1, frames + 1)),
-                              lambda n: _frame(image, n - 1, damaged), progress)
+                              lambda n: _frame(image, n - 1, damaged), limits, progress)
     pages = [read.texts.get(n, "") for n in range(1, frames + 1)]
     if not any(p.strip() for p in pages):
+        if timeout := read.nothing_read(limits):
+            raise timeout
         if damaged:
             raise CorruptDocument("the image is damaged and cannot be read")
         raise NoTextFound("no text could be read: OCR found no text in the image")
     doc = from_pages(kind, pages)
     doc.ocr_pages, doc.unreadable_pages = sorted(read.texts), read.unreadable
+    doc.slow_pages = read.slow
     return doc
 
 

@@ -4,13 +4,16 @@ models inside its wheel, so nothing is downloaded), loaded once per process on f
 ``read_pages`` is the one loop for scanned PDF pages and image files: it takes the page
 numbers to read and a function that gives each page's image, reports a step per page (the
 sandbox gives each step its own CPU allowance) and sorts pages into read, blank and
-unreadable.
+unreadable. A page that runs out of time is unreadable (``slow``), not the end of the job:
+the sandbox ends it with ``PageTimeout`` through ``page_guard``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,9 +21,9 @@ from PIL import Image
 
 from workers.progress import Progress, no_progress
 
-from ..errors import TooManyPages
+from ..errors import ParseTimeout, TooManyPages
 from ..limits import Limits
-from ..ocr_progress import step_message
+from ..ocr_progress import slow_message, step_message
 
 # Pages are rendered at this resolution for OCR: text of 8 pt and up reads as well as at
 # 150 dpi, in half the time (detection time grows with the pixels; docs/documents.md).
@@ -38,10 +41,30 @@ _INK_LEVEL = 160  # grey level (0-255) below which a pixel counts as ink
 
 @dataclass
 class OcrResult:
-    """Text per page number (read pages only), and the page numbers OCR could not read."""
+    """Text per page number (read pages only), the page numbers OCR could not read, and
+    those of them it could not read in time (``slow``)."""
 
     texts: dict[int, str] = field(default_factory=dict)
     unreadable: list[int] = field(default_factory=list)
+    slow: list[int] = field(default_factory=list)
+
+    def nothing_read(self, limits: Limits) -> ParseTimeout | None:
+        """The error for a document left without text because its pages ran out of time
+        (None when none did: the reader says why itself)."""
+        if not self.slow:
+            return None
+        return ParseTimeout(f"no text could be read: {slow_message(self.slow, limits)}")
+
+
+class PageTimeout(BaseException):  # noqa: N818 (not an error: a page's time is up)
+    """Raised inside a page while it is read, when its time is up (see ``page_guard``). A
+    BaseException, as KeyboardInterrupt is: RapidOCR turns any Exception from the ONNX
+    runtime into its own error, and this one must reach ``read_pages``."""
+
+
+# What reading one page runs under: the sandbox's child sets a guard that turns the page's
+# CPU and wall-clock limits into PageTimeout inside the page; elsewhere, nothing.
+page_guard: Callable[[], AbstractContextManager] = contextlib.nullcontext
 
 
 @functools.cache
@@ -118,28 +141,51 @@ def layout(boxes: Sequence[tuple[np.ndarray, str]]) -> str:
 def read_pages(
     numbers: Sequence[int],
     image_of: Callable[[int], Image.Image | None],
+    limits: Limits,
     progress: Progress = no_progress,
 ) -> OcrResult:
     """OCR each page in ``numbers`` (1-based) from ``image_of(number)``; ``None`` means the
-    page could not be rendered. Progress: ``(done, total)`` before each page and at the end."""
+    page could not be rendered. Progress: ``(done, total)`` before each page and at the end.
+    A page out of time is unreadable and the next is read; past ``limits.ocr_slow_pages``
+    such pages the document has spent its OCR time: ``ParseTimeout``."""
     out = OcrResult()
     total = len(numbers)
     for done, number in enumerate(numbers):
         progress(done, total, step_message(done, total))
-        image = image_of(number)
-        if image is None:
+        if not done:
+            # The engine loads once the first step has allowed its memory, and is no page's
+            # cost: page 1 gets its own time after it (the same step, reported again).
+            engine()
+            progress(done, total, step_message(done, total))
+        try:
+            with page_guard():
+                text = _read_page(image_of(number))
+        except PageTimeout:
+            out.slow.append(number)
             out.unreadable.append(number)
+            if len(out.slow) > limits.ocr_slow_pages:
+                most = limits.ocr_slow_pages
+                raise ParseTimeout(f"{slow_message(out.slow, limits)}: a document may lose at "
+                                   f"most {most} page{'s' if most != 1 else ''} to the OCR "
+                                   f"time limit") from None
             continue
-        if is_blank(image):
-            continue
-        text = recognise(image)
-        if text.strip():
+        if text:
             out.texts[number] = text
-        else:
+        elif text is None:
             out.unreadable.append(number)
     if total:
         progress(total, total, step_message(total, total))
     return out
+
+
+def _read_page(image: Image.Image | None) -> str | None:
+    """A page's text; "" when it is blank, None when it has ink but no text or no image."""
+    if image is None:
+        return None
+    if is_blank(image):
+        return ""
+    text = recognise(image)
+    return text if text.strip() else None
 
 
 def scaled(image: Image.Image, pixels: int) -> Image.Image:
