@@ -6,6 +6,8 @@ covers the collections URLs too)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
@@ -499,3 +501,28 @@ def test_the_api_writes_only_from_what_the_key_may_read(team, lib):
     client = APIClient()
     client.force_login(lib["reader"])
     assert client.get(_api(team, f"batches/{made.json()['id']}/")).status_code == 200
+
+
+def test_the_upload_box_follows_the_collection_filter(client, team, lib):
+    """Viewing one collection, the upload goes into it by default if the person may add to
+    it (the select is swapped with the filtered table: hx-select-oob), else as before."""
+    board = lib["board"]
+
+    def chosen(who, shown):
+        client.force_login(lib[who])
+        page = client.get(_doc_url("documents:library", team), {"collection": shown})
+        into = page.content.decode().split('data-testid="upload-collection"', 1)[1]
+        into = into.split("</select>", 1)[0]
+        return re.findall(r'<option value="(\d*)" selected', into)
+
+    assert chosen("writer", board.pk) == [str(board.pk)]
+    assert chosen("writer", "") == [] and chosen("writer", "none") == []
+    assert chosen("reader", board.pk) == []  # reads the board, cannot add to it
+    assert chosen("member", lib["shared"].pk) == [str(lib["shared"].pk)]
+    # What the HTMX filter swaps in with the table (id and attribute) is in the page.
+    page = client.get(_doc_url("documents:library", team)).content.decode()
+    assert 'hx-select-oob="#upload-into"' in page and 'id="upload-into"' in page
+    # The upload the box then makes lands in the collection.
+    client.force_login(lib["writer"])
+    added = _ingested(_upload(client, team, "agenda.txt", "Agenda of the board.", board))
+    assert added.filing.collection_id == board.pk

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from apps.collections.models import Collection
+from apps.documents.models import Document
 from apps.teams.models import Role
 from tests.api.conftest import ready_document
 from tests.factories import MembershipFactory
@@ -54,7 +55,19 @@ def test_restrict_grant_move_and_filter_in_the_browser(page, live_server, tmp_pa
     page.select_option("[data-testid=collection-filter]", str(board.pk))  # HTMX filter
     expect(page.locator("#doc-rows tr")).to_have_count(1)
     expect(page.locator("#doc-rows")).to_contain_text("in Board")
+    # The upload box follows the filter: a file dropped now goes into the board.
+    upload_into = page.locator("[data-testid=upload-collection]")
+    expect(upload_into).to_have_value(str(board.pk))
+    page.set_input_files("#file-input", files=[{"name": "agenda.txt", "mimeType": "text/plain",
+                                                "buffer": b"Agenda of the next board meeting."}])
+    expect(page.locator("#upload-list")).to_contain_text("agenda.txt")
+    page.wait_for_function("() => document.querySelector('#upload-list').textContent"
+                           ".match(/Ingesting|Ready|Refused|failed/)")
+    added = Document.objects.get(team=team, original_name="agenda.txt")
+    assert added.filing.collection_id == board.pk
     page.screenshot(path=str(shots / "library-filtered.png"), full_page=True)
+    page.select_option("[data-testid=collection-filter]", "")  # all documents: as before
+    expect(upload_into).to_have_value("")
 
     page.context.clear_cookies()
     _login(page, live_server, outsider_of_board.user)
