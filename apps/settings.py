@@ -234,6 +234,9 @@ DOCUMENT_MAX_FILES_PER_UPLOAD = env.int("DOCUMENT_MAX_FILES_PER_UPLOAD", default
 # memory beyond the bare reader's; past either the document fails with a clear error.
 DOCUMENT_PARSE_SECONDS = env.float("DOCUMENT_PARSE_SECONDS", default=120.0)
 DOCUMENT_PARSE_MEMORY_MB = env.int("DOCUMENT_PARSE_MEMORY_MB", default=2048)
+# CPU seconds OCR may spend on one page; a page past it is left unreadable (shown on the
+# document) and the next is read.
+DOCUMENT_OCR_PAGE_SECONDS = env.float("DOCUMENT_OCR_PAGE_SECONDS", default=60.0)
 # Long writing: the largest target length a writing project may ask for (words).
 WRITING_MAX_WORDS = env.int("WRITING_MAX_WORDS", default=50_000)
 EMBEDDING_MODEL = env.str("EMBEDDING_MODEL", default="")  # empty: the packaged all-MiniLM-L6-v2

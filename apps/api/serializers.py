@@ -67,13 +67,15 @@ class DocumentSerializer(serializers.ModelSerializer):
         list_serializer_class = FlatListSerializer
         fields = ["id", "title", "original_name", "kind", "size_bytes", "sha256", "status",
                   "error", "error_code", "pages", "words", "tokens", "chunk_count",
-                  "language", "ocr_pages", "unreadable_pages",
+                  "language", "ocr_pages", "unreadable_pages", "slow_pages",
                   "created_at", "ingested_at", "collection"]
         read_only_fields = fields
         extra_kwargs = {
             "language": {"help_text": "ISO 639-1 code detected at ingest; empty: unknown."},
             "ocr_pages": {"help_text": "Pages (1-based) whose text was read by OCR."},
             "unreadable_pages": {"help_text": "Pages neither a text layer nor OCR could read."},
+            "slow_pages": {"help_text": "Those of the unreadable pages that OCR ran out of "
+                                        "time on."},
         }
 
 

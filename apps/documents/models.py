@@ -45,9 +45,11 @@ class Document(models.Model):
     page_starts = models.JSONField(default=list, blank=True)
     headings = models.JSONField(default=list, blank=True)  # [{"level", "text", "start"}]
     synthetic_pages = models.BooleanField(default=False)
-    # Pages (1-based) whose text came from OCR, and pages neither a text layer nor OCR read.
+    # Pages (1-based) whose text came from OCR, and pages neither a text layer nor OCR read
+    # (slow_pages: those of them OCR ran out of time on).
     ocr_pages = models.JSONField(default=list, blank=True)
     unreadable_pages = models.JSONField(default=list, blank=True)
+    slow_pages = models.JSONField(default=list, blank=True)
     # ISO 639-1 code detected at ingest ("" until detected, or when no language was found).
     language = models.CharField(max_length=16, blank=True, default="")
     pages = models.PositiveIntegerField(default=0)

@@ -34,7 +34,8 @@ class UploadRefused(Exception):
 def limits() -> Limits:
     return Limits(max_bytes=settings.DOCUMENT_MAX_BYTES, max_pages=settings.DOCUMENT_MAX_PAGES,
                   parse_seconds=settings.DOCUMENT_PARSE_SECONDS,
-                  parse_memory_mb=settings.DOCUMENT_PARSE_MEMORY_MB)
+                  parse_memory_mb=settings.DOCUMENT_PARSE_MEMORY_MB,
+                  ocr_page_seconds=settings.DOCUMENT_OCR_PAGE_SECONDS)
 
 
 def _mb(n: int) -> str:
@@ -151,6 +152,7 @@ def ingest(document: Document, progress) -> dict:
             synthetic_pages=extracted.synthetic_pages, language=result.language,
             pages=stats.pages, words=stats.words,
             ocr_pages=extracted.ocr_pages, unreadable_pages=extracted.unreadable_pages,
+            slow_pages=extracted.slow_pages,
             tokens=tokens, chunk_count=len(chunks), ingested_at=timezone.now(),
         )
     progress(100, 100, "Ready")

@@ -139,7 +139,8 @@ def detail(request, pk: int):
         _readable(request).select_related("job", "filing__collection"), pk=pk)
     context = {"doc": document,
                "can_change": _writable(request).filter(pk=document.pk).exists(),
-               "move_to": access.writable_collections(request.team, request.membership)}
+               "move_to": access.writable_collections(request.team, request.membership),
+               "ocr_page_seconds": settings.DOCUMENT_OCR_PAGE_SECONDS}
     if document.status == DocStatus.READY and document.page_starts:
         start = _int(request.GET.get("start"))
         end = _int(request.GET.get("end"))
