@@ -11,12 +11,14 @@ written from the passages retrieved for its point and cited by ``workers.writing
 
 Measured per length: words and the LongBench-Write length score (goal ≥ 90); citation
 density (markers per 100 words, share of prose sentences cited); and the share of cited
-sentences whose cited span supports them, checked again afterwards on the span alone —
-at the level that attached them ("normal": a sanity check of the markers' placement,
-100 % by construction) and at the stricter level ("strict": 0.7 of the sentence's content
-words or cosine 0.7 in the span), which the attaching step never used. Also the sentences
-left uncited, the markers the model wrote itself (removed), and the seconds spent writing
-and citing. Writes results.json, results.md and report_bench.png into DIR/report.
+sentences whose cited span supports them, checked again afterwards on the span alone by
+the grounding check at "normal" and at "strict" (0.7 of the sentence's content words or
+cosine 0.7 in the span) and by the attaching rule itself (``citing.attests``: strict with
+the words required and the embedder agreeing; a check of the markers' placement, 100 % by
+construction). Also the markers the model wrote ([n] after a sentence from source n) and
+how many the check confirmed (its sentence cited at a span of that source; all others
+removed), the seconds spent writing and citing, and up to 12 cited sentences with their
+quotes to read. Writes results.json, results.md and report_bench.png into DIR/report.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from workers.writing.citing import (  # noqa: E402
     MARKER,
     TOPIC_PASSAGES,
     Library,
+    attests,
     citation_stats,
     source_topics,
     supports,
@@ -113,6 +116,8 @@ def run_length(llm, documents: list[SourceDocument], words: int) -> dict[str, An
                                                                   sections[i].citations)]
     normal = sum(supports(s, q, "normal") for s, q in pairs)
     strict = sum(supports(s, q, "strict") for s, q in pairs)
+    attached = sum(attests(s, q) for s, q in pairs)
+    citing = [sections[i].citing for i in sorted(sections)]
     return {
         "target": words, "words": result.words,
         "length_score": round(length_score(words, result.words), 1),
@@ -122,11 +127,14 @@ def run_length(llm, documents: list[SourceDocument], words: int) -> dict[str, An
         "cited_pairs": len(pairs),
         "supported_normal": round(normal / len(pairs), 3) if pairs else None,
         "supported_strict": round(strict / len(pairs), 3) if pairs else None,
-        "removed_markers": sum(sections[i].citing.get("removed_markers", 0) for i in sections),
+        "supported_rule": round(attached / len(pairs), 3) if pairs else None,
+        "model_markers": sum(c.get("model_markers", 0) for c in citing),
+        "confirmed_markers": sum(c.get("confirmed_markers", 0) for c in citing),
+        "removed_markers": sum(c.get("removed_markers", 0) for c in citing),
         "plan_s": round(plan_s, 1), "write_s": round(write_s, 1),
         "cite_s": round(cite_seconds, 1),
         "words_per_min": round(result.words / write_s * 60, 1) if write_s else 0.0,
-        "example": next(((s, q[:200]) for s, q in pairs), None),
+        "examples": [(s, q[:300]) for s, q in pairs[:12]],
         "points": [s.point[:120] for s in plan.sections],
     }
 
@@ -140,15 +148,16 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
              f"Sources: {', '.join(SOURCES)} (LooGLE). Instruction: “{INSTRUCTION}”", "",
              "| target | words | length score | plan | sections | sentences | cited | "
              "cited share | citations /100 words | supported (normal, span alone) | "
-             "supported (strict, span alone) | model markers removed | write s | of which "
-             "citing s | words/min |",
-             "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "supported (strict, span alone) | attaching rule (span alone) | model markers "
+             "(confirmed) | write s | of which citing s | words/min |",
+             "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results["runs"]:
         lines.append(
             f"| {r['target']:,} | {r['words']:,} | {r['length_score']} | {r['plan']} | "
             f"{r['sections']} | {r['sentences']} | {r['cited_sentences']} | "
             f"{pct(r['cited_share'])} | {r['per_100_words']} | {pct(r['supported_normal'])} | "
-            f"{pct(r['supported_strict'])} | {r['removed_markers']} | {r['write_s']} | "
+            f"{pct(r['supported_strict'])} | {pct(r['supported_rule'])} | "
+            f"{r['model_markers']} ({r['confirmed_markers']}) | {r['write_s']} | "
             f"{r['cite_s']} | {r['words_per_min']} |")
     (out / "results.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 

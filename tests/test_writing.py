@@ -430,7 +430,7 @@ def test_reference_documents_feed_the_section_prompt_and_stay_in_the_team(
     assert jobs.run(project.job.pk, project.job.celery_task_id) == "succeeded", \
         project.job.error
     prompt = spy.sent[0][-1]["content"]
-    block = prompt.split("Reference material", 1)[1].split("\n\nNow write section", 1)[0]
+    block = prompt.split("Sources (numbered", 1)[1].split("\n\nNow write section", 1)[0]
     passages = re.findall(r"^\[\d\] (.*?)(?=\n\[\d\] |\Z)", block.split(":\n", 1)[1],
                           re.S | re.M)
     assert passages and all(p in mine.text for p in passages), passages  # exact spans

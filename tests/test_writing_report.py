@@ -23,7 +23,7 @@ from apps.jobs import services as jobs
 from apps.writing import services
 from apps.writing.models import ProjectStatus, SectionStatus
 from workers.writing import length_score
-from workers.writing.citing import MARKER, citation_stats, supports
+from workers.writing.citing import MARKER, attests, citation_stats
 
 pytestmark = pytest.mark.django_db
 
@@ -115,7 +115,7 @@ def test_a_report_from_three_documents_cites_spans_and_exports(client, team, mem
             for sentence in marked:
                 cited += 1
                 plain = MARKER.sub("", sentence).replace(" .", ".")
-                assert supports(plain, c["quote"]), (plain, c["quote"])
+                assert attests(plain, c["quote"]), (plain, c["quote"])
     stats = citation_stats(s.text for s in sections)
     assert cited >= 1 and stats["cited_sentences"] >= 1, [s.text for s in sections]
 

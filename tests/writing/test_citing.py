@@ -5,18 +5,23 @@ what the sources hold."""
 
 from __future__ import annotations
 
+import re
+
 from tests.writing.conftest import Canned
 from workers.qa.retrieval import InMemoryRetriever
 from workers.qa.types import Passage, SourceDocument
 from workers.writing import Plan, PlanSection, make_plan, write_document
 from workers.writing.citing import (
+    MARKER,
     Library,
+    attests,
     citation_stats,
     cite,
     number_citations,
     source_topics,
     supports,
 )
+from workers.writing.writer import SOURCES_NOTE, section_brief
 
 HARBOUR = ("The harbour of Altmark was rebuilt in 1998 by Kessler Marine Works. The work cost "
            "4.2 million euros. Fishing boats returned in the spring of 1999. The town council "
@@ -26,6 +31,19 @@ DOCS = [SourceDocument(1, "Harbour report", HARBOUR), SourceDocument(2, "Tides",
 TEXT = ("The harbour was rebuilt in 1998 by Kessler Marine Works [2]. It is a wonderful place "
         "full of joy and music. The rebuilding cost 4.2 million euros. Storms in winter flooded "
         "the old market. The moon is made of cheese and Peter Smith loved it in 1850.")
+
+
+PROTESTS = ("During the 2020 protests in the United States, police officers used tear gas, "
+            "batons and rubber bullets against demonstrators, and human rights groups documented "
+            "hundreds of cases of police violence. Several cities later changed their rules.")
+PROTEST_SPAN = PROTESTS[:PROTESTS.index(" Several")]
+# Paraphrases on the wrong topic (prisons, not protests), built from the span's words: the
+# first passes the old attaching level ("normal": 0.62 of its content words are there), the
+# second even "strict" (0.75), but the embedder finds neither close to the span (≈0.3).
+WRONG_TOPIC = ["Human rights groups documented cases of torture and rape of prisoners.",
+               "Human rights groups documented hundreds of cases of torture in prisons."]
+RESTATED = "In 2020 police in the United States used tear gas and rubber bullets against " \
+    "demonstrators."
 
 
 class Recording(Canned):
@@ -123,12 +141,80 @@ def test_a_library_section_is_written_from_passages_and_cited(llm):
                             done_sections={}, save_section=saved.__setitem__, library=library)
     first = saved[1]
     assert first.citations and first.citing["cited"] >= 2
-    assert "[1]" in first.text and first.citing["removed_markers"] >= 1
+    # The model's "[1]" named the passage whose span the check cited: confirmed.
+    assert "[1]" in first.text and first.citing["model_markers"] == 1
+    assert first.citing["confirmed_markers"] == 1 and first.citing["removed_markers"] == 0
     for c in first.citations:
         assert HARBOUR[c["start"]:c["end"]] == c["quote"]
     # The passages went into the prompt; later sections read the text without markers.
     second = next(m[-1]["content"] for m in canned.sent
                   if "Now write section 2" in m[-1]["content"])
-    assert "Reference material" in second and "Kessler Marine Works." in second
+    assert "Sources (numbered" in second and "Kessler Marine Works." in second
     assert "Works [1]" not in second
     assert "[1]" not in result.text and "Kessler Marine Works." in result.text
+
+
+def _cited(text: str) -> list[tuple[str, int]]:
+    """(sentence without its marker, marker number) for each marked sentence."""
+    return [(MARKER.sub("", s).replace(" .", "."), int(k)) for s in
+            re.split(r"(?<=[.!?])\s+", text) for k in MARKER.findall(s)]
+
+
+def test_a_paraphrase_on_the_wrong_topic_is_not_cited_a_restatement_is():
+    assert supports(WRONG_TOPIC[0], PROTEST_SPAN, "normal")
+    assert not supports(WRONG_TOPIC[0], PROTEST_SPAN, "strict")
+    assert supports(WRONG_TOPIC[1], PROTEST_SPAN, "strict")
+    assert not any(attests(s, PROTEST_SPAN) for s in WRONG_TOPIC)
+    assert attests(RESTATED, PROTEST_SPAN)
+    docs = [*DOCS, SourceDocument(3, "Protests", PROTESTS)]
+    cited = cite(" ".join([*WRONG_TOPIC, RESTATED]), [Passage(3, 0, 60, PROTESTS[:60], 1.0)],
+                 docs, words=60)
+    assert cited.sentences == 3 and cited.cited == 1 and cited.unsupported == WRONG_TOPIC
+    assert cited.text.count("[1]") == 1 and "demonstrators [1]." in cited.text
+    # The span cited is the one sentence that says it (not the passage, not its neighbour).
+    assert [c["quote"] for c in cited.citations] == [PROTEST_SPAN]
+
+
+def test_a_model_marker_is_kept_only_where_the_check_confirms_it():
+    docs = [*DOCS, SourceDocument(3, "Protests", PROTESTS)]
+    passages = [Passage(1, 0, 68, HARBOUR[:68], 1.0), Passage(3, 0, 60, PROTESTS[:60], 0.9)]
+    text = (f"{WRONG_TOPIC[1][:-1]} [2]. {RESTATED[:-1]} [1]. "
+            "The harbour of Altmark was rebuilt in 1998 by Kessler Marine Works [1].")
+    cited = cite(text, passages, docs, words=60)
+    # [2] on the paraphrase pointed at a span that does not support it: gone, uncited.
+    assert cited.text.startswith(WRONG_TOPIC[1] + " ")
+    # [1] on the protests named the harbour passage: removed; the sentence is cited at the
+    # span that does support it. [1] on the harbour was right: confirmed.
+    assert cited.model_markers == 3 and cited.confirmed_markers == 1
+    assert cited.removed_markers == 2
+    quotes = {s: cited.citations[k - 1]["quote"] for s, k in _cited(cited.text)}
+    assert quotes == {RESTATED: PROTEST_SPAN,
+                      "The harbour of Altmark was rebuilt in 1998 by Kessler Marine Works.":
+                      HARBOUR[:HARBOUR.index(" The work")]}
+
+
+def test_no_prompt_markup_reaches_the_text():
+    passages = [Passage(1, 0, 68, HARBOUR[:68], 1.0), Passage(2, 0, 38, TIDES[:38], 0.5)]
+    written = (f"{SOURCES_NOTE}\n[1] The harbour of Altmark was rebuilt in 1998 by Kessler "
+               "Marine Works.\n[^2] Dragons guard the northern pass [2, 3]. Tides in the bay "
+               "rise by three metres [2]. Reference material:\nThe work cost 4.2 million "
+               "euros [1–2].")
+    cited = cite(written, passages, DOCS, words=60)
+    assert "Sources" not in cited.text and "Reference material" not in cited.text
+    assert "[^" not in cited.text and "," not in cited.text and "–" not in cited.text
+    assert cited.model_markers == 5
+    markers = [int(k) for k in MARKER.findall(cited.text)]
+    assert markers == [1, 2, 3] and len(cited.citations) == 3
+    assert "Dragons guard the northern pass." in cited.text  # kept, uncited
+    assert not cited.text.startswith(" ")
+    for plain, k in _cited(cited.text):
+        assert attests(plain, cited.citations[k - 1]["quote"]), (plain, k)
+
+
+def test_the_continuation_rounds_see_the_sources_numbered():
+    plan = Plan([PlanSection(1, "Rebuilding the harbour", 400)], "sources")
+    brief = section_brief("Write a report on the harbour.", plan, plan.sections[0],
+                          sources=[HARBOUR, TIDES])
+    assert SOURCES_NOTE in brief and "[1] The harbour of Altmark" in brief
+    assert "[2] Tides in the bay" in brief
+    assert SOURCES_NOTE not in section_brief("Write a report.", plan, plan.sections[0])

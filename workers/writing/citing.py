@@ -2,14 +2,17 @@
 that only a supported sentence gets.
 
 A section is written from passages retrieved for its point (exact spans of the reference
-documents). Afterwards each of its sentences is checked, against those passages and the
-text around them (``EVIDENCE_CHARS``), by the QA grounding check
-(``workers.qa.grounding.check``, the same check that vets chat answers: the sentence's
-names, numbers and content words in a cited passage or a sentence of the documents, or an
-embedding close to it). A supported sentence gets a marker ``[k]`` and the exact span that
-supports it; an unsupported one stays as written, without a citation: a small model's
-prose is kept, but nothing it invented is dressed as sourced. Markers the model wrote
-itself (it sees the passages numbered) are removed first: only the check gives citations.
+documents), shown to the model numbered and with the request to restate them, marking a
+sentence taken from passage n with [n]. Afterwards each of its sentences is checked against
+every sentence of those passages and the text around them (``EVIDENCE_CHARS``), each
+evidence sentence alone, by the QA grounding check (``workers.qa.grounding.check``, the
+check that vets chat answers) at "strict", under the attaching rule (``_attested``): the
+sentence's names and numbers in the span, its content words there (0.7 of them), and the
+embedder agreeing (cosine ≥ 0.6). A sentence so attested gets a marker ``[k]`` and the
+best such span; any other stays as written, without a citation: a small model's prose is
+kept, but neither what it invented nor a loose paraphrase on a neighbouring topic is dressed
+as sourced. The model's own markers never reach the text: all are removed, and one counts
+as confirmed only when the check cited its sentence at a span of the passage it named.
 
 Section texts hold section-local markers; ``number_citations`` numbers them across the
 whole text (one number per span, in order of first use) for the page, the exports and
@@ -27,7 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workers.qa.citations import make_citation, sentence_units
-from workers.qa.grounding import MAX_CLAIMS, NEIGHBOURS, check
+from workers.qa.grounding import LEVELS, MAX_CLAIMS, check, check_level
+from workers.qa.grounding_words import content_words
 from workers.qa.types import Citation, Passage, SourceDocument
 
 # "[3]", "[^3]", "[12, 13]" written by the model: it saw the passages numbered.
@@ -39,6 +43,9 @@ MARKER_WITH_SPACE = re.compile(r" ?\[\d{1,3}\]")
 # before it ("… in 1998 [2]."). Found by walking back from the end, not by a regex anchored
 # at $ (searched from every start, that is quadratic in a run of "!").
 _STOPS, _CLOSERS = ".!?…", "\"”’)]*_"
+# The prompt's label of its passages echoed, at a line's end ("Sources (numbered…):").
+_PROMPT_LINE = re.compile(
+    r"(?im)(?:^|(?<=[.!?]) )[ \t]*(?:sources|reference material)\b[^\n.!?]{0,200}:[ \t]*$\n?")
 # Lines that are no claim: headings, table rows, separators.
 _NOT_PROSE = re.compile(r"^\s*(?:#|\||-{3,}|\*{3,}|_{3,})")
 # The check's question: a summary of the sources to a length, so that each sentence is
@@ -46,6 +53,13 @@ _NOT_PROSE = re.compile(r"^\s*(?:#|\||-{3,}|\*{3,}|_{3,})")
 QUESTION = "Summarise the reference documents in {words} words."
 PASSAGES = 3  # retrieved per section (the prompt's reference material)
 EVIDENCE_CHARS = 1500  # the text around each passage searched for a sentence's support
+MAX_SPAN_CHARS = 600  # a longer evidence unit (a list run together) is no quotable span
+# The attaching rule (``_attested``): the check at "strict" (normal attached loose
+# paraphrases: half the content words, or an embedding within 0.6, were enough), with its
+# lexical test required on its own and the dense score agreeing at normal's bar.
+ATTACH_LEVEL = "strict"
+AGREE = LEVELS["normal"].claim_similarity  # type: ignore[union-attr]
+MIN_CLAIM_WORDS = 3  # content words and names: fewer ("This is true.") claim nothing
 TOPIC_PASSAGES = 8  # retrieved for the instruction, as plan topics (documents without headings)
 TOPIC_WORDS = 12  # a key passage as a plan topic: its first sentence, cut to this
 MAX_TOPICS = 40
@@ -57,12 +71,16 @@ class CitedText:
     citations: list[dict[str, Any]]  # marker k → citations[k - 1]: document_id, start, end, quote
     sentences: int  # prose sentences checked
     cited: int  # of them supported, so cited
-    removed_markers: int  # markers the model wrote itself, removed
+    removed_markers: int  # markers the model wrote that the check did not confirm
     unsupported: list[str] = field(default_factory=list)  # sentences left uncited (trace)
+    model_markers: int = 0  # markers the model wrote (all removed; see cite)
+    confirmed_markers: int = 0  # of them on a sentence cited at a span of the passage named
 
     def to_dict(self) -> dict[str, Any]:
         return {"sentences": self.sentences, "cited": self.cited,
                 "removed_markers": self.removed_markers,
+                "model_markers": self.model_markers,
+                "confirmed_markers": self.confirmed_markers,
                 "unsupported": [s[:200] for s in self.unsupported[:20]]}
 
 
@@ -75,7 +93,7 @@ class Library:
     documents: list[SourceDocument]
     retrieve: Callable[[str, int], list[Passage]]
     topics: list[str] = field(default_factory=list)
-    level: str = "normal"  # grounding strictness (workers.qa.grounding.LEVELS)
+    level: str = ATTACH_LEVEL  # grounding strictness the attaching rule builds on
 
     @staticmethod
     def plain(text: str) -> str:
@@ -92,6 +110,44 @@ class Library:
 def strip_model_markers(text: str) -> tuple[str, int]:
     """The text without citation markers the model wrote, and how many there were."""
     return MODEL_MARKER.subn("", text)
+
+
+def _model_markers(text: str) -> tuple[str, list[tuple[int, frozenset[int], bool]]]:
+    """The text without the model's markers (and lines echoing the prompt's labels), and
+    each marker as (its position in that text, the passage numbers it names, whether it
+    opened a line: "[2] The harbour…" marks the sentence after it, "…1998 [2]." and
+    "…1998. [2]" the sentence before)."""
+    text = _PROMPT_LINE.sub(lambda m: "" if m.start() == 0 or text[m.start() - 1] == "\n"
+                            else "\n", text)  # a label after a sentence: the line breaks
+    out, marks, last, removed = [], [], 0, 0
+    for m in MODEL_MARKER.finditer(text):
+        out.append(text[last:m.start()])
+        opens = m.start() == 0 or text[m.start() - 1] == "\n" or \
+            text[:m.start()].endswith(("\n ", "\n\t"))
+        numbers = frozenset(int(n) for n in re.findall(r"\d{1,3}", m.group(0)))
+        marks.append((m.start() - removed, numbers, opens))
+        end = m.end()
+        while opens and end < len(text) and text[end] in " \t":  # "[1] The…" → "The…"
+            end += 1
+        removed += end - m.start()
+        last = end
+    out.append(text[last:])
+    return "".join(out), marks
+
+
+def _marked_units(units: Sequence[tuple[int, int]],
+                  marks: Sequence[tuple[int, frozenset[int], bool]]
+                  ) -> list[tuple[int | None, frozenset[int]]]:
+    """For each model marker: the start of the sentence it was written on (None: none)
+    and the passage numbers it names."""
+    out = []
+    for position, numbers, opens in marks:
+        if opens:
+            unit = next((s for s, _ in units if s >= position), None)
+        else:
+            unit = next((s for s, e in reversed(units) if s < position), None)
+        out.append((unit, numbers))
+    return out
 
 
 def _closing_start(sentence: str) -> int:
@@ -113,57 +169,78 @@ def _mark(sentence: str, number: int) -> str:
 
 
 def cite(text: str, passages: Sequence[Passage], documents: Sequence[SourceDocument], *,
-         words: int, level: str = "normal") -> CitedText:
-    """``text`` with a marker on each sentence the grounding check finds supported, and
-    the span that supports it (see the module docstring). ``passages``: what the section
-    was written from (checked first, as the cited spans of an answer are)."""
-    text, removed = strip_model_markers(text)
+         words: int, level: str = ATTACH_LEVEL) -> CitedText:
+    """``text`` with a marker on each sentence that one sentence of the section's evidence
+    attests (``attests``: the best such span among all of them), and that span; markers
+    the model wrote are kept only where the span found lies in the passage they name.
+    ``passages``: what the section was written from (numbered [1].. in its prompt)."""
+    words = max(words, 1)
+    text, marks = _model_markers(text)
     units = [(s, e) for s, e in sentence_units(text) if not _NOT_PROSE.match(text[s:e])]
     by_id = {d.id: d for d in documents}
-    # The check searches the section's evidence (its passages with EVIDENCE_CHARS around
-    # them), not the whole library: its cost follows the section, not the library's size.
-    regions = _regions(passages, by_id)
-    evidence = [SourceDocument(k, document.title, document.span(lo, hi))
-                for k, (document, lo, hi) in enumerate(regions)]
-    cited_spans = [Citation(k, p.start - lo, p.end - lo, document.span(p.start, p.end))
-                   for p in passages for k, (document, lo, hi) in enumerate(regions)
-                   if document.id == p.document_id and lo <= p.start and p.end <= hi]
-    question = QUESTION.format(words=max(words, 1))
+    # Every sentence of the section's evidence (its passages with EVIDENCE_CHARS around
+    # them) is a document of its own: the check then finds, for each written sentence, the
+    # one evidence sentence that supports it best, and reads nothing beside it (the quote
+    # shown is all the support there is). Its cost follows the section, not the library.
+    spans = [(document, lo + a, lo + b) for document, lo, hi in _regions(passages, by_id)
+             for a, b in sentence_units(document.span(lo, hi)) if b - a <= MAX_SPAN_CHARS]
+    evidence = [SourceDocument(k, document.title, document.span(s, e))
+                for k, (document, s, e) in enumerate(spans)]
+    question = QUESTION.format(words=words)
     support: dict[int, Citation] = {}
     unsupported: list[str] = []
     for first in range(0, len(units), MAX_CLAIMS):
         batch = units[first:first + MAX_CLAIMS]
-        found = {}  # sentence start → the evidence the check found: (document, start, end)
-        for (s, e), claim in zip(batch, _judge(question, [text[s:e] for s, e in batch],
-                                               cited_spans, evidence, level), strict=True):
-            if claim is not None and claim.get("supported"):
-                document, lo, _ = regions[claim["document_id"]]
-                found[s] = (text[s:e], document, lo + claim["start"], lo + claim["end"])
-        alone = _evidence_alone(question, list(found.values()), level)
-        for s, e in batch:
-            span = None
-            if s in found:
-                sentence, document, start, end = found[s]
-                span = alone.get(sentence) or _span_alone(question, sentence, document, start,
-                                                          end, level, evidence_tried=True)
-            if span is not None:
-                support[s] = span
+        sentences = [text[s:e] for s, e in batch]
+        for (s, _), sentence, claim in zip(batch, sentences,
+                                           _judge(question, sentences, [], evidence, level),
+                                           strict=True):
+            if _attested(sentence, claim, level):
+                document, a, b = spans[claim["document_id"]]
+                support[s] = make_citation(document, a, b)
             else:
-                unsupported.append(text[s:e])
-    numbers: dict[tuple[Any, int, int], int] = {}
+                unsupported.append(sentence)
+    confirmed = 0
+    for unit, numbers in _marked_units(units, marks):
+        c = support.get(unit) if unit is not None else None
+        confirmed += c is not None and any(
+            1 <= n <= len(passages) and passages[n - 1].document_id == c.document_id
+            and passages[n - 1].start < c.end and c.start < passages[n - 1].end
+            for n in numbers)
+    numbers_of: dict[tuple[Any, int, int], int] = {}
     out, last = [], 0
     for s, e in units:
         if s not in support:
             continue
         c = support[s]
-        number = numbers.setdefault((c.document_id, c.start, c.end), len(numbers) + 1)
+        number = numbers_of.setdefault((c.document_id, c.start, c.end), len(numbers_of) + 1)
         out += [text[last:s], _mark(text[s:e], number)]
         last = e
     out.append(text[last:])
-    spans = sorted(numbers.items(), key=lambda kv: kv[1])
+    ordered = sorted(numbers_of.items(), key=lambda kv: kv[1])
     citations = [{"document_id": key[0], "start": key[1], "end": key[2],
-                  "quote": by_id[key[0]].span(key[1], key[2])} for key, _ in spans]
-    return CitedText("".join(out), citations, len(units), len(support), removed, unsupported)
+                  "quote": by_id[key[0]].span(key[1], key[2])} for key, _ in ordered]
+    return CitedText("".join(out), citations, len(units), len(support),
+                     len(marks) - confirmed, unsupported, len(marks), confirmed)
+
+
+def _attested(sentence: str, claim: Mapping[str, Any] | None, level: str) -> bool:
+    """The attaching rule on the check's verdict for one sentence against one span: the
+    check at ``level`` supports it (its names and numbers all in the span), it says
+    something checkable (``MIN_CLAIM_WORDS``), its content words are in the span (the
+    level's ``word_coverage`` on its own: a paraphrase close in meaning is not enough), and
+    the dense score agrees (``AGREE``: words that are there but say something else are
+    not enough either). Without the embedder nothing is cited."""
+    if not claim or not claim.get("supported"):
+        return False
+    if len(content_words(sentence)) < MIN_CLAIM_WORDS:
+        return False
+    rules = LEVELS[check_level(level)]
+    if rules is None:
+        return False
+    coverage, similarity = claim.get("word_coverage"), claim.get("claim_similarity")
+    return ((coverage is None or coverage >= rules.word_coverage)
+            and similarity is not None and similarity >= AGREE)
 
 
 def _judge(question: str, sentences: list[str], cited: list[Citation],
@@ -206,65 +283,26 @@ def _regions(passages: Sequence[Passage], by_id: Mapping[Any, SourceDocument]
     return out
 
 
-def _evidence_alone(question: str, found: list[tuple[str, SourceDocument, int, int]],
-                    level: str) -> dict[str, Citation]:
-    """{sentence: its evidence span} for the sentences whose evidence supports them alone,
-    in one check (one embedder pass): each evidence span is a document of its own, and a
-    sentence counts only when the span it is supported by is its own. The rest go to
-    ``_span_alone``."""
-    if not found:
-        return {}
-    spans = [SourceDocument(k, "span", document.span(start, end))
-             for k, (_, document, start, end) in enumerate(found)]
-    cited = [Citation(k, 0, len(d.text), d.text) for k, d in enumerate(spans)]
-    claims = _judge(question, [sentence for sentence, *_ in found], cited, spans, level)
-    keys = [(document.id, start, end) for _, document, start, end in found]
-    out = {}
-    for k, ((sentence, document, start, end), claim) in enumerate(zip(found, claims,
-                                                                      strict=True)):
-        by = claim.get("document_id") if claim is not None and claim.get("supported") else None
-        if by is not None and keys[by] == keys[k]:  # its own span (or the same span)
-            out[sentence] = make_citation(document, start, end)
-    return out
-
-
-def _span_alone(question: str, sentence: str, document: SourceDocument, start: int, end: int,
-                level: str, evidence_tried: bool = False) -> Citation | None:
-    """The span to cite for a sentence the check found supported by the evidence at
-    ``start:end``: that evidence alone when it supports the sentence by itself, else the
-    evidence with its neighbouring sentences (the check reads evidence with them), else
-    None. Each is checked again with nothing else of the documents to search: the quote
-    shown must hold the support, not only a sentence next to it. (Each neighbour alone
-    would give tighter quotes, at one embedder pass more per try: too slow on 2 cores.)"""
-    units = _around(document, start, end)
-    candidates = [(start, end), (units[0][0], units[-1][1])] if units else [(start, end)]
-    for a, b in dict.fromkeys(candidates):
-        if evidence_tried and (a, b) == (start, end):
-            continue
-        if supports(sentence, document.span(a, b), level, question):
-            return make_citation(document, a, b)
-    return None
-
-
 def supports(sentence: str, quote: str, level: str = "normal",
              question: str = QUESTION.format(words=100)) -> bool:
     """Whether the grounding check finds ``sentence`` supported with ``quote`` as the only
     text (what a citation of that span claims)."""
+    return _verdict(sentence, quote, level, question)[0]
+
+
+def attests(sentence: str, quote: str, level: str = ATTACH_LEVEL,
+            question: str = QUESTION.format(words=100)) -> bool:
+    """Whether the attaching rule (``_attested``) cites ``quote`` alone for ``sentence``."""
+    supported, claims = _verdict(sentence, quote, level, question)
+    return supported and len(claims) == 1 and _attested(sentence, claims[0], level)
+
+
+def _verdict(sentence: str, quote: str, level: str, question: str
+             ) -> tuple[bool, list[dict[str, Any]]]:
     alone = SourceDocument(0, "span", quote)
     verdict = check(question, sentence, [Citation(0, 0, len(quote), quote)], [alone], level)
     claims = verdict.notes.get("claims") or []
-    return bool(claims) and all(c.get("supported") for c in claims)
-
-
-def _around(document: SourceDocument, start: int, end: int) -> list[tuple[int, int]]:
-    """The sentences of ``start:end`` and ``NEIGHBOURS`` on each side (what the check reads
-    as evidence), in order; [] when none is found."""
-    lo, hi = max(0, start - 600), end + 600
-    units = [(s + lo, e + lo) for s, e in sentence_units(document.span(lo, hi))]
-    inside = [i for i, (s, e) in enumerate(units) if s < end and e > start]
-    if not inside:
-        return []
-    return units[max(0, inside[0] - NEIGHBOURS):inside[-1] + NEIGHBOURS + 1]
+    return bool(claims) and all(c.get("supported") for c in claims), claims
 
 
 # -- Numbering across the whole text --------------------------------------------------------
