@@ -198,11 +198,12 @@ def test_no_prompt_markup_reaches_the_text():
     written = (f"{SOURCES_NOTE}\n[1] The harbour of Altmark was rebuilt in 1998 by Kessler "
                "Marine Works.\n[^2] Dragons guard the northern pass [2, 3]. Tides in the bay "
                "rise by three metres [2]. Reference material:\nThe work cost 4.2 million "
-               "euros [1–2].")
+               "euros [1–2]. It was paid by the town [n]. Boats came back [Source 1].")
     cited = cite(written, passages, DOCS, words=60)
     assert "Sources" not in cited.text and "Reference material" not in cited.text
     assert "[^" not in cited.text and "," not in cited.text and "–" not in cited.text
-    assert cited.model_markers == 5
+    assert "[n]" not in cited.text and "[Source" not in cited.text
+    assert cited.model_markers == 7
     markers = [int(k) for k in MARKER.findall(cited.text)]
     assert markers == [1, 2, 3] and len(cited.citations) == 3
     assert "Dragons guard the northern pass." in cited.text  # kept, uncited

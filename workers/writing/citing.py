@@ -34,8 +34,10 @@ from workers.qa.grounding import LEVELS, MAX_CLAIMS, check, check_level
 from workers.qa.grounding_words import content_words
 from workers.qa.types import Citation, Passage, SourceDocument
 
-# "[3]", "[^3]", "[12, 13]" written by the model: it saw the passages numbered.
-MODEL_MARKER = re.compile(r"[ \t]?\[\^?\d{1,3}(?:\s*[,;–-]\s*\d{1,3})*\]")
+# "[3]", "[^3]", "[12, 13]", "[Source 2]" written by the model: it saw the passages numbered;
+# "[n]" is the prompt's own wording copied.
+MODEL_MARKER = re.compile(
+    r"[ \t]?\[\^?(?:source\s*)?(?:\d{1,3}|n)(?:\s*[,;–-]\s*\d{1,3})*\]", re.IGNORECASE)
 # Our markers in a stored section text (the model's were removed before ours went in).
 MARKER = re.compile(r"\[(\d{1,3})\]")
 MARKER_WITH_SPACE = re.compile(r" ?\[\d{1,3}\]")
