@@ -103,7 +103,11 @@ def _layer(pdf: pdfium.PdfDocument, index: int) -> _Layer:
             chars = len("".join(text.split()))
             if chars == 0 or chars >= STAMP_CHARS:
                 return _Layer(text, ocr=chars == 0)
-            if _image_share(page) < SCAN_SHARE:
+            try:
+                share = _image_share(page)
+            except pdfium.PdfiumError:  # objects PDFium cannot place: keep the layer as it is
+                share = 0.0
+            if share < SCAN_SHARE:
                 return _Layer(text)
             return _Layer(text, ocr=True, above=_starts_above(page, textpage, text))
         finally:
