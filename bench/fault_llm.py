@@ -22,8 +22,9 @@ STUB_ANSWER = ("The documents say the engine under workers imports no Django, an
 
 
 class StubLLM(ThreadingHTTPServer):
-    """An OpenAI-compatible server that streams STUB_ANSWER word by word, `token_delay`
-    seconds apart: the shape of a real server's answer at a fixed, cheap cost."""
+    """An OpenAI-compatible server that answers STUB_ANSWER at `token_delay` seconds a word,
+    streamed word by word or whole at the end: the shape and the wait of a real server's
+    answer, without its CPU."""
 
     daemon_threads = True
     model, window = "bench-stub", 8192
@@ -66,6 +67,8 @@ class _StubHandler(BaseHTTPRequestHandler):
         words = STUB_ANSWER.split(" ")[: max(1, int(body.get("max_tokens") or 64))]
         usage = {"prompt_tokens": 100, "completion_tokens": len(words), "total_tokens": 100}
         if not body.get("stream"):
+            # The same words take the same time unstreamed: a server writes them either way.
+            time.sleep(self.server.token_delay * len(words))
             self._json({"choices": [{"index": 0, "finish_reason": "stop", "message": {
                 "role": "assistant", "content": " ".join(words)}}], "usage": usage})
             return

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
 from apps.jobs import services
 from apps.jobs.models import Job, Status
+from tests.live_worker import empty_broker
 from workers.progress import Cancelled
 
 pytestmark = pytest.mark.django_db
@@ -44,6 +46,46 @@ def test_progress_raises_cancelled_once_cancel_is_requested(job):
     services.cancel(claimed)
     with pytest.raises(Cancelled):
         progress(2, 4)
+
+
+def _synchronous_commit() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_progress_commits_without_waiting_for_the_disk_and_only_for_itself(team, owner):
+    """Progress, heartbeats and token counts are committed without waiting for the WAL
+    flush (many per job); the session's setting is unchanged afterwards, so the job's
+    ending still commits durably."""
+    with empty_broker():
+        job = services.create_job(team, "word_stats", {"text": "a b"}, user=owner)
+        claimed = services.claim(job.pk, job.celery_task_id)
+        statements: list[str] = []
+        with connection.execute_wrapper(
+                lambda execute, sql, *rest: statements.append(sql) or execute(sql, *rest)):
+            services.JobProgress(claimed)(1, 2, "half")
+            services.JobProgress(claimed).add_tokens(10, 3)
+            services.Heartbeat(claimed).beat()
+        assert sum("SET LOCAL synchronous_commit TO OFF" in sql for sql in statements) == 3
+        assert _synchronous_commit() == "on"
+        row = Job.objects.get(pk=job.pk)  # committed: read back outside any transaction
+        assert (row.progress_current, row.message, row.tokens_in, row.tokens_out) == (
+            1, "half", 10, 3)
+        # Superseded (the sweeper gave the job a new message) and cancelled stay distinct.
+        services.cancel(claimed)
+        with pytest.raises(Cancelled):
+            services.JobProgress(claimed)(2, 2)
+        Job.objects.filter(pk=job.pk).update(celery_task_id="another")
+        with pytest.raises(services.Superseded):
+            services.JobProgress(claimed)(2, 2)
+
+
+def test_progress_inside_a_callers_transaction_leaves_its_commit_alone(job):
+    claimed = services.claim(job.pk, job.celery_task_id)
+    services.JobProgress(claimed)(1, 2)  # the test's transaction is the caller's
+    assert _synchronous_commit() == "on"
 
 
 def test_cancel_queued_job_is_immediate(job):
