@@ -152,10 +152,16 @@ def test_an_api_write_item_with_a_collection_cites_only_it(team, owner, shelves)
         assert texts[ref["document_id"]][ref["start"]:ref["end"]] == ref["quote"]
         assert f"[{ref['n']}]" in out["text"]
     assert "Bluefinch" not in out["text"]
-    # A member who may not read the collection's documents after all no longer sees it.
-    outsider = MembershipFactory(team=team, role=Role.MEMBER).user
-    collections.set_restricted(altmark, True)
+    # Its text quotes what it was written from: a member who may not read one of those (a
+    # document moved into a restricted collection since), or the collection, no longer sees
+    # the batch.
+    batch = f"/api/v1/teams/{team.slug}/batches/{made.json()['id']}/"
     member_api = APIClient()
-    member_api.force_login(outsider)
-    assert member_api.get(f"/api/v1/teams/{team.slug}/batches/{made.json()['id']}/"
-                          ).status_code == 404
+    member_api.force_login(MembershipFactory(team=team, role=Role.MEMBER).user)
+    assert member_api.get(batch).status_code == 200
+    collections.move(team, owner, shelves["town"], shelves["board"])
+    assert member_api.get(batch).status_code == 404
+    collections.move(team, owner, shelves["town"], altmark)
+    assert member_api.get(batch).status_code == 200
+    collections.set_restricted(altmark, True)
+    assert member_api.get(batch).status_code == 404

@@ -164,7 +164,8 @@ def visible_jobs(team, who) -> QuerySet:
         | Q(ref_project_id__in=projects) | Q(ref_item_id__in=items))
 
 
-# An item names its documents in "document_ids" (qa) or "document_id" (compress).
+# An item names its documents in "document_ids" (qa, write) or "document_id" (compress); a
+# write item's result lists in "documents" those it was written from (its collection's).
 _ITEM_DOCUMENTS = """EXISTS (
     SELECT 1 FROM jsonb_array_elements_text(
         CASE WHEN jsonb_typeof(api_batchitem.input -> 'document_ids') = 'array'
@@ -172,6 +173,8 @@ _ITEM_DOCUMENTS = """EXISTS (
         || CASE WHEN jsonb_typeof(api_batchitem.input -> 'document_id') = 'number'
                 THEN jsonb_build_array(api_batchitem.input -> 'document_id')
                 ELSE '[]'::jsonb END
+        || CASE WHEN jsonb_typeof(api_batchitem.result -> 'documents') = 'array'
+                THEN api_batchitem.result -> 'documents' ELSE '[]'::jsonb END
     ) AS d(id) WHERE d.id = ANY(%s))"""
 
 
