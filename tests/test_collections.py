@@ -397,7 +397,8 @@ def test_a_member_without_access_cannot_write_from_the_collection(client, team, 
     form = {"instruction": "A memo on the merger.", "target_words": "300"}
     page = client.get(_doc_url("writing:list", team)).content.decode()
     assert 'data-testid="source-collection"' in page and "Board" not in page  # not offered
-    for value in (board.pk, 999_999, "x"):
+    elsewhere = collections.create(MembershipFactory(role=Role.OWNER).team, "Elsewhere")
+    for value in (board.pk, elsewhere.pk, 999_999, "x"):
         response = client.post(_doc_url("writing:list", team), {**form, "collection": value})
         assert response.status_code == 400, value
         assert "No such collection, or you cannot read it." in response.content.decode()
