@@ -95,3 +95,18 @@ def test_rag_reads_only_the_documents_its_passages_come_from(llm):
     assert (again.text, again.citations) == (result.text, result.citations)
     assert loads == [] and spans and all(i == 1 and start <= s < e <= end
                                          for i, s, e in spans)
+
+
+def test_full_takes_the_ingest_counts_and_tokenises_the_documents_only_in_the_prompt(llm):
+    texts = {1: MEMO, 2: OTHERS[0] * 5}
+    tokens = {i: llm.count_tokens(t) for i, t in texts.items()}
+    backend, loads = Counting(llm), []
+    result = answer(QUESTION, _lazy(texts, loads, tokens), "full", backend=backend,
+                    grounding="off")
+    assert result.strategy == "full" and loads == [1, 2]
+    # No count of a document alone: its text is tokenised once, inside the prompt's check.
+    assert not any(text in texts.values() for text in backend.counted)
+    # Without stored counts the documents are counted, each once.
+    backend.counted.clear()
+    answer(QUESTION, _lazy(texts, []), "full", backend=backend, grounding="off")
+    assert [text for text in backend.counted if text in texts.values()] == list(texts.values())

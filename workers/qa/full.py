@@ -14,7 +14,11 @@ from .types import Citation, DocumentsTooLong, SourceDocument
 
 
 def documents_tokens(run: Run, documents: Sequence[SourceDocument]) -> int:
-    return sum(run.count(doc.text) for doc in documents)
+    """The documents' tokens: the counts stored at ingest where there are (as `auto` uses
+    them), else counted now. The prompt is counted whole before it is sent anyway, so a
+    count gone stale (another model since) still cannot overflow the window."""
+    return sum(doc.tokens if doc.tokens is not None else run.count(doc.text)
+               for doc in documents)
 
 
 def lexical_evidence(question: str, documents: Sequence[SourceDocument], k: int = 5) -> list[Span]:
