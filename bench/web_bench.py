@@ -1,12 +1,15 @@
 """Web tier benchmark: `python -m bench.web_bench --out DIR [--connections 50]
-[--duration 10] [--root LABEL=CHECKOUT ...] [--rounds 1] [--tool auto|wrk|python]`.
+[--duration 10] [--root LABEL=CHECKOUT ...] [--rounds 1] [--tool auto|wrk|autocannon|python]`.
 
 Serves the app as `make run` does (`manage.py serve --no-worker`: its web processes, its
 settings) on a loopback port and drives, with N connections, /healthz and the API document
 list (a team with DOCUMENTS documents, authenticated with an API key; throttling off through
 API_THROTTLE_RATE="" for the measurement): requests/s, p50, p99 and errors of each. The load
-comes from `wrk` when it is installed, else from an asyncio/httpx client in this process (the
-report names which). A warm-up run at the same concurrency precedes each measured one.
+comes from `wrk` when it is installed, else from `autocannon` (Node; installed on first use
+with `npm install --prefix var/tools autocannon` when npm is there), else from an
+asyncio/httpx client in this process, which takes much of a small machine's CPU from the
+server it measures (the report names which). A warm-up run at the same concurrency precedes
+each measured one.
 
 `--root LABEL=PATH` (repeatable) serves other checkouts with the same database, load and
 machine, in alternating order per round, for a before/after in one run, e.g.
@@ -41,8 +44,9 @@ from bench.machine import describe_machine, machine_lines
 from bench.plotting import pyplot
 
 ROOT = Path(__file__).resolve().parent.parent
+TOOLS = ROOT / "var" / "tools"  # npm's prefix for autocannon (var/ is not in git)
 DOCUMENTS = 20  # one page of the list (the API's page size is larger)
-WRK_TIMEOUT_S = 10  # a request slower than this counts as an error (wrk's default is 2 s)
+REQUEST_TIMEOUT_S = 10  # a request slower than this counts as an error (wrk's default: 2 s)
 
 
 def _setup():
@@ -90,7 +94,7 @@ def parse_wrk(output: str) -> dict:
 def run_wrk(url: str, headers: dict, connections: int, seconds: float) -> dict:
     threads = min(connections, len(os.sched_getaffinity(0)))
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s",
-               f"--timeout={WRK_TIMEOUT_S}s", "--latency"]
+               f"--timeout={REQUEST_TIMEOUT_S}s", "--latency"]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
     output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
@@ -98,6 +102,39 @@ def run_wrk(url: str, headers: dict, connections: int, seconds: float) -> dict:
         return parse_wrk(output)
     except (AttributeError, KeyError) as err:
         raise RuntimeError(f"unexpected wrk output:\n{output}") from err
+
+
+def parse_autocannon(output: str) -> dict:
+    """requests/s, p50, p99 and errors (connection errors and timeouts, and non-2xx answers)
+    from autocannon's --json report."""
+    report = json.loads(output)
+    return {"requests": report["requests"]["total"],
+            "requests_per_s": round(report["requests"]["total"] / report["duration"], 1),
+            "p50_ms": float(report["latency"]["p50"]), "p99_ms": float(report["latency"]["p99"]),
+            "errors": report["errors"] + report["non2xx"]}  # errors counts the timeouts
+
+
+def autocannon_path(install: bool = True) -> str | None:
+    """autocannon under var/tools, installed there with npm on first use; None without
+    either (then the Python client measures)."""
+    binary = TOOLS / "node_modules" / ".bin" / "autocannon"
+    if not binary.exists() and install and shutil.which("npm"):
+        print("installing autocannon into var/tools (npm)…", flush=True)
+        subprocess.run(["npm", "install", "--prefix", str(TOOLS), "--no-audit", "--no-fund",
+                        "autocannon"], check=False, capture_output=True, timeout=300)
+    return str(binary) if binary.exists() else None
+
+
+def run_autocannon(url: str, headers: dict, connections: int, seconds: float) -> dict:
+    command = [autocannon_path(), "--json", "--no-progress", "-c", str(connections),
+               "-d", f"{seconds:g}", "-t", str(REQUEST_TIMEOUT_S)]
+    for name, value in headers.items():
+        command += ["-H", f"{name}={value}"]
+    output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    try:
+        return parse_autocannon(output)
+    except (ValueError, KeyError, ZeroDivisionError) as err:
+        raise RuntimeError(f"unexpected autocannon output:\n{output}") from err
 
 
 async def _python_load(url: str, headers: dict, connections: int, seconds: float) -> dict:
@@ -120,7 +157,7 @@ async def _python_load(url: str, headers: dict, connections: int, seconds: float
 
     limits = httpx.Limits(max_connections=connections)
     async with httpx.AsyncClient(headers=headers, limits=limits,
-                                 timeout=WRK_TIMEOUT_S) as http:
+                                 timeout=REQUEST_TIMEOUT_S) as http:
         started = time.perf_counter()
         await asyncio.gather(*(loop(http) for _ in range(connections)))
         elapsed = time.perf_counter() - started
@@ -133,7 +170,14 @@ def run_python(url: str, headers: dict, connections: int, seconds: float) -> dic
     return asyncio.run(_python_load(url, headers, connections, seconds))
 
 
-LOADERS = {"wrk": run_wrk, "python": run_python}
+LOADERS = {"wrk": run_wrk, "autocannon": run_autocannon, "python": run_python}
+
+
+def pick_tool() -> str:
+    """wrk, else autocannon, else the Python client: the first that is (or can be) here."""
+    if shutil.which("wrk"):
+        return "wrk"
+    return "autocannon" if autocannon_path() else "python"
 
 
 # -- the server -------------------------------------------------------------------------------
@@ -276,7 +320,9 @@ def main() -> None:
     parser.add_argument("--data", help="unused: the benchmark makes its own rows")
     args = parser.parse_args()
     if args.tool == "auto":
-        args.tool = "wrk" if shutil.which("wrk") else "python"
+        args.tool = pick_tool()
+    elif args.tool == "autocannon" and not autocannon_path():
+        parser.error("autocannon is not installed and npm could not install it")
     roots = dict(r.split("=", 1) for r in args.root) if args.root else {"this": str(ROOT)}
     roots = {label: str(Path(path).resolve()) for label, path in roots.items()}
     out = Path(args.out) / "web"

@@ -1,8 +1,11 @@
-"""The web bench's reading of wrk's report (units, trailing spaces, errors of both kinds)."""
+"""The web bench's reading of wrk's and autocannon's reports (units, trailing spaces, errors
+of both kinds)."""
 
 from __future__ import annotations
 
-from bench.web_bench import parse_wrk
+import json
+
+from bench.web_bench import parse_autocannon, parse_wrk
 
 REPORT = """Running 5s test @ http://127.0.0.1:8766/healthz
   2 threads and 50 connections
@@ -32,3 +35,23 @@ def test_a_clean_run_has_no_errors():
         .replace("  Non-2xx or 3xx responses: 4\n", "").replace("464.39ms", "1500.00us")
     result = parse_wrk(clean)
     assert result["errors"] == 0 and result["p50_ms"] == 1.5
+
+
+# autocannon 9's --json report, trimmed to what the bench reads and a few neighbours.
+AUTOCANNON = {"url": "http://127.0.0.1:8766/healthz", "connections": 50, "duration": 10.02,
+              "errors": 3, "timeouts": 2, "non2xx": 4, "2xx": 4005, "5xx": 4,
+              "latency": {"average": 120.5, "p50": 101, "p99": 388, "max": 10010},
+              "requests": {"average": 400.9, "total": 4009, "sent": 4059}}
+
+
+def test_autocannon_report():
+    # requests/s from the total over the run's length (as wrk gives it); timeouts are among
+    # the errors already, so only non-2xx answers add to them.
+    assert parse_autocannon(json.dumps(AUTOCANNON)) == {
+        "requests": 4009, "requests_per_s": 400.1, "p50_ms": 101.0, "p99_ms": 388.0,
+        "errors": 7}
+
+
+def test_a_clean_autocannon_run_has_no_errors():
+    clean = {**AUTOCANNON, "errors": 0, "timeouts": 0, "non2xx": 0, "5xx": 0}
+    assert parse_autocannon(json.dumps(clean))["errors"] == 0
