@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+
 import pytest
 from django.db import connection
 from django.urls import reverse
@@ -86,6 +90,46 @@ def test_progress_inside_a_callers_transaction_leaves_its_commit_alone(job):
     claimed = services.claim(job.pk, job.celery_task_id)
     services.JobProgress(claimed)(1, 2)  # the test's transaction is the caller's
     assert _synchronous_commit() == "on"
+
+
+def _claimed_by(job, worker: str, attempts: int = 1):
+    claimed = services.claim(job.pk, job.celery_task_id)
+    Job.objects.filter(pk=job.pk).update(worker=worker, attempts=attempts)
+    return claimed
+
+
+def test_a_redelivered_message_whose_worker_died_here_is_recovered_at_once(job, settings):
+    """The child running it was killed (a poison file, the OOM killer): Celery redelivers
+    the message, which finds the job running under a process that is gone. It is sent
+    again now, not after JOB_LOST_AFTER, and fails once it has killed enough workers."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    here = socket.gethostname()
+    _claimed_by(job, f"{here}:{gone.pid}")
+    task_id = job.celery_task_id
+    assert services.run(job.pk, task_id).startswith("recovered")
+    job.refresh_from_db()
+    assert (job.status, job.message, job.attempts) == (Status.QUEUED, "Worker lost; sent again", 1)
+    assert job.celery_task_id != task_id  # a fresh message; the old one is now stale
+    _claimed_by(job, f"{here}:{gone.pid}", attempts=settings.JOB_MAX_ATTEMPTS)
+    assert services.run(job.pk, job.celery_task_id).startswith("recovered")
+    job.refresh_from_db()
+    assert job.status == Status.FAILED and job.error_code == "worker_died"
+    assert f"died {settings.JOB_MAX_ATTEMPTS} times" in job.error
+
+
+@pytest.mark.parametrize("where", ["live process here", "another host"])
+def test_a_redelivered_message_leaves_a_live_or_unknown_holder_alone(job, where):
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as live:
+        try:
+            worker = (f"{socket.gethostname()}:{live.pid}" if where == "live process here"
+                      else f"elsewhere-{socket.gethostname()}:{live.pid}")
+            _claimed_by(job, worker)
+            assert services.run(job.pk, job.celery_task_id).startswith("skipped")
+        finally:
+            live.kill()
+    job.refresh_from_db()
+    assert (job.status, job.worker) == (Status.RUNNING, worker)
 
 
 def test_cancel_queued_job_is_immediate(job):

@@ -292,6 +292,8 @@ def run(job_id: int, task_id: str, soft_limit: float | None = None) -> str:
     """
     job = claim(job_id, task_id)
     if job is None:
+        if recover_from_dead_holder(job_id, task_id):
+            return "recovered: the worker that held it died"
         return "skipped: stale or duplicate message"
     kind = get_kind(job.kind)
     owned = _owned(job)
@@ -385,6 +387,44 @@ def _sweep_running(job: Job, stale, report: SweepReport) -> None:
             report.failed.append(job.pk)
     elif _requeue(job, stale, "Worker lost; sent again") == Status.QUEUED:
         report.requeued_running.append(job.pk)
+
+
+def _process_gone(worker: str) -> bool:
+    """Whether `worker` ("host:pid", worker_name()) names a process of this host that no
+    longer runs (exited, or a zombie not yet reaped). Another host's: not known here."""
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():  # this process is claiming, so it runs no other job
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's process: alive
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] == "Z"
+    except OSError:
+        return False
+
+
+def recover_from_dead_holder(job_id: int, task_id: str) -> bool:
+    """A message redelivered because the worker child running it died (acks_late with
+    reject_on_worker_lost) finds its job still running under that child. When the child was
+    on this host and is gone, the job is swept now, as the sweeper would after JOB_LOST_AFTER
+    without a heartbeat: sent again, or failed once it has killed JOB_MAX_ATTEMPTS workers.
+    True when it was. A live holder (a redelivery while it still runs) is left alone."""
+    job = Job.objects.filter(pk=job_id, celery_task_id=task_id, status=Status.RUNNING).first()
+    if job is None or not _process_gone(job.worker):
+        return False
+    stale = Job.objects.filter(pk=job.pk, celery_task_id=task_id, status=Status.RUNNING,
+                               worker=job.worker)
+    report = SweepReport([], [])
+    _sweep_running(job, stale, report)
+    log.warning("job %s: its worker %s died; %s", job.pk, job.worker, report)
+    return bool(report.requeued_running or report.failed or report.cancelled)
 
 
 def sweep_lost_jobs(held: set[str] | None = None) -> SweepReport:
