@@ -135,6 +135,7 @@ def run_length(llm, documents: list[SourceDocument], words: int) -> dict[str, An
         "cite_s": round(cite_seconds, 1),
         "words_per_min": round(result.words / write_s * 60, 1) if write_s else 0.0,
         "examples": [(s, q[:300]) for s, q in pairs[:12]],
+        "texts": texts,  # to read what was and was not cited
         "points": [s.point[:120] for s in plan.sections],
     }
 

@@ -334,6 +334,7 @@ def write_to_length(
     continue_prompt: str = CONTINUE_PROMPT,
     brief: str | None = None,
     tolerance: float = 0.05,
+    angles: Sequence[str] | None = None,
     **sampling: Any,
 ) -> LengthResult:
     """Ask ``messages``, then count, continue while short and trim when long.
@@ -347,6 +348,7 @@ def write_to_length(
     stream, and a looping or runaway round is stopped early.
     ``brief``: the request restated in short for the continuation rounds (a long prompt
     is then prefilled once, not again every round; default: the last user turn whole).
+    ``angles``: what the continuation rounds ask for in turn (default ``ANGLES``).
     ``sampling`` goes to the backend (temperature, top_p, seed, repetition_penalty). Stops
     when on target, after ``max_rounds`` (default from the target), or after 4 rounds
     adding nothing.
@@ -370,7 +372,8 @@ def write_to_length(
         if rounds == 0 and not empty_rounds:
             asked = list(messages)
         else:
-            angle = ANGLES[(rounds + (seed or 0)) % len(ANGLES)]
+            turns = angles or ANGLES
+            angle = turns[(rounds + (seed or 0)) % len(turns)]
             # One paragraph at a time: asked for "450 more words" a small model rambles
             # and loops; max_tokens below still leaves room for all that is missing.
             asked = _continuation(messages, continue_prompt, text, min(remaining, 200), angle,
