@@ -21,7 +21,7 @@ from workers.writing.citing import (
     source_topics,
     supports,
 )
-from workers.writing.writer import SOURCES_NOTE, section_brief
+from workers.writing.writer import SOURCES_NOTE, key_sentence, restate_sources, section_brief
 
 HARBOUR = ("The harbour of Altmark was rebuilt in 1998 by Kessler Marine Works. The work cost "
            "4.2 million euros. Fishing boats returned in the spring of 1999. The town council "
@@ -53,6 +53,10 @@ class Recording(Canned):
     def stream(self, messages, **sampling):  # noqa: ANN001, ANN201
         self.sent.append(messages)
         return super().stream(messages, **sampling)
+
+    def chat(self, messages, **sampling):  # noqa: ANN001, ANN201
+        self.sent.append(messages)
+        return super().chat(messages, **sampling)
 
 
 def test_only_supported_sentences_are_cited_each_by_a_span_that_supports_it():
@@ -219,3 +223,21 @@ def test_the_continuation_rounds_see_the_sources_numbered():
     assert SOURCES_NOTE in brief and "[1] The harbour of Altmark" in brief
     assert "[2] Tides in the bay" in brief
     assert SOURCES_NOTE not in section_brief("Write a report.", plan, plan.sections[0])
+
+
+def test_a_library_section_opens_with_its_sources_key_sentences_restated(llm):
+    # The sentence sharing the point's words, whole (a passage cut mid-sentence at its
+    # start, a short line and a run-on without a full stop are no candidates).
+    passage = ("cost overruns. Tides. The work cost 4.2 million euros and was paid by the town "
+               "council. Fishing boats returned to the harbour in the spring of 1999.")
+    assert key_sentence(passage, "Costs of the work") == \
+        "The work cost 4.2 million euros and was paid by the town council."
+    assert key_sentence("cut off in the middle of a sentence without", "work") is None
+    # One request per passage; the first sentence of each answer kept, an echo of the
+    # request dropped; what it wrote is then checked like any sentence.
+    canned = Recording(llm, ["The town council paid 4.2 million euros for the work. More.",
+                             "Rewrite: Tides rise by three metres in the bay."])
+    opening, usage = restate_sources(canned, [passage, TIDES], "Costs of the work")
+    assert opening == "The town council paid 4.2 million euros for the work."
+    assert len(canned.sent) == 2 and usage.completion_tokens > 0
+    assert "The work cost 4.2 million euros" in canned.sent[0][-1]["content"]
