@@ -41,6 +41,9 @@ class FlatListSerializer(serializers.ListSerializer):
     def to_representation(self, data):
         rows = data.all() if isinstance(data, Manager) else data
         convert = flat_converters(type(self.child))
+        if rows and isinstance(rows[0], dict):  # .values() rows (the view chose the columns)
+            return [{name: None if (value := row[name]) is None else to_text(value)
+                     for name, to_text, _ in convert} for row in rows]
         # A nullable field may be an annotation a plain row lacks: None, as DRF gives.
         return [{name: None if (value := getattr(row, name, *missing)) is None else
                  to_text(value) for name, to_text, missing in convert} for row in rows]

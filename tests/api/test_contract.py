@@ -202,6 +202,23 @@ def test_a_documents_language_and_ocr_pages_are_in_its_rows(key_client, team, do
     assert [(d["id"], d["ocr_pages"]) for d in listed] == [(document.pk, [2])]
 
 
+def test_a_listed_row_is_the_documents_own_representation(key_client, team, owner, document):
+    # The list serialises plain rows; a document's own page, its model instance. Every field
+    # the same: timestamps, JSON lists, nulls, the collection's id and a row in none.
+    from apps.collections import services as collections
+
+    Document.objects.filter(pk=document.pk).update(ocr_pages=[2], slow_pages=[1],
+                                                   error_code="", language="de")
+    filed = ready_document(team, title="Filed")
+    shelf = collections.create(team, "Shelf")
+    collections.move(team, team.memberships.get(user=owner), filed, shelf)
+    listed = key_client.get(url(team, "documents/")).json()["results"]
+    assert {row["id"]: row["collection"] for row in listed} == {document.pk: None,
+                                                                filed.pk: shelf.pk}
+    for row in listed:
+        assert row == key_client.get(url(team, f"documents/{row['id']}/")).json()
+
+
 def test_page_text_of_a_document_not_ingested_is_409(key_client, team, document):
     Document.objects.filter(pk=document.pk).update(status="processing")
     response = key_client.get(url(team, f"documents/{document.pk}/pages/1/"))
