@@ -136,6 +136,9 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
 # per web process; past either the answer is 429.
 SSE_MAX_STREAMS_PER_USER = env.int("SSE_MAX_STREAMS_PER_USER", default=10)
 SSE_MAX_STREAMS_PER_PROCESS = env.int("SSE_MAX_STREAMS_PER_PROCESS", default=200)
+# Requests a web process runs at once (apps/core/handler.py); the rest wait on its event loop.
+# 0: no bound (a thread per request, all contending for one GIL and the connection pool).
+WEB_REQUEST_SLOTS = env.int("WEB_REQUEST_SLOTS", default=4)
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_TASK_SERIALIZER = "json"

@@ -92,3 +92,49 @@ def test_a_request_crosses_to_a_thread_once_not_once_per_middleware():
     django_status, django_hops = _thread_hops(ASGIHandler(), "/healthz")
     assert status == django_status == 200
     assert hops <= 3 < 8 <= django_hops, (hops, django_hops)  # + response.close
+
+
+def test_a_process_runs_at_most_its_slots_of_requests_at_once_and_liveness_takes_none(settings):
+    """WEB_REQUEST_SLOTS requests run at once; the others wait on the loop, then run; /healthz
+    answers while every slot is held by a slow request."""
+    import asyncio
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from asgiref.sync import ThreadSensitiveContext
+
+    from apps.core.handler import SyncChainASGIHandler
+
+    settings.WEB_REQUEST_SLOTS = 2
+    handler = SyncChainASGIHandler()
+    lock, running, most, order = threading.Lock(), [0], [0], []
+
+    def slow(request):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        if request.path_info != "/healthz":
+            time.sleep(0.3)
+        with lock:
+            running[0] -= 1
+            order.append(request.path_info)
+        return request.path_info
+
+    handler.get_response = slow
+
+    async def call(path):  # a thread per request, as ASGIHandler.__call__ gives it
+        async with ThreadSensitiveContext():
+            return await handler.get_response_async(SimpleNamespace(path_info=path))
+
+    async def run():
+        slow_ones = [asyncio.create_task(call(f"/slow/{n}")) for n in range(5)]
+        await asyncio.sleep(0.1)  # two slow requests hold both slots, three wait
+        began = time.monotonic()
+        alive = await call("/healthz")
+        return alive, time.monotonic() - began, await asyncio.gather(*slow_ones)
+
+    alive, waited, answers = asyncio.run(run())
+    assert alive == "/healthz" and waited < 0.2 and order[0] == "/healthz"
+    assert answers == [f"/slow/{n}" for n in range(5)]
+    assert most[0] == 3  # two slow ones and /healthz beside them, never a third slow one
