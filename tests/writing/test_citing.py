@@ -236,8 +236,11 @@ def test_a_library_section_opens_with_its_sources_key_sentences_restated(llm):
     # One request per passage; the first sentence of each answer kept, an echo of the
     # request dropped; what it wrote is then checked like any sentence.
     canned = Recording(llm, ["The town council paid 4.2 million euros for the work. More.",
-                             "Rewrite: Tides rise by three metres in the bay."])
+                             "# Tides\n\n| a | b |\nTides rise by three metres in the bay."])
     opening, usage = restate_sources(canned, [passage, TIDES], "Costs of the work")
-    assert opening == "The town council paid 4.2 million euros for the work."
+    assert opening == ("The town council paid 4.2 million euros for the work. "
+                       "Tides rise by three metres in the bay.")  # no heading, no table row
     assert len(canned.sent) == 2 and usage.completion_tokens > 0
+    canned = Recording(llm, ["Rewrite: the work cost 4.2 million euros."])
+    assert restate_sources(canned, [passage], "Costs")[0] == ""  # an echo of the request
     assert "The work cost 4.2 million euros" in canned.sent[0][-1]["content"]

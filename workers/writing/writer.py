@@ -241,8 +241,11 @@ def restate_sources(backend: LLMBackend, references: list[str], point: str, *,
                    "max_tokens": int(count_words(sentence) * 2) + 24}
         result = backend.chat(messages, **options)
         usage = usage + result.usage
-        first = next((p for p in sentences(result.text.strip(" \n\"«»“”")) if p.strip()), "")
-        first = " ".join(first.split()).strip("\"«»“” ")
+        # The first sentence, not a heading or table line the model put before it.
+        lines = [" ".join(line.split()).strip("\"«»“” ")
+                 for line in result.text.splitlines() if line.strip()]
+        prose = " ".join(line for line in lines if line[:1] not in "#|-*")
+        first = next((p.strip() for p in sentences(prose) if p.strip()), "")
         if count_words(first) >= 4 and first[-1:] in ".!?" and "rewrite" not in first.lower():
             kept.append(first)
     return " ".join(dict.fromkeys(kept)), usage
