@@ -29,7 +29,14 @@ def _free_port() -> int:
 
 
 def _control_workers(serve: psutil.Process) -> list[psutil.Process]:
-    return [p for p in serve.children() if "control@%h" in " ".join(p.cmdline())]
+    found = []
+    for child in serve.children():
+        try:  # the killed worker is a zombie until serve reaps it: no command line to read
+            if "control@%h" in " ".join(child.cmdline()):
+                found.append(child)
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):
+            pass
+    return found
 
 
 def _wait(test, seconds: float):
