@@ -429,7 +429,8 @@ def test_reference_documents_feed_the_section_prompt_and_stay_in_the_team(
     project = services.start_write(project, member)
     assert jobs.run(project.job.pk, project.job.celery_task_id) == "succeeded", \
         project.job.error
-    prompt = spy.sent[0][-1]["content"]
+    # The section's prompt (the requests restating its sources' sentences come first).
+    prompt = next(m[-1]["content"] for m in spy.sent if "Now write section" in m[-1]["content"])
     block = prompt.split("Sources (numbered", 1)[1].split("\n\nNow write section", 1)[0]
     passages = re.findall(r"^\[\d\] (.*?)(?=\n\[\d\] |\Z)", block.split(":\n", 1)[1],
                           re.S | re.M)
