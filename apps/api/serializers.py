@@ -189,7 +189,12 @@ QA_RESULT_SCHEMA = {
     "nullable": True,
     "description": (
         "The item's result (null until it succeeds). A qa item's result has the fields "
-        "below; compress and write items return their engine's result."),
+        "below; a compress item returns its engine's result. A write item returns `text`, "
+        "`words`, `outline`, `sections`, `seconds` and `usage`; written from sources "
+        "(`document_ids` or `collection`), its `text` carries numbered markers [n], "
+        "`references` lists what each cites ({n, document_id, title, page, start, end, "
+        "quote}: `quote` is the document's text[start:end]) and `documents` the ids of the "
+        "documents it was written from."),
     "properties": {
         "answer": {"type": "string", "description": "The answer text, free of prompt markup. "
                    "When `abstained`, a sentence saying the documents don't appear to answer."},
