@@ -439,6 +439,7 @@ def test_a_member_who_loses_access_gets_none_of_its_text(team, lib, monkeypatch)
     """Written with the access of whoever starts the job, read when it runs: after the grant
     is revoked, nothing of the board reaches a prompt, a section or the reference list."""
     from apps.writing import services as writing
+    from apps.writing.document import references
     from tests.qa.conftest import Spy
     from workers.llm import get_backend
 
@@ -458,7 +459,7 @@ def test_a_member_who_loses_access_gets_none_of_its_text(team, lib, monkeypatch)
     assert not spy.sent and not project.drawn.exists()
     section = project.sections.get()
     assert section.text == "" and section.citations == []
-    assert writing.references(project, [section]) == []
+    assert references(project, [section]) == []
 
 
 def test_the_api_writes_only_from_what_the_key_may_read(team, lib):

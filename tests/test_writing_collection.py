@@ -24,6 +24,7 @@ from apps.documents.models import DocStatus
 from apps.jobs import services as jobs
 from apps.teams.models import Role
 from apps.writing import services
+from apps.writing.document import references
 from apps.writing.models import ProjectStatus, WritingProject
 from tests.factories import MembershipFactory
 from tests.qa.conftest import Spy
@@ -111,7 +112,7 @@ def test_a_project_writes_from_its_collection_and_cites_only_it(client, team, ow
     assert 'data-testid="references"' in page and "Board" not in page
     linked = {int(pk) for pk in re.findall(r'/documents/(\d+)/\?start=', page)}
     assert linked and linked <= set(inside) and harbour.pk in linked
-    refs = services.references(project, [first])
+    refs = references(project, [first])
     assert [(r["document_id"], r["live"], r["title"]) for r in refs] == [
         (harbour.pk, True, harbour.title)]
 

@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from apps.jobs import services as jobs
 from apps.writing import services
+from apps.writing.document import document_text
 from apps.writing.models import WritingProject
 
 BEES = ("Write a practical guide for new beekeepers: equipment, the first inspection, and what "
@@ -90,7 +91,7 @@ def test_document_export_uses_the_separator(team, member):
         section = services.add_section(project, f"Week {n}", 200)
         section.text, section.status = f"Entry {n} text.", "done"
         section.save()
-    assert services.document_text(project) == "Entry 1 text.\n\n***\n\nEntry 2 text."
+    assert document_text(project) == "Entry 1 text.\n\n***\n\nEntry 2 text."
 
 
 def test_the_batch_api_refuses_a_contradictory_write_item():

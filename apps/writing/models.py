@@ -93,7 +93,7 @@ class Section(models.Model):
     # Its constraints as checked after writing (workers.writing.checks.Check dicts).
     checks = models.JSONField(default=list, blank=True)
     # When its text was saved: a section saved before an earlier one was (re)written
-    # followed a text that has changed since (services.mark_older_context).
+    # followed a text that has changed since (document.mark_older_context).
     written_at = models.DateTimeField(null=True, blank=True)
     # Written from reference documents: marker [k] of the text → citations[k - 1]
     # ({document_id, start, end, quote}: an exact span the grounding check found to support

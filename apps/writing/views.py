@@ -12,7 +12,7 @@ from apps.core.downloads import download
 from apps.documents.models import DocStatus
 from apps.teams.access import team_view
 from apps.teams.models import Role
-from apps.writing import services
+from apps.writing import document, services
 from apps.writing.models import WritingProject
 from workers.exports import ExportFailed
 from workers.writing import DEFAULT_TARGET_WORDS
@@ -65,8 +65,8 @@ def project_list(request):
 
 
 def _context(project: WritingProject) -> dict:
-    return {"project": project, **services.progress_summary(project),
-            "document": services.document_text(project) if project.sections.exists() else ""}
+    return {"project": project, **document.progress_summary(project),
+            "document": document.document_text(project) if project.sections.exists() else ""}
 
 
 @team_view()
@@ -213,7 +213,7 @@ def export(request, pk: int, fmt: str):
         raise Http404("No such export format")
     project = _project(request, pk)
     try:
-        return download(services.export(project, fmt), _filename(project, fmt))
+        return download(document.export(project, fmt), _filename(project, fmt))
     except ExportFailed as err:
         messages.error(request, f"The export failed: {err}.")
         return redirect("writing:detail", team_slug=request.team.slug, pk=project.pk)
