@@ -26,7 +26,14 @@ from workers.documents.errors import (
 )
 from workers.documents.extract.ocr import layout
 from workers.documents.sandbox import extract_sandboxed, sniff_sandboxed
-from workers.documents.scans import joined_pdf, page_image, scanned_pdf, stamped_pdf, with_image
+from workers.documents.scans import (
+    font,
+    joined_pdf,
+    page_image,
+    scanned_pdf,
+    stamped_pdf,
+    with_image,
+)
 from workers.documents.synth import make_text_pdf
 
 PAGES = [
@@ -138,15 +145,25 @@ def test_a_corrupt_tiff_fails_clearly(damage):
     assert "image is damaged" in err.value.message
 
 
-# A page of small prose takes ~7 CPU s to read here, a page of two short lines ~1 s.
-DENSE = " ".join(PAGES * 30)
+def figures_table() -> Image.Image:
+    """A scanned table of figures: ~1,000 separate numbers, each a box the recogniser reads
+    on its own, the slowest kind of page (~25 CPU s here, against ~1-2 s for a page of two
+    short lines), so it runs out of a few seconds' allowance on a machine several times
+    faster than this one too."""
+    image = Image.new("L", (1240, 1754), 255)  # A4 at 150 dpi
+    draw = ImageDraw.Draw(image)
+    face = font(None, round(8 * 150 / 72))
+    for row, y in enumerate(range(20, 1714, 30)):
+        for col, x in enumerate(range(20, 1160, 50)):
+            draw.text((x, y), str(100 + (row * 37 + col * 11) % 900), font=face, fill=0)
+    return image
 
 
 def test_a_page_past_its_time_limit_is_left_unreadable_and_the_others_are_read():
     short = [page_image(PAGES[0], pt=14), page_image(PAGES[2], pt=14)]
-    data = scanned_pdf([short[0], page_image(DENSE, pt=12), short[1]])
+    data = scanned_pdf([short[0], figures_table(), short[1]])
     steps = []
-    doc = extract_sandboxed(data, Limits(ocr_page_seconds=3),
+    doc = extract_sandboxed(data, Limits(ocr_page_seconds=5),
                             progress=lambda done, total, _: steps.append((done, total)))
     assert len(doc.page_map) == 3  # the page map is kept: page 3 is still page 3
     assert doc.ocr_pages == [1, 3] and doc.unreadable_pages == doc.slow_pages == [2]
@@ -164,7 +181,7 @@ def test_a_page_past_its_time_limit_is_left_unreadable_and_the_others_are_read()
 ])
 def test_a_document_fails_when_every_page_or_too_many_run_out_of_time(pages, slow_pages,
                                                                         message):
-    data = scanned_pdf([DENSE, DENSE, PAGES[2]][:pages])
+    data = scanned_pdf([figures_table(), figures_table(), PAGES[2]][:pages])
     steps = []
     with pytest.raises(ParseTimeout) as err:
         extract_sandboxed(data, Limits(ocr_page_seconds=0.5, ocr_slow_pages=slow_pages),
