@@ -317,7 +317,8 @@ async def _app(scope, receive, send):
     await send({"type": "http.response.body", "body": str(size).encode()})
 
 
-def _call(app, path: str, chunks: list[bytes], headers=(), method: str = "POST"):
+def _call(app, path: str, chunks: list[bytes], headers=(), method: str = "POST",
+          http_version: str = "2"):
     import asyncio
 
     sent: list[dict] = []
@@ -331,7 +332,7 @@ def _call(app, path: str, chunks: list[bytes], headers=(), method: str = "POST")
         sent.append(message)
 
     scope = {"type": "http", "method": method, "path": path, "root_path": "",
-             "headers": list(headers)}
+             "headers": list(headers), "http_version": http_version}
     asyncio.run(app(scope, receive, send))
     return sent, queue
 
@@ -351,6 +352,23 @@ def test_the_middleware_counts_chunks_and_stops_reading_at_the_limit(settings):
     sent, _ = _call(app, "/api/v1/teams/t/documents/", [b"x" * 60] * 4, method="GET")
     assert sent[0]["status"] == 413
     assert b"(REQUEST_MAX_BYTES)" in sent[1]["body"]
+
+
+def test_http1_framing_is_trusted_and_chunked_bodies_are_counted(settings):
+    # HTTP/1 carries a body only with Content-Length or Transfer-Encoding: a request with
+    # neither (a GET) or with a small declared length skips the address lookup; a chunked
+    # body is counted on every version; HTTP/2 frames a body with neither header (above).
+    settings.REQUEST_MAX_BYTES = 100
+    app = BodyLimit(_app)
+    sent, _ = _call(app, "/", [b""], method="GET", http_version="1.1")
+    assert sent[0]["status"] == 200 and sent[1]["body"] == b"0"
+    sent, _ = _call(app, "/", [b"x" * 80], headers=[(b"content-length", b"80")],
+                    http_version="1.1")
+    assert sent[0]["status"] == 200 and sent[1]["body"] == b"80"
+    chunked = [(b"transfer-encoding", b"chunked")]
+    for version in ("1.0", "1.1", "2"):
+        sent, left = _call(app, "/", [b"x" * 60] * 4, headers=chunked, http_version=version)
+        assert [m.get("status") for m in sent] == [413, None] and len(left) == 2
 
 
 def test_each_address_has_its_limit(settings):

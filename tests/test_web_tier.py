@@ -138,3 +138,50 @@ def test_a_process_runs_at_most_its_slots_of_requests_at_once_and_liveness_takes
     assert alive == "/healthz" and waited < 0.2 and order[0] == "/healthz"
     assert answers == [f"/slow/{n}" for n in range(5)]
     assert most[0] == 3  # two slow ones and /healthz beside them, never a third slow one
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_thread_is_kept_for_the_next_request_and_concurrent_ones_get_their_own():
+    """asgiref starts and joins a thread per request; the handler keeps idle ones. A request's
+    sync parts (the chain, response.close) share one thread; two at once never share one."""
+    import asyncio
+    import threading
+    import time
+
+    from asgiref.testing import ApplicationCommunicator
+
+    from apps.core.handler import SyncChainASGIHandler
+
+    handler = SyncChainASGIHandler()
+    chain = handler.get_response
+    seen: list[threading.Thread] = []  # the objects: a new thread is never one seen before
+
+    def recorded(request):
+        time.sleep(0.2 if request.path_info == "/healthz" else 0)
+        seen.append(threading.current_thread())
+        return chain(request)
+
+    handler.get_response = recorded
+
+    async def get(path):
+        scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(),
+                 "query_string": b"", "headers": [(b"host", b"localhost")], "scheme": "https",
+                 "server": ("localhost", 443), "client": ("127.0.0.1", 5000),
+                 "root_path": "", "http_version": "1.1", "asgi": {"version": "3.0"}}
+        app = ApplicationCommunicator(handler, scope)
+        await app.send_input({"type": "http.request", "body": b""})
+        start = await app.receive_output(30)
+        await app.receive_output(30)
+        await app.wait(30)
+        return start["status"]
+
+    async def run():
+        first = await get("/readyz")
+        second = await get("/readyz")
+        together = await asyncio.gather(get("/healthz"), get("/healthz"))
+        return [first, second, *together]
+
+    assert asyncio.run(run()) == [200] * 4
+    one, two, three, four = seen
+    assert one is two and one.name.startswith("request")  # kept, not a thread per request
+    assert three is not four  # at once: a thread each
