@@ -23,6 +23,7 @@ queue receives their own token ids (so streaming stays per request).
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import os
@@ -103,16 +104,20 @@ def _ragged_attention(module, query, key, value, attention_mask, row_starts=None
 
 
 def _one_query_attention(query, key, value, scaling):  # type: ignore[no-untyped-def]
-    """One row's attention for one new token, grouped-query heads without copying the keys:
-    query [1, H, 1, D] against key/value [1, Hkv, L, D] (views of the cache) -> [1, 1, H, D].
-    The softmax in float32, as transformers' eager attention does."""
+    """One row's attention for one new token, grouped-query heads without repeating the
+    keys: query [1, H, 1, D] against key/value [1, Hkv, L, D] (views of the cache) ->
+    [1, 1, H, D]. Computed in float32 (widening bf16 is exact): the bf16 products on the
+    cache's strided views took 0.36 ms a layer at 1,200 keys on one thread, float32 0.16 ms
+    (40 keys: 74 against 25 µs) — a tenth of a decode step at that length — and the
+    result is closer to float32 sdpa (max error 0.0004 against 0.0012)."""
     import torch
 
     _, heads, _, dim = query.shape
-    grouped = query.reshape(1, key.shape[1], heads // key.shape[1], dim)
-    scores = torch.matmul(grouped, key.transpose(-1, -2)) * scaling
-    weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(value.dtype)
-    return torch.matmul(weights, value).reshape(1, heads, 1, dim).transpose(1, 2)
+    grouped = query.reshape(1, key.shape[1], heads // key.shape[1], dim).float()
+    scores = torch.matmul(grouped, key.float().transpose(-1, -2)) * scaling
+    weights = torch.softmax(scores, dim=-1)
+    out = torch.matmul(weights, value.float()).to(value.dtype)
+    return out.reshape(1, heads, 1, dim).transpose(1, 2)
 
 
 class _RowPad:
@@ -196,6 +201,7 @@ class Decoder:
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
+        self._stopping = False
         self.peak_batch = 0  # the largest batch decoded together (tests and the bench)
         self.lone_steps = 0  # decode steps of one row, and of those the ones padded to two
         self.padded_steps = 0
@@ -211,16 +217,28 @@ class Decoder:
                     target=self._loop, name="llm-embedded-decoder", daemon=True
                 )
                 self._thread.start()
+                atexit.register(self._stop)
             self._pending.append(request)
             self._wake.notify()
         return Handle(request, timeout)
 
     # -- the loop ----------------------------------------------------------------------
 
+    def _stop(self) -> None:
+        """At interpreter exit: let the step in progress end, then stop the loop. (A process
+        that exits while a cancelled row is still mid-step aborted: "terminate called
+        without an active exception", exit status 134.)"""
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=10)
+
     def _take(self, room: int, block: bool) -> list[Request]:
         with self._wake:
             if block:
-                while not self._pending:
+                while not self._pending and not self._stopping:
                     self._wake.wait()
             taken, self._pending = self._pending[:room], self._pending[room:]
             return taken
@@ -233,7 +251,7 @@ class Decoder:
         cache: Any = None
         mask: Any = None
         nxt: Any = None
-        while True:
+        while not self._stopping:
             arrivals: list[Request] = []
             try:
                 if not rows:
