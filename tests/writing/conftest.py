@@ -33,3 +33,15 @@ class Canned(Spy):
             yield StreamEvent(delta=word + " ")
         yield StreamEvent(usage=Usage(self.count_tokens(messages), self.count_tokens(text)),
                           finish_reason="stop")
+
+
+class Recording(Canned):
+    """Canned answers with the prompts recorded."""
+
+    def stream(self, messages, **sampling):  # noqa: ANN001, ANN201
+        self.sent.append(messages)
+        return super().stream(messages, **sampling)
+
+    def chat(self, messages, **sampling):  # noqa: ANN001, ANN201
+        self.sent.append(messages)
+        return super().chat(messages, **sampling)

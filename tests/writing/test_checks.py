@@ -3,7 +3,10 @@ controlled), spelling varieties, and repetition across sections measured and dro
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+
 from tests.writing.conftest import Canned
+from workers.llm.base import Usage
 from workers.writing import (
     Plan,
     PlanSection,
@@ -16,7 +19,7 @@ from workers.writing import (
     repetition,
     write_document,
 )
-from workers.writing.checks import to_variety
+from workers.writing.checks import ITEM_ROOM, needs, to_variety
 from workers.writing.coverage import section_constraints
 from workers.writing.overlap import unrelated_repetition
 
@@ -58,6 +61,35 @@ def test_missed_constraints_are_fixed_with_targeted_generations(llm):
     assert "Paris" in text.split("**Checklist**")[0]
     assert abs(count_words(text) - 120) <= 30  # the body gave room to the additions
     assert canned.calls == 2 and usage.completion_tokens > 0
+
+
+def test_needs_keeps_room_for_each_item_not_yet_mentioned():
+    lacking = needs(constraints(2), 200)
+    room, angle = lacking(BODY)
+    assert room == ITEM_ROOM and "Paris" in angle
+    assert lacking(BODY + " We reached Paris at noon.") == (0, "")
+    assert needs(constraints(2), 100)(BODY)[0] == 50  # never more than half the section
+
+
+def done(answer) -> Future:  # noqa: ANN001
+    future: Future = Future()
+    future.set_result(answer)
+    return future
+
+
+def test_a_fix_started_early_is_used_and_one_not_needed_is_still_counted(llm):
+    ending = next(c for c in constraints(2) if c.kind == "ending")
+    checklist = ("end", "**Checklist**\n- Pack a raincoat\n- Book the train", Usage(9, 11))
+    canned = Canned(llm, ["We took the night train to Paris and walked along the Seine."])
+    text, found, usage = enforce(canned, BODY * 2, constraints(2), "Week 2", words=120,
+                                 ready={ending.id: done(checklist)})
+    assert all(c.ok for c in found) and text.rstrip().endswith("- Book the train")
+    assert canned.calls == 1  # only the item's paragraph was asked for here
+    assert usage.completion_tokens > 11
+    ended = BODY + " Paris at last.\n\n**Checklist**\n- pack\n- book tickets"
+    _, found, usage = enforce(canned, ended, constraints(2), "Week 2", words=120,
+                              ready={ending.id: done(checklist)})
+    assert all(c.ok and not c.fixed for c in found) and usage == Usage(9, 11)
 
 
 def test_a_constraint_still_missing_after_its_tries_is_reported(llm):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from tests.writing.conftest import Canned
+from tests.writing.conftest import Recording
 from workers.qa.retrieval import InMemoryRetriever
 from workers.qa.types import Passage, SourceDocument
 from workers.writing import Plan, PlanSection, make_plan, write_document
@@ -44,19 +44,6 @@ WRONG_TOPIC = ["Human rights groups documented cases of torture and rape of pris
                "Human rights groups documented hundreds of cases of torture in prisons."]
 RESTATED = "In 2020 police in the United States used tear gas and rubber bullets against " \
     "demonstrators."
-
-
-class Recording(Canned):
-    """Canned answers (a model that copies one fact, states another from the passages and
-    adds one of its own, on demand) with the prompts recorded."""
-
-    def stream(self, messages, **sampling):  # noqa: ANN001, ANN201
-        self.sent.append(messages)
-        return super().stream(messages, **sampling)
-
-    def chat(self, messages, **sampling):  # noqa: ANN001, ANN201
-        self.sent.append(messages)
-        return super().chat(messages, **sampling)
 
 
 def test_only_supported_sentences_are_cited_each_by_a_span_that_supports_it():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.writing.conftest import Canned
+from tests.writing.conftest import Canned, Recording
 from workers.writing import (
     count_words,
     distinct_ngram_share,
@@ -106,6 +106,31 @@ def test_write_to_length_continues_when_short_and_stops_on_target(llm):
     # it is decoded (59 sentences were on offer), so nothing has to be trimmed.
     assert rounds[2]["tokens_out"] < llm.count_tokens(long) / 4
     assert not any("trim" in step for step in result.trace)
+
+
+def test_a_first_round_keeps_room_for_what_it_lacks_and_the_next_round_asks_for_it(llm):
+    # 59 sentences on offer, none naming Paris: the first round stops 40 words early (the
+    # room kept for it) instead of running to the target and having words cut later.
+    long = " ".join(f"Sentence number {n} talks about bees." for n in range(1, 60))
+    paris = " ".join(f"In Paris we saw bridge number {n} at dusk." for n in range(1, 20))
+    canned = Recording(llm, [long, paris])
+
+    def needs(text):
+        return (0, "") if "Paris" in text else (40, "Write about Paris, and name it.")
+
+    result = write_to_length(canned, [{"role": "user", "content": "Bees"}], 100, needs=needs)
+    rounds = [step for step in result.trace if "round" in step]
+    assert [step["words_added"] for step in rounds] == [60, 45]
+    assert "Write about Paris, and name it." in canned.sent[1][-1]["content"]
+    assert "Paris" in result.text and 95 <= result.words <= 105
+
+
+def test_nothing_is_held_once_the_text_has_what_it_needs(llm):
+    text = " ".join(f"Sentence {n} is about Paris and bees." for n in range(1, 40))
+    canned = Canned(llm, [text])
+    result = write_to_length(canned, [{"role": "user", "content": "Bees"}], 70,
+                             needs=lambda t: (0, "") if "Paris" in t else (40, "Paris."))
+    assert canned.calls == 1 and result.words == 70
 
 
 def test_write_to_length_trims_a_sentence_that_runs_far_past_the_target(llm):

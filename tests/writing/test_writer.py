@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import pytest
 
+from tests.qa.conftest import Spy
 from tests.writing.conftest import Canned
-from workers.writing import Plan, PlanSection, count_words, length_score, write_document
+from workers.writing import (
+    Plan,
+    PlanSection,
+    count_words,
+    length_score,
+    read_instruction,
+    write_document,
+)
 from workers.writing.summary import running_summary
 from workers.writing.writer import section_messages, write_section
 
@@ -122,3 +130,38 @@ def test_running_summary_keeps_to_its_budget():
     summary = running_summary(written, max_words=120)
     assert count_words(summary) <= 120
     assert "section 59" in summary  # the most recent is kept
+
+
+class Timed(Spy):
+    """Records when each request starts and when its stream is closed."""
+
+    def __init__(self, inner) -> None:  # noqa: ANN001
+        super().__init__(inner)
+        self.concurrency = inner.concurrency
+        self.spans: list[dict] = []
+
+    def stream(self, messages, **sampling):  # noqa: ANN001, ANN201
+        import time
+
+        span = {"prompt": messages[-1]["content"], "start": time.perf_counter()}
+        self.spans.append(span)
+        try:
+            yield from super().stream(messages, **sampling)
+        finally:
+            span["end"] = time.perf_counter()
+
+
+def test_a_checklist_ending_is_generated_beside_the_section_not_after_it(llm):
+    spec = read_instruction("Write a guide for new beekeepers: equipment and swarms. End "
+                            "each section with a checklist.", 120)
+    plan = Plan([PlanSection(1, "Equipment", 60, ["part:1"]),
+                 PlanSection(2, "Swarms", 60, ["part:2"])], "structure", requirements=spec)
+    timed = Timed(llm)
+    result = write_section(timed, "A guide for new beekeepers.", plan, 1, max_rounds=1)
+    checklist = [s for s in timed.spans if "checklist for a reader" in s["prompt"]]
+    body = [s for s in timed.spans if "Now write section 1" in s["prompt"]]
+    assert len(checklist) == 1 and len(body) == 1
+    assert checklist[0]["start"] < body[0]["end"]  # it ran while the section was decoded
+    ending = next(c for c in result.checks if c["kind"] == "ending")
+    assert ending["ok"] and ending["tries"] == 1
+    assert result.usage.completion_tokens > 0

@@ -12,7 +12,8 @@ content; the code only asks for it and lays it out, so any model can be checked 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +74,12 @@ RESERVE_BY_SHAPE = {"checklist": 40, "list": 40, "question": 15, "heading": 5, "
                     "quote": 25}
 RESERVE_OTHER = 35
 FIX_WORDS = 70
+# An item's fix paragraph is cut to this many words (``_addition``); the room a section
+# keeps for it while the item is not yet in its text (``needs``).
+ITEM_ROOM = FIX_WORDS + 10
+# Endings whose addition is written from the section's point alone, not from its text:
+# their generation can run beside the section's own (``early_additions``).
+TEXT_FREE_SHAPES = ("checklist", "list", "question")
 
 
 @dataclass
@@ -274,18 +281,57 @@ def _addition(backend: LLMBackend, c: Constraint, point: str, text: str, seed: i
         answer, usage = _ask(backend, f"Write one paragraph of about 60 words for this "
                                       f"section ({point}) about {c.value}. Name {c.value} "
                                       "in it.", FIX_WORDS, seed, sampling)
-        body = trim_to_words(answer.strip(), FIX_WORDS + 10)
+        body = trim_to_words(answer.strip(), ITEM_ROOM)
         return "body", body, usage
     return "", "", usage
 
 
+def needs(constraints: list[Constraint], words: int) -> Callable[[str], tuple[int, str]]:
+    """What a section's text still lacks while it is written (``length.write_to_length``'s
+    ``needs``): ``ITEM_ROOM`` words for each item it does not mention yet (at most half of
+    ``words``), and an angle asking for the first of them. Written in the flow of the
+    section, an item costs no fix generation and no body words decoded only to be cut to
+    make room for the fix."""
+    items = [c for c in constraints if c.kind == "item"]
+
+    def lacking(text: str) -> tuple[int, str]:
+        missing = [c for c in items if not check_one(text, c)[0]]
+        if not missing:
+            return 0, ""
+        return (min(ITEM_ROOM * len(missing), words // 2),
+                f"Write about {missing[0].value}, and name {missing[0].value} in it.")
+
+    return lacking
+
+
+def _seeded(sampling: dict[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (sampling or {}).items() if k not in ("max_tokens", "seed")}
+
+
+def early_additions(backend: LLMBackend, constraints: list[Constraint], point: str,
+                    pool: Executor, *, seed: int = 0, sampling: dict[str, Any] | None = None,
+                    topic: str = "") -> dict[str, Future]:
+    """The first fix of each ending or beginning that is written from the point alone
+    (``TEXT_FREE_SHAPES``) and of a table, started on ``pool`` now, to run beside the
+    section's own generation (a backend that decodes concurrent requests together makes
+    such a short one nearly free); ``enforce(ready=…)`` uses it if the text misses the
+    constraint, the same request it would have sent (same prompt and seed)."""
+    sampling = _seeded(sampling)
+    return {c.id: pool.submit(_addition, backend, c, point, "", seed * 10 + 1, sampling, topic)
+            for c in constraints
+            if c.kind == "table" or (c.kind in ("ending", "beginning")
+                                     and c.value in TEXT_FREE_SHAPES)}
+
+
 def enforce(backend: LLMBackend, text: str, constraints: list[Constraint], point: str, *,
             words: int, tries: int = 2, seed: int = 0, sampling: dict[str, Any] | None = None,
-            topic: str = "") -> tuple[str, list[Check], Usage]:
+            topic: str = "", ready: Mapping[str, Future] | None = None
+            ) -> tuple[str, list[Check], Usage]:
     """``text`` with the missed constraints fixed (at most ``tries`` generations each),
     kept near ``words`` (the body is cut at a sentence end to make room for additions),
-    and the final check of every constraint."""
-    sampling = {k: v for k, v in (sampling or {}).items() if k not in ("max_tokens", "seed")}
+    and the final check of every constraint. ``ready``: first fixes already started
+    (``early_additions``); one not needed is still counted in the usage (it was decoded)."""
+    sampling = _seeded(sampling)
     usage = Usage()
     body, start, middle, end = text.strip(), [], [], []
     attempts: dict[str, int] = {}
@@ -299,8 +345,12 @@ def enforce(backend: LLMBackend, text: str, constraints: list[Constraint], point
             if check_one(current, c)[0]:
                 break
             attempts[c.id] = attempt
-            where, addition, used = _addition(backend, c, point, current,
-                                              seed * 10 + attempt, sampling, topic)
+            early = (ready or {}).get(c.id) if attempt == 1 else None
+            if early is not None:
+                where, addition, used = early.result()
+            else:
+                where, addition, used = _addition(backend, c, point, current,
+                                                  seed * 10 + attempt, sampling, topic)
             usage = usage + used
             if not addition or (c.kind == "item" and not check_one(addition, c)[0]):
                 continue
@@ -320,6 +370,9 @@ def enforce(backend: LLMBackend, text: str, constraints: list[Constraint], point
         if c.kind == "language":
             attempts[c.id] = 0 if check_one(text, c)[0] else 1
             text = to_variety(text, c.value)
+    for c_id, early in (ready or {}).items():
+        if c_id not in attempts and early.exception() is None:  # met by the text itself
+            usage = usage + early.result()[2]
     results = check(text, constraints)
     for r in results:
         r.tries = attempts.get(r.id, 0)

@@ -8,6 +8,7 @@ short, and cut at a sentence end when it is long. Every long output goes through
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -178,6 +179,10 @@ def _grams(words: list[str], n: int = 4) -> list[tuple[str, ...]]:
     return [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
 
 
+# What a text still lacks: (words to keep free for it, the angle asking for it, "" if none).
+Needs = Callable[[str], tuple[int, str]]
+
+
 @dataclass
 class LengthResult:
     text: str
@@ -268,12 +273,15 @@ def _continuation(messages: Sequence[dict], template: str, text: str, remaining:
 
 def stream_round(backend: LLMBackend, messages: Sequence[dict], guard: RepetitionGuard,
                   on_token: Callable[[str], None] | None, sampling: dict[str, Any],
-                  enough: int | None = None) -> tuple[str, Usage, bool]:
+                  enough: int | None = None,
+                  hold: Callable[[str], int] | None = None) -> tuple[str, Usage, bool]:
     """One generation; returns the accepted text (repeats dropped), usage, looped?
 
     With ``enough`` (words), the stream is stopped at the first sentence end once that
-    many words are accepted: nothing is decoded only to be trimmed. A runaway (letters
-    glued into one endless "word") stops the round like a loop, and is dropped."""
+    many words are accepted: nothing is decoded only to be trimmed; ``hold(accepted)``
+    words fewer while the accepted text still needs them (room kept for what is missing).
+    A runaway (letters glued into one endless "word") stops the round like a loop, and is
+    dropped."""
     accepted, pending, raw, looped = [], "", [], False
     words = 0
     usage: Usage | None = None
@@ -301,7 +309,8 @@ def stream_round(backend: LLMBackend, messages: Sequence[dict], guard: Repetitio
             if looped or guard.looping or _RUNAWAY.search(pending):
                 looped = True
                 break
-            if enough is not None and words >= enough:
+            if enough is not None and words >= enough - (
+                    hold("".join(accepted)) if hold and complete else 0):
                 pending = ""  # a sentence just ended: the rest of this delta is not needed
                 break
     finally:
@@ -315,6 +324,11 @@ def stream_round(backend: LLMBackend, messages: Sequence[dict], guard: Repetitio
         usage = Usage(backend.count_tokens(list(messages)),
                       backend.count_tokens(generated) if generated else 0)
     return "".join(accepted), usage, looped
+
+
+def _held(needs: Needs, text: str, more: str) -> int:
+    """Words ``needs`` keeps free once ``more`` joins ``text``."""
+    return needs(_join(text, more))[0]
 
 
 def default_rounds(target_words: int) -> int:
@@ -335,6 +349,7 @@ def write_to_length(
     brief: str | None = None,
     tolerance: float = 0.05,
     angles: Sequence[str] | None = None,
+    needs: Needs | None = None,
     **sampling: Any,
 ) -> LengthResult:
     """Ask ``messages``, then count, continue while short and trim when long.
@@ -349,6 +364,10 @@ def write_to_length(
     ``brief``: the request restated in short for the continuation rounds (a long prompt
     is then prefilled once, not again every round; default: the last user turn whole).
     ``angles``: what the continuation rounds ask for in turn (default ``ANGLES``).
+    ``needs(text)``: what the text still lacks, as (words to keep free for it, the angle
+    asking for it): a round stops that many words early while it lacks it, and the next
+    round asks for it, so a missing item is written in the flow of the text instead of
+    added afterwards in place of words already decoded (``checks.needs``).
     ``sampling`` goes to the backend (temperature, top_p, seed, repetition_penalty). Stops
     when on target, after ``max_rounds`` (default from the target), or after 4 rounds
     adding nothing.
@@ -373,7 +392,8 @@ def write_to_length(
             asked = list(messages)
         else:
             turns = angles or ANGLES
-            angle = turns[(rounds + (seed or 0)) % len(turns)]
+            angle = (needs(text)[1] if needs else "") or \
+                turns[(rounds + (seed or 0)) % len(turns)]
             # One paragraph at a time: asked for "450 more words" a small model rambles
             # and loops; max_tokens below still leaves room for all that is missing.
             asked = _continuation(messages, continue_prompt, text, min(remaining, 200), angle,
@@ -390,9 +410,12 @@ def write_to_length(
         prompt_tokens = backend.count_tokens(asked)
         max_tokens = max(16, min(max_tokens, window - prompt_tokens - 8))
         round_started = time.perf_counter()
+        # The first round keeps room for what the text lacks; a later one asks for it.
+        first = rounds == 0 and not empty_rounds
+        hold = functools.partial(_held, needs, text) if needs and first else None
         more, round_usage, looped = stream_round(
             backend, asked, guard, on_token, {**options, "max_tokens": max_tokens},
-            enough=enough)
+            enough=enough, hold=hold)
         rounds += 1
         usage = usage + round_usage
         added = count_words(more)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from workers.llm.base import LLMBackend, Usage
 from workers.progress import Progress, no_progress
 from workers.qa.grounding_words import content_words, stem
-from workers.writing.checks import enforce, reserve
+from workers.writing.checks import early_additions, enforce, needs, reserve
 from workers.writing.coverage import section_constraints
 from workers.writing.instruction import Constraint
 from workers.writing.length import (
@@ -328,46 +329,53 @@ def write_section(backend: LLMBackend, instruction: str, plan: Plan, index: int,
     options = {**WRITE_SAMPLING, "seed": index, **(sampling or {})}
     seen += sentences(opening)
     trace: list[dict[str, Any]] = [{"restated": len(sentences(opening))}] if opening else []
-    result = None
-    for attempt in range(1, max_attempts + 1):
-        result = write_to_length(backend, messages, body_words, on_token=on_token,
-                                 max_rounds=max_rounds, seen=seen, brief=brief,
-                                 angles=angles, **options)
-        usage = usage + result.usage
-        trace.append({"attempt": attempt, "rounds": result.trace})
-        if result.words > 0:
-            written = f"{opening}\n\n{result.text}" if opening else result.text
-            text, dropped = repeated_paragraphs(written, earlier if earlier is not None
-                                                else [previous])
-            rounds = result.rounds
-            if dropped and count_words(text) < body_words * 0.85:
-                more = write_to_length(backend, [{"role": "system", "content": SYSTEM},
-                                                 {"role": "user", "content": brief}],
-                                       body_words - count_words(text), on_token=on_token,
-                                       seen=seen + sentences(result.text), brief=brief,
-                                       max_rounds=4, **{**options, "seed": index * 7 + 1})
-                usage, rounds = usage + more.usage, rounds + more.rounds
-                text = (text + "\n\n" + more.text).strip()
-                trace.append({"refill": {"dropped_paragraphs": len(dropped),
-                                         "words_added": more.words}})
-            checks: list[dict[str, Any]] = []
-            if constraints:
-                text, found, fix_usage = enforce(
-                    backend, text, constraints, section.point, words=section.words,
-                    tries=fix_tries, seed=index, sampling=options,
-                    topic=head_words(strip_length_request(instruction), 20))
-                usage = usage + fix_usage
-                checks = [c.to_dict() for c in found]
-            return SectionResult(index, text, count_words(text), section.words, "done",
-                                 attempt, rounds, time.perf_counter() - started, usage,
-                                 trace, result.dropped_sentences, checks, len(dropped))
-        options = {**options, "temperature": 0.9, "seed": index * 1000 + attempt}
-    return SectionResult(index, "", 0, section.words, "empty", max_attempts,
-                         result.rounds if result else 0, time.perf_counter() - started, usage,
-                         trace, result.dropped_sentences if result else 0,
-                         [{"id": c.id, "kind": c.kind, "label": c.label, "ok": False,
-                           "detail": "the section is empty", "fixed": False, "tries": 0}
-                          for c in constraints or ()])
+    topic = head_words(strip_length_request(instruction), 20)
+    lacking = needs(constraints, body_words) if constraints else None
+    # Fixes that do not read the text (a checklist to end it) decode beside it; the pool
+    # starts no thread when nothing is submitted.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        ready = early_additions(backend, constraints, section.point, pool, seed=index,
+                                sampling=options, topic=topic) \
+            if constraints and (getattr(backend, "concurrency", 1) or 1) > 1 else {}
+        result = None
+        for attempt in range(1, max_attempts + 1):
+            result = write_to_length(backend, messages, body_words, on_token=on_token,
+                                     max_rounds=max_rounds, seen=seen, brief=brief,
+                                     angles=angles, needs=lacking, **options)
+            usage = usage + result.usage
+            trace.append({"attempt": attempt, "rounds": result.trace})
+            if result.words > 0:
+                written = f"{opening}\n\n{result.text}" if opening else result.text
+                text, dropped = repeated_paragraphs(written, earlier if earlier is not None
+                                                    else [previous])
+                rounds = result.rounds
+                if dropped and count_words(text) < body_words * 0.85:
+                    more = write_to_length(backend, [{"role": "system", "content": SYSTEM},
+                                                     {"role": "user", "content": brief}],
+                                           body_words - count_words(text), on_token=on_token,
+                                           seen=seen + sentences(result.text), brief=brief,
+                                           max_rounds=4, **{**options, "seed": index * 7 + 1})
+                    usage, rounds = usage + more.usage, rounds + more.rounds
+                    text = (text + "\n\n" + more.text).strip()
+                    trace.append({"refill": {"dropped_paragraphs": len(dropped),
+                                             "words_added": more.words}})
+                checks: list[dict[str, Any]] = []
+                if constraints:
+                    text, found, fix_usage = enforce(
+                        backend, text, constraints, section.point, words=section.words,
+                        tries=fix_tries, seed=index, sampling=options, topic=topic, ready=ready)
+                    usage = usage + fix_usage
+                    checks = [c.to_dict() for c in found]
+                return SectionResult(index, text, count_words(text), section.words, "done",
+                                     attempt, rounds, time.perf_counter() - started, usage,
+                                     trace, result.dropped_sentences, checks, len(dropped))
+            options = {**options, "temperature": 0.9, "seed": index * 1000 + attempt}
+        return SectionResult(index, "", 0, section.words, "empty", max_attempts,
+                             result.rounds if result else 0, time.perf_counter() - started, usage,
+                             trace, result.dropped_sentences if result else 0,
+                             [{"id": c.id, "kind": c.kind, "label": c.label, "ok": False,
+                               "detail": "the section is empty", "fixed": False, "tries": 0}
+                              for c in constraints or ()])
 
 
 def join_sections(texts: Mapping[int, str], separator: str | None = None) -> str:
