@@ -16,11 +16,13 @@ class _Heading(Protocol):  # document.Heading (document.py imports this module)
 
 MAX_TITLE_CHARS = 120
 MAX_TITLE_WORDS = 14
-# Metadata that names no document: an editor's placeholder or a file name.
+# Metadata that names no document: an editor's placeholder or a file name (a name ending in
+# a document extension: the dot is found by the engine, not after a run of any characters
+# retried from every position).
 _PLACEHOLDER = re.compile(
     r"(?:untitled|no title|title|document|doc|draft|new document|presentation|slide ?\d{0,3}"
-    r"|microsoft (?:word|powerpoint|excel) - [^\n]{0,200}|[^\n]{0,200}\."
-    r"(?:docx?|pdf|txt|md|html?|rtf|odt|pages|tex)|document ?\d{1,6})", re.IGNORECASE)
+    r"|microsoft (?:word|powerpoint|excel) - [^\n]{0,200}|document ?\d{1,6})", re.IGNORECASE)
+_FILE_NAME_END = re.compile(r"\.(?:docx?|pdf|txt|md|html?|rtf|odt|pages|tex)\Z", re.IGNORECASE)
 _SENTENCE_INSIDE = re.compile(r"\S\s?[.!?]\s+\S")  # a sentence ends and another begins
 _OPENS = re.compile(r"[\"'“‘(\[]?[A-Z0-9À-ÖØ-Þ]")  # a capital or a digit, maybe quoted
 
@@ -30,7 +32,7 @@ def usable(title: str) -> str:
     title = " ".join(title.split())
     if not title or len(title) > MAX_TITLE_CHARS or len(title.split()) > MAX_TITLE_WORDS:
         return ""
-    return "" if _PLACEHOLDER.fullmatch(title) else title
+    return "" if _PLACEHOLDER.fullmatch(title) or _FILE_NAME_END.search(title) else title
 
 
 def pick_title(metadata: str, headings: Iterable[_Heading] = ()) -> str:
