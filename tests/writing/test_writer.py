@@ -3,6 +3,8 @@ section and never writes one twice; an empty section is retried, then marked."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.qa.conftest import Spy
@@ -16,7 +18,7 @@ from workers.writing import (
     write_document,
 )
 from workers.writing.summary import running_summary
-from workers.writing.writer import section_messages, write_section
+from workers.writing.writer import restate_sources, section_messages, write_section
 
 INSTRUCTION = "Write a short piece about lighthouses."
 PLAN = Plan([PlanSection(1, "What a lighthouse is for", 50),
@@ -141,12 +143,18 @@ class Timed(Spy):
         self.spans: list[dict] = []
 
     def stream(self, messages, **sampling):  # noqa: ANN001, ANN201
-        import time
-
         span = {"prompt": messages[-1]["content"], "start": time.perf_counter()}
         self.spans.append(span)
         try:
             yield from super().stream(messages, **sampling)
+        finally:
+            span["end"] = time.perf_counter()
+
+    def chat(self, messages, **sampling):  # noqa: ANN001, ANN201
+        span = {"prompt": messages[-1]["content"], "start": time.perf_counter()}
+        self.spans.append(span)
+        try:
+            return super().chat(messages, **sampling)
         finally:
             span["end"] = time.perf_counter()
 
@@ -165,3 +173,12 @@ def test_a_checklist_ending_is_generated_beside_the_section_not_after_it(llm):
     ending = next(c for c in result.checks if c["kind"] == "ending")
     assert ending["ok"] and ending["tries"] == 1
     assert result.usage.completion_tokens > 0
+
+
+def test_the_sources_to_restate_are_asked_together(llm):
+    passages = ["The harbour wall was rebuilt in 1999 with stone from the old quarry.",
+                "The tide in the bay rises by three metres twice a day in spring."]
+    timed = Timed(llm)
+    restate_sources(timed, passages, "The harbour")
+    first, second = timed.spans
+    assert second["start"] < first["end"]  # both in flight at once: decoded together

@@ -131,6 +131,11 @@ class Health:
         return {"healthy": self.healthy, "error": self.error, **self.detail}
 
 
+def concurrency(backend: Any) -> int:
+    """Requests in flight at once: the backend's one setting (1 when it has none)."""
+    return max(1, int(getattr(backend, "concurrency", 1) or 1))
+
+
 def as_messages(prompt: PromptLike) -> list[dict[str, str]]:
     """A plain string becomes one user message; message lists are copied as plain dicts."""
     if isinstance(prompt, str):

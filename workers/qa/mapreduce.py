@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workers.documents.chunking import segments
-from workers.llm.base import LLMBackend
+from workers.llm.base import concurrency
 
 from .answering import final_answer
 from .budget import content_budget
@@ -38,6 +38,8 @@ DEFAULT_NOTE_TOKENS = 160  # what one map or collapse call may write
 ENGINE_FACTS = 2  # the chunk's best sentences by BM25, kept in its note
 NOTE_FACTS = 6  # facts a note carries at most (a collapsed one too)
 MIN_CHUNK_TOKENS = 128
+JOIN_SLACK_TOKENS = 64  # what counting a prompt's parts apart may miss of the whole
+LONGEST_PART_LABEL = "99999 of 99999"  # a chunk's block says which part it is
 
 MAP_INSTRUCTIONS = (
     "Read the part of a text below and note what it says about the question. Copy the "
@@ -117,11 +119,6 @@ def group_sizes(sizes: Sequence[int], budget: int) -> list[list[int]]:
     return groups
 
 
-def concurrency(backend: LLMBackend) -> int:
-    """Requests in flight at once: the backend's one setting (1 when it has none)."""
-    return max(1, int(getattr(backend, "concurrency", 1) or 1))
-
-
 def _messages(instructions: str, body: str, question: str) -> list[dict[str, str]]:
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
@@ -170,17 +167,24 @@ def _map_all(
     return texts, failures
 
 
-def _chunks(run: Run, question: str, documents: Sequence[SourceDocument], note_tokens: int,
-            cap: int | None) -> list[Span]:
-    overhead = run.count(_messages(MAP_INSTRUCTIONS, document_block("x", "", ""), question))
+def _chunks(run: Run, question: str, documents: Sequence[SourceDocument], instructions: str,
+            note_tokens: int, cap: int | None) -> list[Span]:
     window = run.backend.context_window
-    budget = window - overhead - note_tokens
-    if budget < MIN_CHUNK_TOKENS:
-        raise QuestionTooLong(overhead, window, note_tokens,
-                              message=f"the question leaves {max(budget, 0)} tokens of the "
-                              f"{window}-token window for a chunk: shorten it")
-    budget = min(budget, cap) if cap else budget
-    return [Span(d, c.start, c.end) for d in documents for c in segments(d.text, budget, run.count)]
+    spans: list[Span] = []
+    for d in documents:
+        # The block as the map call sends it (the document's id and title, the longest part
+        # label), and slack: a text's tokens inside the prompt can merge differently at its
+        # ends than counted alone. (An empty block's framing left chunks a few tokens over.)
+        block = document_block(d.id, d.title, "", part=LONGEST_PART_LABEL)
+        overhead = run.count(_messages(instructions, block, question)) + JOIN_SLACK_TOKENS
+        budget = window - overhead - note_tokens
+        if budget < MIN_CHUNK_TOKENS:
+            raise QuestionTooLong(overhead, window, note_tokens,
+                                  message=f"the question leaves {max(budget, 0)} tokens of "
+                                  f"the {window}-token window for a chunk: shorten it")
+        budget = min(budget, cap) if cap else budget
+        spans += [Span(d, c.start, c.end) for c in segments(d.text, budget, run.count)]
+    return spans
 
 
 def _engine_facts(question: str, chunk: Span) -> list[Fact]:
@@ -225,7 +229,7 @@ def _collapse(run: Run, question: str, notes: list[Note], note_tokens: int,
     window = run.backend.context_window
     overhead = run.count(_messages(COLLAPSE_INSTRUCTIONS, notes_block(""), question))
     # Room for what a merge (or the reduce, which reads the last group) writes, and slack.
-    budget = window - overhead - max(note_tokens, answer_tokens) - 64
+    budget = window - overhead - max(note_tokens, answer_tokens) - JOIN_SLACK_TOKENS
     while True:
         sizes = [run.count(n.render()) for n in notes]
         groups = group_sizes(sizes, budget)
@@ -271,12 +275,12 @@ def answer_mapreduce(
     content_budget(run.backend, question, history, answer_tokens)  # refuses an over-long question
     summary = wants_whole_document(question)
     run.check(0, 1, "mapreduce: chunking")
+    instructions = MAP_SUMMARY_INSTRUCTIONS if summary else MAP_INSTRUCTIONS
     with run.step("chunk", cap=chunk_tokens) as step:
-        chunks = _chunks(run, question, documents, note_tokens, chunk_tokens)
+        chunks = _chunks(run, question, documents, instructions, note_tokens, chunk_tokens)
         step.notes.update({"chunks": len(chunks), "task": "summary" if summary else "qa",
                            "concurrency": concurrency(run.backend)})
 
-    instructions = MAP_SUMMARY_INSTRUCTIONS if summary else MAP_INSTRUCTIONS
     with run.step("map", chunks=len(chunks)) as step:
         calls = [
             _messages(instructions, document_block(c.document.id, c.document.title, c.text,

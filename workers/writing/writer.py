@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from workers.llm.base import LLMBackend, Usage
+from workers.llm.base import LLMBackend, Usage, concurrency
 from workers.progress import Progress, no_progress
 from workers.qa.grounding_words import content_words, stem
 from workers.writing.checks import early_additions, enforce, needs, reserve
@@ -228,19 +228,25 @@ def key_sentence(passage: str, point: str) -> str | None:
 def restate_sources(backend: LLMBackend, references: list[str], point: str, *,
                     sampling: Mapping[str, Any] | None = None) -> tuple[str, Usage]:
     """One paragraph of the passages' key sentences (``key_sentence``) in the model's words,
-    one request each (``RESTATED`` at most); the first sentence of each answer is kept.
+    one request each (``RESTATED`` at most, sent together); the first sentence of each
+    answer is kept.
     What it says is checked afterwards like the rest of the section (citing.cite)."""
     kept: list[str] = []
     usage = Usage()
+    asks = []
     for k, passage in enumerate(references[:RESTATED]):
         sentence = key_sentence(passage, point)
         if sentence is None:
             continue
         messages = [{"role": "system", "content": RESTATE_SYSTEM},
                     {"role": "user", "content": RESTATE.format(sentence=sentence)}]
-        options = {**(sampling or {}), "temperature": 0.3, "top_p": 0.9, "seed": k + 1,
-                   "max_tokens": int(count_words(sentence) * 2) + 24}
-        result = backend.chat(messages, **options)
+        asks.append((messages, {**(sampling or {}), "temperature": 0.3, "top_p": 0.9,
+                                "seed": k + 1,
+                                "max_tokens": int(count_words(sentence) * 2) + 24}))
+    # The requests are independent: sent at once, a batching backend decodes them together.
+    with ThreadPoolExecutor(max_workers=max(1, min(len(asks), concurrency(backend)))) as pool:
+        results = list(pool.map(lambda ask: backend.chat(ask[0], **ask[1]), asks))
+    for result in results:
         usage = usage + result.usage
         # The first sentence, not a heading or table line the model put before it.
         lines = [" ".join(line.split()).strip("\"«»“” ")
@@ -336,7 +342,7 @@ def write_section(backend: LLMBackend, instruction: str, plan: Plan, index: int,
     with ThreadPoolExecutor(max_workers=2) as pool:
         ready = early_additions(backend, constraints, section.point, pool, seed=index,
                                 sampling=options, topic=topic) \
-            if constraints and (getattr(backend, "concurrency", 1) or 1) > 1 else {}
+            if constraints and concurrency(backend) > 1 else {}
         result = None
         for attempt in range(1, max_attempts + 1):
             result = write_to_length(backend, messages, body_words, on_token=on_token,
