@@ -127,3 +127,21 @@ def test_notes_that_overflow_the_window_are_collapsed_in_a_recorded_tree(llm) ->
     assert all(0 <= source["confidence"] <= 100 for m in first for source in m["from"])
     reduced = next(s for s in result.trace if s.name == "reduce").notes["confidences"]
     assert set(reduced) == {m["note"] for m in collapses[-1].notes["tree"]}
+
+
+def test_window_sized_chunks_fit_the_window_with_their_document_s_id_title_and_part(
+        llm) -> None:
+    # No chunk cap: each chunk is as large as the window allows. The block around it names
+    # the document (a long title here) and the part: all of it must fit with the note.
+    backend = Spy(EmbeddedBackend(llm.models_dir, context_window=700))
+    text = _document().text
+    doc = SourceDocument("harbour-town-chronicle-volume-two", "A harbour town: the complete "
+                         "chronicle of its trade, fishing, fairs and fires, 1600 to 1900", text)
+    result = answer("Who painted the lighthouse of Penmarch red?", [doc], "mapreduce",
+                    backend=backend, answer_tokens=16, options={"note_tokens": 32})
+    mapped = next(s for s in result.trace if s.name == "map")
+    assert mapped.notes["failed"] == [] and mapped.inputs["chunks"] >= 2
+    maps = [m for m in backend.sent if doc.title in m[-1]["content"]]
+    assert len(maps) == mapped.inputs["chunks"]
+    assert all(backend.count_tokens(m) + 32 <= 700 for m in maps)
+    assert max(backend.count_tokens(m) for m in maps) > 700 - 32 - 160  # chunks are large
