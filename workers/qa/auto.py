@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from workers.llm.base import LLMBackend
+from workers.llm.base import LLMBackend, concurrency
 from workers.llm.rates import current_rates
 
 from .budget import content_budget
@@ -29,6 +29,18 @@ def scan_seconds(backend: LLMBackend, segments: int) -> float:
     if rates is None:
         return segments * SECONDS_PER_SEGMENT
     return rates.seconds(math.ceil(segments / SCORE_BATCH), segments * DEFAULT_SEGMENT_TOKENS, 0)
+
+
+def _whole_reader(backend: LLMBackend, chunks: int) -> tuple[str, str]:
+    """The strategy that reads every part, and how. Where the backend takes several requests
+    at once, the parallel reader: it reads each chunk once, all together (on vLLM-CPU at 32k,
+    0.16x the chain's wall time, docs/qa.md); one request at a time, the chain, which costs
+    the same there and carries what it found from part to part."""
+    at_once = concurrency(backend)
+    if at_once > 1:
+        return "mapreduce", (f"the parallel reader (map-reduce) reads its ~{chunks} chunks "
+                             f"{min(at_once, chunks)} at a time and merges their notes")
+    return "coa", f"Chain-of-Agents reads every part in ~{chunks} chunks, one after another"
 
 
 @dataclass(frozen=True)
@@ -68,20 +80,21 @@ def choose(
             "read them whole in one prompt",
             facts,
         )
+    reader, reading = _whole_reader(backend, math.ceil(total / budget))
     if wants_whole_document(question):
         return Decision(
-            "coa",
+            reader,
             f"a whole-document question (summary/overview) over {total} tokens, more than "
-            f"the {budget}-token budget: Chain-of-Agents reads every part in "
-            f"~{math.ceil(total / budget)} chunks",
+            f"the {budget}-token budget: {reading}",
             facts,
         )
     if not backend.capabilities.prompt_logprobs:
-        strategy = "rag" if has_retriever else "coa"
+        strategy = "rag" if has_retriever else reader
         return Decision(
             strategy,
             f"a fact question over {total} tokens; the backend gives no prompt "
-            f"log-probabilities (XL3M impossible): {strategy}",
+            f"log-probabilities (XL3M impossible): "
+            f"{'the search index' if has_retriever else reading}",
             facts,
         )
     n_segments = math.ceil(total / DEFAULT_SEGMENT_TOKENS)
