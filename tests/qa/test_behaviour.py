@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from tests.qa.conftest import Spy, assert_citations_exact
@@ -54,18 +56,28 @@ def test_auto_reads_a_short_document_whole(llm):
     assert choice.notes["strategy"] == "full" and choice.notes["reason"]
 
 
+class Parallel(Spy):
+    """A serving engine that runs 8 requests in parallel (the embedded model cannot)."""
+
+    concurrency = 8
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return dataclasses.replace(self.inner.capabilities, concurrent_batch=True)
+
+
 def test_auto_scans_a_long_document_for_a_fact_and_chains_for_a_summary(llm, long_doc):
     fact = choose("What is the pass key?", [long_doc], llm)
     assert fact.strategy == "xl3m"
     assert "fact" in fact.reason and fact.facts["segments"] >= 9
-    # A summary reads every part: all at once where the backend decodes several requests
-    # together (the embedded one batches LLM_BATCH_SIZE), one after another where it does not.
+    # A summary reads every part: one chunk after another on the embedded backend (it
+    # prefills one request at a time), all at once on a server that runs them in parallel.
     summary = choose("Summarise the main ideas of these essays.", [long_doc], llm)
+    assert summary.strategy == "coa" and "summary" in summary.reason
+    assert "one after another" in summary.reason
+    summary = choose("Summarise the main ideas of these essays.", [long_doc], Parallel(llm))
     assert summary.strategy == "mapreduce" and "summary" in summary.reason
     assert "chunks 2 at a time" in summary.reason  # ~9,500 tokens: two window-sized chunks
-    one_at_a_time = Spy(llm)  # no concurrency of its own: one request at a time
-    summary = choose("Summarise the main ideas of these essays.", [long_doc], one_at_a_time)
-    assert summary.strategy == "coa" and "one after another" in summary.reason
     # Very long input: a search index is cheaper than a full scan; without one, the fast path.
     huge = choose(
         "Who founded the company?", [long_doc], llm, has_retriever=True, total_tokens=1_000_000
