@@ -47,6 +47,24 @@ def test_compose_runs_one_web_process_per_cpu_of_the_container():
     assert "/readyz" in " ".join(web["healthcheck"]["test"])
 
 
+def _scope(path: str) -> dict:
+    """An ASGI scope of a GET of ``path``."""
+    return {
+        "type": "http",
+        "method": "GET",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(b"host", b"localhost")],
+        "scheme": "https",
+        "server": ("localhost", 443),
+        "client": ("127.0.0.1", 5000),
+        "root_path": "",
+        "http_version": "1.1",
+        "asgi": {"version": "3.0"},
+    }
+
+
 def _thread_hops(handler, path: str) -> tuple[int, int]:
     """(status, sync_to_async calls) for one GET of ``path`` through ``handler``."""
     from asgiref import sync
@@ -60,10 +78,7 @@ def _thread_hops(handler, path: str) -> tuple[int, int]:
         calls += 1
         return await original(self, *args, **kwargs)
 
-    scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(),
-             "query_string": b"", "headers": [(b"host", b"localhost")], "scheme": "https",
-             "server": ("localhost", 443), "client": ("127.0.0.1", 5000), "root_path": "",
-             "http_version": "1.1", "asgi": {"version": "3.0"}}
+    scope = _scope(path)
 
     async def run():
         app = ApplicationCommunicator(handler, scope)
@@ -83,7 +98,8 @@ def _thread_hops(handler, path: str) -> tuple[int, int]:
 @pytest.mark.django_db(transaction=True)
 def test_a_request_crosses_to_a_thread_once_not_once_per_middleware():
     """Django's async chain hops to a thread and back for each MiddlewareMixin's
-    process_request and process_response; the app's handler runs the chain in one hop."""
+    process_request and process_response, and sends request_started and closes the response
+    in two more; the app's handler runs all of them in one hop."""
     from django.core.handlers.asgi import ASGIHandler
 
     from apps.core.handler import SyncChainASGIHandler
@@ -91,7 +107,7 @@ def test_a_request_crosses_to_a_thread_once_not_once_per_middleware():
     status, hops = _thread_hops(SyncChainASGIHandler(), "/healthz")
     django_status, django_hops = _thread_hops(ASGIHandler(), "/healthz")
     assert status == django_status == 200
-    assert hops <= 3 < 8 <= django_hops, (hops, django_hops)  # + response.close
+    assert hops == 1 < 8 <= django_hops, (hops, django_hops)
 
 
 def test_a_process_runs_at_most_its_slots_of_requests_at_once_and_liveness_takes_none(settings):
@@ -103,6 +119,7 @@ def test_a_process_runs_at_most_its_slots_of_requests_at_once_and_liveness_takes
     from types import SimpleNamespace
 
     from asgiref.sync import ThreadSensitiveContext
+    from django.http import HttpResponse
 
     from apps.core.handler import SyncChainASGIHandler
 
@@ -119,13 +136,14 @@ def test_a_process_runs_at_most_its_slots_of_requests_at_once_and_liveness_takes
         with lock:
             running[0] -= 1
             order.append(request.path_info)
-        return request.path_info
+        return HttpResponse(request.path_info)
 
     handler.get_response = slow
 
     async def call(path):  # a thread per request, as ASGIHandler.__call__ gives it
         async with ThreadSensitiveContext():
-            return await handler.get_response_async(SimpleNamespace(path_info=path))
+            request = SimpleNamespace(path_info=path, scope={})
+            return (await handler.get_response_async(request)).content.decode()
 
     async def run():
         slow_ones = [asyncio.create_task(call(f"/slow/{n}")) for n in range(5)]
@@ -164,10 +182,7 @@ def test_a_request_thread_is_kept_for_the_next_request_and_concurrent_ones_get_t
     handler.get_response = recorded
 
     async def get(path):
-        scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(),
-                 "query_string": b"", "headers": [(b"host", b"localhost")], "scheme": "https",
-                 "server": ("localhost", 443), "client": ("127.0.0.1", 5000),
-                 "root_path": "", "http_version": "1.1", "asgi": {"version": "3.0"}}
+        scope = _scope(path)
         app = ApplicationCommunicator(handler, scope)
         await app.send_input({"type": "http.request", "body": b""})
         start = await app.receive_output(30)
@@ -185,3 +200,65 @@ def test_a_request_thread_is_kept_for_the_next_request_and_concurrent_ones_get_t
     one, two, three, four = seen
     assert one is two and one.name.startswith("request")  # kept, not a thread per request
     assert three is not four  # at once: a thread each
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("streamed", [False, True])
+def test_each_request_signal_is_sent_once_on_the_requests_thread(streamed):
+    """request_started and request_finished (which returns the pooled connection) run on the
+    request's thread, once each: before the chain and, for a response in memory, once it is
+    made (before it is sent); a streamed response is closed after its last part is sent."""
+    import asyncio
+    import threading
+
+    from asgiref.testing import ApplicationCommunicator
+    from django.core import signals
+    from django.http import HttpResponse, StreamingHttpResponse
+
+    from apps.core.handler import SyncChainASGIHandler
+
+    handler = SyncChainASGIHandler()
+    events: list[tuple[str, threading.Thread]] = []
+
+    def parts():
+        for part in (b"a", b"b"):
+            events.append(("part", threading.current_thread()))
+            yield part
+
+    def view(request):
+        events.append(("view", threading.current_thread()))
+        return StreamingHttpResponse(parts()) if streamed else HttpResponse(b"ab")
+
+    def started(**kwargs):
+        events.append(("started", threading.current_thread()))
+
+    def finished(**kwargs):
+        events.append(("finished", threading.current_thread()))
+
+    handler.get_response = view
+    signals.request_started.connect(started)
+    signals.request_finished.connect(finished)
+
+    async def run():
+        scope = _scope("/x")
+        app = ApplicationCommunicator(handler, scope)
+        await app.send_input({"type": "http.request", "body": b""})
+        messages = [await app.receive_output(30)]
+        while messages[-1].get("more_body", messages[-1]["type"] == "http.response.start"):
+            messages.append(await app.receive_output(30))
+        # What had run when the client held the whole body, and after the handler returned.
+        sent = [name for name, _ in events]
+        await app.wait(30)
+        return messages, sent
+
+    try:
+        messages, at_send = asyncio.run(run())
+    finally:
+        signals.request_started.disconnect(started)
+        signals.request_finished.disconnect(finished)
+    assert messages[0]["status"] == 200
+    assert b"".join(m.get("body", b"") for m in messages[1:]) == b"ab"
+    assert [name for name, _ in events] == ["started", "view", *["part"] * 2 * streamed, "finished"]
+    assert len({thread for _, thread in events}) == 1  # the request's own thread
+    if not streamed:
+        assert at_send == ["started", "view", "finished"]  # closed before it was sent

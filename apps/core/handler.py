@@ -23,18 +23,31 @@ Here each request's context runs on an idle thread of the process's own (one exe
 thread each, so a request's sync parts still share one thread), kept for the next request.
 Nothing of a request stays on its thread: Django keeps connections, the URLconf and the
 language per context, not per thread.
+
+One hop per request: Django's handle() sends request_started from the event loop (its sync
+receivers in a hop of their own) and closes the response in another hop after sending it
+(request_finished: the pooled connection goes back). Here both run in the chain's hop, as
+the WSGI handler runs them: request_started before the chain, and a response that is not
+streamed is closed once rendered, before its bytes are sent (its content is in memory; the
+connection returns to the pool a send earlier). A streamed response is closed after it has
+streamed, as before.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
-from django.core.handlers.asgi import ASGIHandler
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.http import FileResponse
+from django.urls import set_script_prefix
 
 UNBOUNDED_PATHS = frozenset({"/healthz"})
 IDLE_THREADS_KEPT = 16  # more than the slots: streams and /healthz hold threads beside them
@@ -65,8 +78,64 @@ class SyncChainASGIHandler(ASGIHandler):
             else:
                 thread.shutdown(wait=False)
 
+    async def handle(self, scope, receive, send):
+        """Django's ASGIHandler.handle, less its two hops of signals (see the module's doc)."""
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:  # a malformed request: Django's own path
+            body_file.close()
+            await signals.request_started.asend(sender=self.__class__, scope=scope)
+            await self.send_response(error_response, send)
+            await sync_to_async(error_response.close)()
+            return
+
+        async def process_request():
+            response = await self.get_response_async(request)
+            with contextlib.suppress(asyncio.CancelledError):  # the client left meanwhile
+                await self.send_response(response, send)
+            return response
+
+        # A disconnect while the response is made cancels it, as in Django.
+        tasks = [
+            asyncio.create_task(self.listen_for_disconnect(receive)),
+            asyncio.create_task(process_request()),
+        ]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            if task.done():
+                try:
+                    task.result()
+                except RequestAborted:
+                    pass
+                except AssertionError:
+                    body_file.close()
+                    raise
+            else:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        try:
+            response = tasks[1].result()
+        except asyncio.CancelledError:
+            await signals.request_finished.asend(sender=self.__class__)
+        else:
+            if not response.closed:  # streamed: closed once sent
+                await sync_to_async(response.close)()
+        body_file.close()
+
     def _call_chain(self, request):
-        return self.get_response(request)
+        signals.request_started.send(sender=self.__class__, scope=request.scope)
+        response = self.get_response(request)
+        response._handler_class = self.__class__  # request_finished's sender
+        if isinstance(response, FileResponse):
+            response.block_size = self.chunk_size
+        if not response.streaming:
+            response.close()  # request_finished on this thread, which holds the connection
+        return response
 
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=False)
