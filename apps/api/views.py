@@ -35,12 +35,18 @@ from apps.documents import services as documents
 from apps.teams.access import resolve_for_api
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
-    description="Retrying a POST with the same key and body returns the batch made first.")
-ERRORS = {400: OpenApiResponse(description="Invalid input; the body says which field."),
-          401: OpenApiResponse(description="No or invalid credentials."),
-          403: OpenApiResponse(description="Role or key scope too low."),
-          404: OpenApiResponse(description="No such team or object (or not yours).")}
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Retrying a POST with the same key and body returns the batch made first.",
+)
+ERRORS = {
+    400: OpenApiResponse(description="Invalid input; the body says which field."),
+    401: OpenApiResponse(description="No or invalid credentials."),
+    403: OpenApiResponse(description="Role or key scope too low."),
+    404: OpenApiResponse(description="No such team or object (or not yours)."),
+}
 
 
 BIGINT_MAX = 2**63 - 1  # the largest OFFSET Postgres takes
@@ -60,8 +66,7 @@ class OneQueryPaginator(Paginator):
     it, so that case (a 404 anyway) counts apart."""
 
     def page(self, number):
-        if not isinstance(self.object_list, QuerySet) or self.orphans \
-                or "count" in self.__dict__:
+        if not isinstance(self.object_list, QuerySet) or self.orphans or "count" in self.__dict__:
             return super().page(number)
         try:
             first = int(number)  # validate_number below has the last word on the form
@@ -71,13 +76,15 @@ class OneQueryPaginator(Paginator):
         if first < 1 or bottom + self.per_page > BIGINT_MAX:
             return super().page(number)  # refused there (an offset Postgres cannot take: 404)
         counted = self.object_list.annotate(
-            page_total=CountOf(self.object_list.order_by().values("pk")))
-        rows = list(counted[bottom:bottom + self.per_page])
+            page_total=CountOf(self.object_list.order_by().values("pk"))
+        )
+        rows = list(counted[bottom : bottom + self.per_page])
         if not rows and first > 1:
             return super().page(number)
         top = rows[0] if rows else {"page_total": 0}  # an instance, or a dict from .values()
-        self.__dict__["count"] = top["page_total"] if isinstance(top, dict) \
-            else top.page_total  # the cached property
+        self.__dict__["count"] = (
+            top["page_total"] if isinstance(top, dict) else top.page_total
+        )  # the cached property
         return self._get_page(rows, self.validate_number(number), self)
 
 
@@ -105,7 +112,8 @@ class TeamAPIView(generics.GenericAPIView):
         """The team's documents this key or user may read (apps.collections.access), each
         with its collection's id."""
         return access.readable_documents(self.team, self.who).annotate(
-            collection=F("filing__collection"))
+            collection=F("filing__collection")
+        )
 
     def api_key(self):
         return self.request.auth if isinstance(self.request.auth, ApiKey) else None
@@ -116,8 +124,8 @@ class TeamAPIView(generics.GenericAPIView):
 
     def filters(self, serializer_class) -> dict:
         if not self.request.query_params and not any(
-                f.required or f.default is not empty
-                for f in serializer_class._declared_fields.values()):
+            f.required or f.default is not empty for f in serializer_class._declared_fields.values()
+        ):
             return {}  # what validating nothing gives (a list's first page, the usual request)
         params = serializer_class(data=self.request.query_params.dict())
         params.is_valid(raise_exception=True)
@@ -125,15 +133,19 @@ class TeamAPIView(generics.GenericAPIView):
 
 
 class TeamList(APIView):
-    @extend_schema(responses={200: s.TeamSerializer(many=True), **ERRORS},
-                   summary="Teams this key or user can reach")
+    @extend_schema(
+        responses={200: s.TeamSerializer(many=True), **ERRORS},
+        summary="Teams this key or user can reach",
+    )
     def get(self, request):
         who = principal(request)
         if isinstance(who, ApiKey):
             rows = [{"slug": who.team.slug, "name": who.team.name, "role": "api-key"}]
         else:
-            rows = [{"slug": m.team.slug, "name": m.team.name, "role": m.role}
-                    for m in who.memberships.select_related("team").order_by("team__name")]
+            rows = [
+                {"slug": m.team.slug, "name": m.team.name, "role": m.role}
+                for m in who.memberships.select_related("team").order_by("team__name")
+            ]
         return Response(s.TeamSerializer(rows, many=True).data)
 
 
@@ -144,14 +156,18 @@ class DocumentList(TeamAPIView):
     serializer_class = s.DocumentSerializer
     parser_classes = [parsers.MultiPartParser, parsers.FormParser]
 
-    @extend_schema(parameters=[s.DocumentFilterSerializer],
-                   responses={200: s.DocumentSerializer(many=True), **ERRORS},
-                   summary="List documents (filters: status, kind, q)")
+    @extend_schema(
+        parameters=[s.DocumentFilterSerializer],
+        responses={200: s.DocumentSerializer(many=True), **ERRORS},
+        summary="List documents (filters: status, kind, q)",
+    )
     def get(self, request, slug):
         wanted = self.filters(s.DocumentFilterSerializer)
         rows = collections.in_collection(
-            self.readable(), access.readable_collections(self.team, self.who),
-            wanted.get("collection", ""))
+            self.readable(),
+            access.readable_collections(self.team, self.who),
+            wanted.get("collection", ""),
+        )
         if "status" in wanted:
             rows = rows.filter(status=wanted["status"])
         if "kind" in wanted:
@@ -163,23 +179,36 @@ class DocumentList(TeamAPIView):
         page = self.paginate_queryset(rows.values(*s.DocumentSerializer.Meta.fields))
         return self.get_paginated_response(s.DocumentSerializer(page, many=True).data)
 
-    @extend_schema(request={"multipart/form-data": s.DocumentUploadSerializer},
-                   responses={201: s.DocumentSerializer, 200: s.DocumentSerializer,
-                              413: OpenApiResponse(description="File too large."), **ERRORS},
-                   summary="Upload a document (ingestion is queued; 200 if already there)")
+    @extend_schema(
+        request={"multipart/form-data": s.DocumentUploadSerializer},
+        responses={
+            201: s.DocumentSerializer,
+            200: s.DocumentSerializer,
+            413: OpenApiResponse(description="File too large."),
+            **ERRORS,
+        },
+        summary="Upload a document (ingestion is queued; 200 if already there)",
+    )
     def post(self, request, slug):
         length, limit = declared_length(request.META), upload_limit(1)
         if length > limit:  # refused before the body is parsed (the ASGI edge does too)
-            return Response({"file": [too_large_message(limit, "DOCUMENT_MAX_BYTES", length)],
-                             "code": "too_large"}, status=413)
+            return Response(
+                {
+                    "file": [too_large_message(limit, "DOCUMENT_MAX_BYTES", length)],
+                    "code": "too_large",
+                },
+                status=413,
+            )
         files = request.FILES.getlist("file")
         unknown = sorted(set(request.data) - {"file", "collection"})
         if unknown:
-            raise ValidationError({name: ["Unknown field. Allowed: file, collection."]
-                                   for name in unknown})
+            raise ValidationError(
+                {name: ["Unknown field. Allowed: file, collection."] for name in unknown}
+            )
         if len(files) != 1:
-            raise ValidationError({"file": ["Send exactly one file in the “file” field "
-                                            f"(got {len(files)})."]})
+            raise ValidationError(
+                {"file": [f"Send exactly one file in the “file” field (got {len(files)})."]}
+            )
         try:
             target = collections.target(self.team, self.who, request.data.get("collection"))
         except collections.CollectionRefused as err:
@@ -189,8 +218,10 @@ class DocumentList(TeamAPIView):
         except documents.UploadRefused as err:
             return Response({"file": [err.message], "code": err.code}, status=err.status)
         document = self.readable().get(pk=outcome.document.pk)
-        return Response(s.DocumentSerializer(document).data,
-                        status=status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK)
+        return Response(
+            s.DocumentSerializer(document).data,
+            status=status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK,
+        )
 
 
 class DocumentView(TeamAPIView):
@@ -199,8 +230,10 @@ class DocumentView(TeamAPIView):
         document = self.readable().filter(pk=pk).first()
         if document is None:
             raise NotFound("No such document in this team.")
-        if self.request.method not in SAFE_METHODS and not access.writable_documents(
-                self.team, self.who).filter(pk=pk).exists():
+        if (
+            self.request.method not in SAFE_METHODS
+            and not access.writable_documents(self.team, self.who).filter(pk=pk).exists()
+        ):
             raise PermissionDenied("Read access only to this document's collection.")
         return document
 
@@ -212,8 +245,11 @@ class DocumentDetail(DocumentView):
     def get(self, request, slug, pk):
         return Response(s.DocumentSerializer(self.document(pk)).data)
 
-    @extend_schema(request=s.DocumentUpdateSerializer,
-                   responses={200: s.DocumentSerializer, **ERRORS}, summary="Rename a document")
+    @extend_schema(
+        request=s.DocumentUpdateSerializer,
+        responses={200: s.DocumentSerializer, **ERRORS},
+        summary="Rename a document",
+    )
     def patch(self, request, slug, pk):
         document = self.document(pk)
         body = s.DocumentUpdateSerializer(data=request.data)
@@ -224,8 +260,9 @@ class DocumentDetail(DocumentView):
             raise ValidationError({"title": [str(err)]}) from None
         return Response(s.DocumentSerializer(document).data)
 
-    @extend_schema(responses={204: None, **ERRORS},
-                   summary="Delete a document with its chunks and file")
+    @extend_schema(
+        responses={204: None, **ERRORS}, summary="Delete a document with its chunks and file"
+    )
     def delete(self, request, slug, pk):
         documents.delete(self.document(pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -237,16 +274,21 @@ class QuestionEstimate(TeamAPIView):
     serializer_class = s.QuestionEstimateSerializer
     read_only = True  # a POST that changes nothing: read keys may ask
 
-    @extend_schema(request=s.QuestionEstimateSerializer,
-                   responses={200: OpenApiTypes.OBJECT, **ERRORS},
-                   summary="Estimate a question's cost per strategy (dry run)")
+    @extend_schema(
+        request=s.QuestionEstimateSerializer,
+        responses={200: OpenApiTypes.OBJECT, **ERRORS},
+        summary="Estimate a question's cost per strategy (dry run)",
+    )
     def post(self, request, slug):
         body = s.QuestionEstimateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            found = estimates.question_preview(self.team, body.validated_data["document_ids"],
-                                               body.validated_data["question"],
-                                               documents=self.readable())
+            found = estimates.question_preview(
+                self.team,
+                body.validated_data["document_ids"],
+                body.validated_data["question"],
+                documents=self.readable(),
+            )
         except estimates.EstimateRefused as err:
             raise ValidationError({"detail": str(err)}) from None
         return Response(found.to_dict())
@@ -255,21 +297,38 @@ class QuestionEstimate(TeamAPIView):
 class DocumentPage(DocumentView):
     serializer_class = s.PageTextSerializer
 
-    @extend_schema(responses={200: s.PageTextSerializer,
-                              409: OpenApiResponse(description="Not ingested yet."), **ERRORS},
-                   summary="Text of one page (1-based)")
+    @extend_schema(
+        responses={
+            200: s.PageTextSerializer,
+            409: OpenApiResponse(description="Not ingested yet."),
+            **ERRORS,
+        },
+        summary="Text of one page (1-based)",
+    )
     def get(self, request, slug, pk, page):
         document = self.document(pk)
         if document.status != "ready":
-            return Response({"detail": f"The document is not ready (status: {document.status})."
-                             " Its text is available once it is ingested."}, status=409)
+            return Response(
+                {
+                    "detail": f"The document is not ready (status: {document.status})."
+                    " Its text is available once it is ingested."
+                },
+                status=409,
+            )
         try:
             start, end = document.page_bounds(page)
         except ValueError as err:
             raise NotFound(f"No page {page}: {err}.") from err
-        return Response({"document_id": document.pk, "page": page,
-                         "pages": len(document.page_starts), "start": start, "end": end,
-                         "text": document.text[start:end]})
+        return Response(
+            {
+                "document_id": document.pk,
+                "page": page,
+                "pages": len(document.page_starts),
+                "start": start,
+                "end": end,
+                "text": document.text[start:end],
+            }
+        )
 
 
 # -- Batches -----------------------------------------------------------------------------------
@@ -278,23 +337,41 @@ class DocumentPage(DocumentView):
 class BatchList(TeamAPIView):
     serializer_class = s.BatchSerializer
 
-    @extend_schema(responses={200: s.BatchSerializer(many=True), **ERRORS},
-                   summary="List batches, newest first")
+    @extend_schema(
+        responses={200: s.BatchSerializer(many=True), **ERRORS},
+        summary="List batches, newest first",
+    )
     def get(self, request, slug):
         page = self.paginate_queryset(access.visible_batches(self.team, self.who))
         return self.get_paginated_response(s.BatchSerializer(page, many=True).data)
 
-    @extend_schema(request=s.BatchCreateSerializer, parameters=[IDEMPOTENCY_HEADER],
-                   examples=[OpenApiExample("Questions of a document", request_only=True, value={
-                       "kind": "qa", "questions": ["Who keeps the lighthouse?"],
-                       "document_ids": [1], "strategy": "auto"})],
-                   responses={201: s.BatchSerializer, 200: s.BatchSerializer,
-                              413: OpenApiResponse(description="Body over API_JSON_MAX_BYTES."),
-                              422: OpenApiResponse(description="Idempotency-Key reused."),
-                              429: OpenApiResponse(description="Too many requests or batch "
-                                                   "items for this key; see Retry-After."),
-                              **ERRORS},
-                   summary="Submit a batch of qa, compress or write items")
+    @extend_schema(
+        request=s.BatchCreateSerializer,
+        parameters=[IDEMPOTENCY_HEADER],
+        examples=[
+            OpenApiExample(
+                "Questions of a document",
+                request_only=True,
+                value={
+                    "kind": "qa",
+                    "questions": ["Who keeps the lighthouse?"],
+                    "document_ids": [1],
+                    "strategy": "auto",
+                },
+            )
+        ],
+        responses={
+            201: s.BatchSerializer,
+            200: s.BatchSerializer,
+            413: OpenApiResponse(description="Body over API_JSON_MAX_BYTES."),
+            422: OpenApiResponse(description="Idempotency-Key reused."),
+            429: OpenApiResponse(
+                description="Too many requests or batch items for this key; see Retry-After."
+            ),
+            **ERRORS,
+        },
+        summary="Submit a batch of qa, compress or write items",
+    )
     def post(self, request, slug):
         if not isinstance(request.data, dict):
             raise ValidationError({"detail": "The body must be a JSON object."})
@@ -305,10 +382,15 @@ class BatchList(TeamAPIView):
             raise ValidationError({"Idempotency-Key": ["At most 200 characters."]})
         try:
             submission = services.submit_batch(
-                self.team, dict(body.validated_data), user=self.user(), api_key=self.api_key(),
-                idempotency_key=key, documents=self.readable(),
+                self.team,
+                dict(body.validated_data),
+                user=self.user(),
+                api_key=self.api_key(),
+                idempotency_key=key,
+                documents=self.readable(),
                 collections=access.readable_collections(self.team, self.who),
-                admit=lambda items: BatchItemThrottle().admit(request, self, items))
+                admit=lambda items: BatchItemThrottle().admit(request, self, items),
+            )
         except services.BatchRefused as err:
             return Response(err.errors, status=err.status)
         data = s.BatchSerializer(submission.batch, context={"show_secret": submission.created})
@@ -326,16 +408,17 @@ class BatchView(TeamAPIView):
 
 
 class BatchDetail(BatchView):
-
-    @extend_schema(responses={200: s.BatchSerializer, **ERRORS},
-                   summary="Batch status and counts")
+    @extend_schema(responses={200: s.BatchSerializer, **ERRORS}, summary="Batch status and counts")
     def get(self, request, slug, pk):
         return Response(s.BatchSerializer(self.batch(pk)).data)
 
 
 class BatchCancel(BatchView):
-    @extend_schema(request=None, responses={200: s.BatchSerializer, **ERRORS},
-                   summary="Cancel the items that have not finished")
+    @extend_schema(
+        request=None,
+        responses={200: s.BatchSerializer, **ERRORS},
+        summary="Cancel the items that have not finished",
+    )
     def post(self, request, slug, pk):
         batch = self.batch(pk)
         if not batch.is_finished:
@@ -344,8 +427,11 @@ class BatchCancel(BatchView):
 
 
 class BatchRetry(BatchView):
-    @extend_schema(request=None, responses={200: s.BatchSerializer, **ERRORS},
-                   summary="Run the failed items again (the batch opens again until they end)")
+    @extend_schema(
+        request=None,
+        responses={200: s.BatchSerializer, **ERRORS},
+        summary="Run the failed items again (the batch opens again until they end)",
+    )
     def post(self, request, slug, pk):
         batch = self.batch(pk)
         services.retry_failed(batch)
@@ -356,9 +442,11 @@ class BatchRetry(BatchView):
 class BatchResults(BatchView):
     serializer_class = s.BatchItemSerializer
 
-    @extend_schema(parameters=[s.ResultsFilterSerializer],
-                   responses={200: s.BatchItemSerializer(many=True), **ERRORS},
-                   summary="Items with status, progress and results, in pages")
+    @extend_schema(
+        parameters=[s.ResultsFilterSerializer],
+        responses={200: s.BatchItemSerializer(many=True), **ERRORS},
+        summary="Items with status, progress and results, in pages",
+    )
     def get(self, request, slug, pk):
         wanted = self.filters(s.ResultsFilterSerializer)
         items = self.batch(pk).items.select_related("job")
@@ -369,8 +457,10 @@ class BatchResults(BatchView):
 
 
 class BatchResultsJsonl(BatchView):
-    @extend_schema(responses={(200, "application/x-ndjson"): OpenApiTypes.STR, **ERRORS},
-                   summary="All items as JSON lines (streamed)")
+    @extend_schema(
+        responses={(200, "application/x-ndjson"): OpenApiTypes.STR, **ERRORS},
+        summary="All items as JSON lines (streamed)",
+    )
     def get(self, request, slug, pk):
         batch = self.batch(pk)
 
@@ -389,4 +479,3 @@ class BatchResultsJsonl(BatchView):
         response = StreamingHttpResponse(lines(), content_type="application/x-ndjson")
         response["Content-Disposition"] = f'attachment; filename="batch-{batch.pk}.jsonl"'
         return response
-

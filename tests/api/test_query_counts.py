@@ -34,7 +34,8 @@ def queries(client, path: str, expect: int = 200) -> list[str]:
 
 @pytest.mark.parametrize("documents", [1, 30])
 def test_the_document_list_by_key_is_two_queries_whatever_the_page_holds(
-        key_client, team, documents):
+    key_client, team, documents
+):
     for n in range(documents):
         ready_document(team, title=f"Document {n}")
     path = url(team, "documents/")
@@ -56,8 +57,10 @@ def test_the_count_is_of_the_filtered_list_and_pages_still_count(key_client, tea
     assert body["count"] == 2 and len(body["results"]) == 1 and body["previous"]
     assert body["next"] is None
     # Past the last page there is no row to carry the count: counted apart, then 404.
-    assert len(queries(key_client, url(team, "documents/?q=report&page_size=1&page=3"),
-                       expect=404)) == KEY_LIST + 1
+    assert (
+        len(queries(key_client, url(team, "documents/?q=report&page_size=1&page=3"), expect=404))
+        == KEY_LIST + 1
+    )
     assert key_client.get(url(team, f"documents/?page={2**62}")).status_code == 404
     empty = key_client.get(url(team, "documents/?status=failed")).json()
     assert empty == {"count": 0, "next": None, "previous": None, "results": []}
@@ -72,8 +75,7 @@ def test_the_batch_list_and_a_detail_by_key_take_the_same_few_queries(key_client
     assert len(queries(key_client, url(team, f"batches/{batch.pk}/"))) == 2  # key; the batch
 
 
-def test_another_teams_slug_is_404_without_reading_that_team(key_client, team,
-                                                              other_team_key):
+def test_another_teams_slug_is_404_without_reading_that_team(key_client, team, other_team_key):
     from apps.teams.models import Team
 
     other = Team.objects.get(pk=other_team_key[0].team_id)
@@ -92,16 +94,18 @@ def test_a_session_list_resolves_the_membership_with_its_team_in_one_query(team,
     assert len(queries(client, path)) == 4
 
 
-def test_the_throttle_is_one_redis_round_trip_per_request(key_client, team, settings,
-                                                          monkeypatch):
+def test_the_throttle_is_one_redis_round_trip_per_request(key_client, team, settings, monkeypatch):
     from redis.connection import AbstractConnection
 
     settings.API_THROTTLE_RATE = "1000/minute"
     key_client.get(url(team, "batches/"))
     sent = []
     real = AbstractConnection.send_packed_command
-    monkeypatch.setattr(AbstractConnection, "send_packed_command",
-                        lambda self, *a, **kw: sent.append(1) or real(self, *a, **kw))
+    monkeypatch.setattr(
+        AbstractConnection,
+        "send_packed_command",
+        lambda self, *a, **kw: sent.append(1) or real(self, *a, **kw),
+    )
     assert key_client.get(url(team, "batches/")).status_code == 200
     assert len(sent) == 1  # the counter's add and increment and the previous window's read
 
