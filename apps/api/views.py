@@ -7,7 +7,7 @@ import json
 
 from asgiref.sync import sync_to_async
 from django.core.paginator import Paginator
-from django.db.models import F, IntegerField, QuerySet, Subquery
+from django.db.models import Count, F, QuerySet, Window
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -52,21 +52,22 @@ ERRORS = {
 BIGINT_MAX = 2**63 - 1  # the largest OFFSET Postgres takes
 
 
-class CountOf(Subquery):
-    """The number of rows of a query, as a column: an uncorrelated subquery that Postgres
-    evaluates once per statement (an InitPlan)."""
-
-    template = "(SELECT COUNT(*) FROM (%(subquery)s) AS counted)"
-    output_field = IntegerField()
-
-
 class OneQueryPaginator(Paginator):
-    """Django's paginator, reading a page and the total (`count`) in one statement: the page's
-    rows carry the count of the whole filtered list. A page past the end has no row to carry
-    it, so that case (a 404 anyway) counts apart."""
+    """Django's paginator, reading a page and the total (`count`) in one statement: each of the
+    page's rows carries the number of rows of the whole filtered list (`COUNT(*) OVER ()`,
+    counted before LIMIT and OFFSET apply). A window instead of a COUNT subquery: the
+    subquery was the list's query again, cloned, resolved and compiled on every request (a
+    third of the page's CPU). A page past the end has no row to carry the count, so that
+    case (a 404 anyway) counts apart; so do lists that a window would count before their
+    DISTINCT or GROUP BY takes rows away."""
 
     def page(self, number):
-        if not isinstance(self.object_list, QuerySet) or self.orphans or "count" in self.__dict__:
+        if (
+            not isinstance(self.object_list, QuerySet)
+            or self.orphans
+            or "count" in self.__dict__
+            or not self._counted_by_window(self.object_list)
+        ):
             return super().page(number)
         try:
             first = int(number)  # validate_number below has the last word on the form
@@ -75,9 +76,7 @@ class OneQueryPaginator(Paginator):
         bottom = (first - 1) * self.per_page
         if first < 1 or bottom + self.per_page > BIGINT_MAX:
             return super().page(number)  # refused there (an offset Postgres cannot take: 404)
-        counted = self.object_list.annotate(
-            page_total=CountOf(self.object_list.order_by().values("pk"))
-        )
+        counted = self.object_list.annotate(page_total=Window(Count("*")))
         rows = list(counted[bottom : bottom + self.per_page])
         if not rows and first > 1:
             return super().page(number)
@@ -86,6 +85,13 @@ class OneQueryPaginator(Paginator):
             top["page_total"] if isinstance(top, dict) else top.page_total
         )  # the cached property
         return self._get_page(rows, self.validate_number(number), self)
+
+    @staticmethod
+    def _counted_by_window(rows: QuerySet) -> bool:
+        query = rows.query
+        return not (
+            query.distinct or query.combinator or query.group_by is not None or query.is_sliced
+        )
 
 
 class Pages(pagination.PageNumberPagination):

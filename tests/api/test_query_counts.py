@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pytest
+from django.core.paginator import Paginator
 from django.db import connection
 from django.http import QueryDict
 from django.test.utils import CaptureQueriesContext
@@ -135,3 +136,38 @@ def test_no_query_parameters_skip_only_a_validation_that_would_give_nothing(seri
     view.request = type("Request", (), {"query_params": QueryDict()})()
     checked = serializer(data={})
     assert checked.is_valid() and view.filters(serializer) == checked.validated_data == {}
+
+
+@pytest.mark.parametrize("page_size", [1, 2, 3, 10])
+def test_a_page_carries_the_count_django_gives_on_every_page(team, page_size):
+    from apps.api.views import OneQueryPaginator
+
+    for n in range(5):
+        ready_document(team, title=f"Report {n}" if n % 2 else f"Letter {n}")
+    rows = team.documents.filter(title__startswith="Report").values("id", "title")
+    django = Paginator(rows, page_size)
+    for number in django.page_range:
+        one = OneQueryPaginator(rows, page_size)
+        with CaptureQueriesContext(connection) as ctx:
+            page = one.page(number)
+        assert len(ctx.captured_queries) == 1 and "COUNT(*) OVER ()" in ctx[0]["sql"]
+        assert one.count == django.count == 2
+        assert [r["id"] for r in page] == [r["id"] for r in django.page(number)]
+
+
+def test_a_distinct_list_is_counted_after_its_duplicates_go(team, write_key, read_key):
+    """A window counts rows before DISTINCT removes any: such a list counts apart."""
+    from apps.api.views import OneQueryPaginator
+    from apps.collections.models import Collection
+
+    shared, own = (Collection.objects.create(team=team, name=name) for name in ("a", "b"))
+    write_key[0].collections.set([shared, own])
+    read_key[0].collections.set([shared])
+    joined = Collection.objects.filter(api_keys__in=[write_key[0], read_key[0]])
+    rows = joined.distinct()
+    assert joined.count() == 3 and rows.count() == 2  # the shared one joins twice
+    paginator = OneQueryPaginator(rows.order_by("pk"), 1)
+    with CaptureQueriesContext(connection) as ctx:
+        page = paginator.page(1)
+        assert paginator.count == 2 and len(page) == 1 and page.has_next()
+    assert len(ctx.captured_queries) == 2  # the count apart, as Django's paginator does
