@@ -52,15 +52,29 @@ def reader(team, who) -> Reader:
         scoped = getattr(who, "scoped", None)  # annotated by apps.api.keys.authenticate
         if scoped is None:
             scoped = who.pk is not None and who.collections.exists()
-        return Reader(team, sees_all=not scoped, writes=who.has_scope("write"),
-                      key_id=who.pk if scoped else None)
-    membership = who if isinstance(who, Membership) else (
-        Membership.objects.filter(team=team, user=who).first()
-        if getattr(who, "is_authenticated", False) else None)
+        return Reader(
+            team,
+            sees_all=not scoped,
+            writes=who.has_scope("write"),
+            key_id=who.pk if scoped else None,
+        )
+    membership = (
+        who
+        if isinstance(who, Membership)
+        else (
+            Membership.objects.filter(team=team, user=who).first()
+            if getattr(who, "is_authenticated", False)
+            else None
+        )
+    )
     if membership is None or membership.team_id != team.pk:
         return Reader(team, sees_all=False, writes=False, user_id=None)
-    return Reader(team, sees_all=membership.has_role(Role.ADMIN),
-                  writes=membership.has_role(Role.MEMBER), user_id=membership.user_id)
+    return Reader(
+        team,
+        sees_all=membership.has_role(Role.ADMIN),
+        writes=membership.has_role(Role.MEMBER),
+        user_id=membership.user_id,
+    )
 
 
 def _grants(r: Reader, write: bool) -> QuerySet:
@@ -98,9 +112,11 @@ def _documents(r: Reader, write: bool) -> QuerySet:
     if r.user_id is None:
         return documents.none()
     closed = Collection.objects.filter(team=r.team, restricted=True).exclude(
-        pk__in=_grants(r, write))
-    return documents.exclude(pk__in=CollectionDocument.objects.filter(
-        collection__in=closed).values("document"))
+        pk__in=_grants(r, write)
+    )
+    return documents.exclude(
+        pk__in=CollectionDocument.objects.filter(collection__in=closed).values("document")
+    )
 
 
 def readable_documents(team, who) -> QuerySet:
@@ -131,7 +147,8 @@ def _hidden_projects(r: Reader) -> QuerySet:
     hidden = _hidden(r)
     closed = r.team.collections.exclude(pk__in=readable_collections(r.team, r).values("pk"))
     return r.team.writing_projects.filter(
-        Q(documents__in=hidden) | Q(drawn__in=hidden) | Q(collection__in=closed))
+        Q(documents__in=hidden) | Q(drawn__in=hidden) | Q(collection__in=closed)
+    )
 
 
 def visible_projects(team, who) -> QuerySet:
@@ -151,17 +168,26 @@ def visible_jobs(team, who) -> QuerySet:
     from apps.chat.models import Message
 
     hidden = _hidden(r).values("pk")
-    items = BatchItem.objects.filter(batch__team=team).exclude(
-        batch__in=visible_batches(team, r)).values("pk")
-    replies = Message.objects.filter(conversation__team=team,
-                                     conversation__documents__in=hidden).values("pk")
+    items = (
+        BatchItem.objects.filter(batch__team=team)
+        .exclude(batch__in=visible_batches(team, r))
+        .values("pk")
+    )
+    replies = Message.objects.filter(
+        conversation__team=team, conversation__documents__in=hidden
+    ).values("pk")
     projects = _hidden_projects(r).values("pk")
     # A key the job does not have reads 0 (no row has that pk): NULL would hide the job.
-    refs = {f"ref_{key}": Coalesce(Cast(KeyTextTransform(key, "params"), BigIntegerField()), 0)
-            for key in ("document_id", "message_id", "project_id", "item_id")}
+    refs = {
+        f"ref_{key}": Coalesce(Cast(KeyTextTransform(key, "params"), BigIntegerField()), 0)
+        for key in ("document_id", "message_id", "project_id", "item_id")
+    }
     return rows.alias(**refs).exclude(
-        Q(ref_document_id__in=hidden) | Q(ref_message_id__in=replies)
-        | Q(ref_project_id__in=projects) | Q(ref_item_id__in=items))
+        Q(ref_document_id__in=hidden)
+        | Q(ref_message_id__in=replies)
+        | Q(ref_project_id__in=projects)
+        | Q(ref_item_id__in=items)
+    )
 
 
 # An item names its documents in "document_ids" (qa, write) or "document_id" (compress); a
@@ -189,16 +215,28 @@ def visible_batches(team, who) -> QuerySet:
     from apps.api.models import BatchItem
 
     # Write items may name a collection as their source.
-    closed = list(team.collections.exclude(pk__in=readable_collections(team, r).values("pk"))
-                  .values_list("pk", flat=True))
+    closed = list(
+        team.collections.exclude(pk__in=readable_collections(team, r).values("pk")).values_list(
+            "pk", flat=True
+        )
+    )
     if closed:
-        rows = rows.exclude(pk__in=BatchItem.objects.filter(
-            batch__team=team, input__collection__in=closed).values("batch_id"))
+        rows = rows.exclude(
+            pk__in=BatchItem.objects.filter(batch__team=team, input__collection__in=closed).values(
+                "batch_id"
+            )
+        )
     if not hidden:
         return rows
     # Read now, as a list: the SQL names the item table, which a subquery would alias.
     # A constant SQL text; the ids travel as a parameter.
-    over_hidden = BatchItem.objects.filter(batch__team=team).alias(
-        hits=RawSQL(_ITEM_DOCUMENTS, [hidden], output_field=BooleanField())  # noqa: S611
-    ).filter(hits=True).values_list("batch_id", flat=True).distinct()
+    over_hidden = (
+        BatchItem.objects.filter(batch__team=team)
+        .alias(
+            hits=RawSQL(_ITEM_DOCUMENTS, [hidden], output_field=BooleanField())  # noqa: S611
+        )
+        .filter(hits=True)
+        .values_list("batch_id", flat=True)
+        .distinct()
+    )
     return rows.exclude(pk__in=list(over_hidden))
