@@ -27,6 +27,7 @@ from apps.api import serializers as s
 from apps.api import services
 from apps.api.authentication import BatchItemThrottle, principal
 from apps.api.models import ApiKey, Batch
+from apps.api.statements import STATEMENTS, PreparedList
 from apps.collections import access
 from apps.collections import services as collections
 from apps.core.bodylimit import declared_length, too_large_message, upload_limit
@@ -62,29 +63,48 @@ class OneQueryPaginator(Paginator):
     DISTINCT or GROUP BY takes rows away."""
 
     def page(self, number):
+        listed = self.object_list
+        prepared = isinstance(listed, PreparedList)  # built only if its statement is new
         if (
-            not isinstance(self.object_list, QuerySet)
+            not (prepared or isinstance(listed, QuerySet) and self._counted_by_window(listed))
             or self.orphans
             or "count" in self.__dict__
-            or not self._counted_by_window(self.object_list)
         ):
-            return super().page(number)
+            return self._apart(number)
         try:
             first = int(number)  # validate_number below has the last word on the form
         except (TypeError, ValueError):
             first = 0
         bottom = (first - 1) * self.per_page
-        if first < 1 or bottom + self.per_page > BIGINT_MAX:
-            return super().page(number)  # refused there (an offset Postgres cannot take: 404)
-        counted = self.object_list.annotate(page_total=Window(Count("*")))
-        rows = list(counted[bottom : bottom + self.per_page])
+        top = bottom + self.per_page
+        if first < 1 or top > BIGINT_MAX:
+            return self._apart(number)  # refused there (an offset Postgres cannot take: 404)
+        if prepared:
+            rows = STATEMENTS.get(
+                (listed.key, bottom, self.per_page),
+                lambda: self._counted(listed.queryset)[bottom:top],
+            ).rows()
+        else:
+            rows = list(self._counted(listed)[bottom:top])
         if not rows and first > 1:
-            return super().page(number)
-        top = rows[0] if rows else {"page_total": 0}  # an instance, or a dict from .values()
+            return self._apart(number)
+        head = rows[0] if rows else {"page_total": 0}  # an instance, or a dict from .values()
         self.__dict__["count"] = (
-            top["page_total"] if isinstance(top, dict) else top.page_total
+            head["page_total"] if isinstance(head, dict) else head.page_total
         )  # the cached property
         return self._get_page(rows, self.validate_number(number), self)
+
+    def _apart(self, number):
+        """Django's own page: the count, then the page, each a query."""
+        if isinstance(self.object_list, PreparedList):
+            self.object_list = self.object_list.queryset
+        return super().page(number)
+
+    @classmethod
+    def _counted(cls, rows: QuerySet) -> QuerySet:
+        if not cls._counted_by_window(rows):
+            raise TypeError("a DISTINCT, grouped or sliced list is counted apart")
+        return rows.annotate(page_total=Window(Count("*")))
 
     @staticmethod
     def _counted_by_window(rows: QuerySet) -> bool:
@@ -114,10 +134,10 @@ class TeamAPIView(generics.GenericAPIView):
         self.team, membership = resolve_for_api(key, kwargs["slug"], write=write)
         self.who = membership or key  # what apps.collections.access asks about
 
-    def readable(self):
-        """The team's documents this key or user may read (apps.collections.access), each
-        with its collection's id."""
-        return access.readable_documents(self.team, self.who).annotate(
+    def readable(self, who=None):
+        """The team's documents this key or user (or ``who``, the same as an access Reader)
+        may read (apps.collections.access), each with its collection's id."""
+        return access.readable_documents(self.team, who or self.who).annotate(
             collection=F("filing__collection")
         )
 
@@ -169,20 +189,28 @@ class DocumentList(TeamAPIView):
     )
     def get(self, request, slug):
         wanted = self.filters(s.DocumentFilterSerializer)
-        rows = collections.in_collection(
-            self.readable(),
-            access.readable_collections(self.team, self.who),
-            wanted.get("collection", ""),
-        )
-        if "status" in wanted:
-            rows = rows.filter(status=wanted["status"])
-        if "kind" in wanted:
-            rows = rows.filter(kind=wanted["kind"])
-        if "q" in wanted:
-            rows = rows.filter(title__icontains=wanted["q"])
-        # The serializer's columns as plain rows: no model instance per row (its creation cost
-        # as much as the page's serialisation), the same values.
-        page = self.paginate_queryset(rows.values(*s.DocumentSerializer.Meta.fields))
+        reader = access.reader(self.team, self.who)
+
+        def build():
+            rows = collections.in_collection(
+                self.readable(reader),
+                access.readable_collections(self.team, reader),
+                wanted.get("collection", ""),
+            )
+            if "status" in wanted:
+                rows = rows.filter(status=wanted["status"])
+            if "kind" in wanted:
+                rows = rows.filter(kind=wanted["kind"])
+            if "q" in wanted:
+                rows = rows.filter(title__icontains=wanted["q"])
+            # The serializer's columns as plain rows: no model instance per row (its creation
+            # cost as much as the page's serialisation), the same values.
+            return rows.values(*s.DocumentSerializer.Meta.fields)
+
+        # The list is built from the reader's key and the filters alone: the paginator keeps
+        # its pages' statements by them (apps/api/statements.py).
+        key = ("documents", reader.key, tuple(sorted(wanted.items())))
+        page = self.paginate_queryset(PreparedList(key, build))
         return self.get_paginated_response(s.DocumentSerializer(page, many=True).data)
 
     @extend_schema(

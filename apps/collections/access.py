@@ -42,6 +42,13 @@ class Reader:
     user_id: int | None = None
     key_id: int | None = None  # a key scoped to collections
 
+    @property
+    def key(self) -> tuple:
+        """Every value of this reader that the readable_* and writable_* querysets read (the
+        team by its id). They read nothing else, the database included (unlike visible_batches):
+        the same key builds the same query (apps.api.statements keeps statements by it)."""
+        return (self.team.pk, self.sees_all, self.writes, self.user_id, self.key_id)
+
 
 def reader(team, who) -> Reader:
     """``who``: a Membership (UI views: request.membership), an API key, or a user (API
