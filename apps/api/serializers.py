@@ -21,8 +21,11 @@ class StrictSerializer(serializers.Serializer):
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
                 raise serializers.ValidationError(
-                    {name: [f"Unknown field. Allowed: {', '.join(self.fields)}."]
-                     for name in unknown})
+                    {
+                        name: [f"Unknown field. Allowed: {', '.join(self.fields)}."]
+                        for name in unknown
+                    }
+                )
         return super().to_internal_value(data)
 
 
@@ -42,11 +45,21 @@ class FlatListSerializer(serializers.ListSerializer):
         rows = data.all() if isinstance(data, Manager) else data
         convert = flat_converters(type(self.child))
         if rows and isinstance(rows[0], dict):  # .values() rows (the view chose the columns)
-            return [{name: None if (value := row[name]) is None else to_text(value)
-                     for name, to_text, _ in convert} for row in rows]
+            return [
+                {
+                    name: None if (value := row[name]) is None else to_text(value)
+                    for name, to_text, _ in convert
+                }
+                for row in rows
+            ]
         # A nullable field may be an annotation a plain row lacks: None, as DRF gives.
-        return [{name: None if (value := getattr(row, name, *missing)) is None else
-                 to_text(value) for name, to_text, missing in convert} for row in rows]
+        return [
+            {
+                name: None if (value := getattr(row, name, *missing)) is None else to_text(value)
+                for name, to_text, missing in convert
+            }
+            for row in rows
+        ]
 
 
 @cache
@@ -55,59 +68,90 @@ def flat_converters(serializer_class) -> tuple:
     nested = [f.field_name for f in fields if f.source_attrs != [f.field_name]]
     if nested:
         raise TypeError(f"{serializer_class.__name__}: not flat ({', '.join(nested)})")
-    return tuple((f.field_name, f.to_representation, (None,) if f.allow_null else ())
-                 for f in fields)
+    return tuple(
+        (f.field_name, f.to_representation, (None,) if f.allow_null else ()) for f in fields
+    )
 
 
 class DocumentSerializer(serializers.ModelSerializer):
     # Annotated by the views (DocumentView.readable): the serializer stays flat.
     collection = serializers.IntegerField(
-        read_only=True, allow_null=True,
-        help_text="The collection's id; null: in no collection (open to the team).")
+        read_only=True,
+        allow_null=True,
+        help_text="The collection's id; null: in no collection (open to the team).",
+    )
 
     class Meta:
         model = Document
         list_serializer_class = FlatListSerializer
-        fields = ["id", "title", "original_name", "kind", "size_bytes", "sha256", "status",
-                  "error", "error_code", "pages", "words", "tokens", "chunk_count",
-                  "language", "ocr_pages", "unreadable_pages", "slow_pages",
-                  "created_at", "ingested_at", "collection"]
+        fields = [
+            "id",
+            "title",
+            "original_name",
+            "kind",
+            "size_bytes",
+            "sha256",
+            "status",
+            "error",
+            "error_code",
+            "pages",
+            "words",
+            "tokens",
+            "chunk_count",
+            "language",
+            "ocr_pages",
+            "unreadable_pages",
+            "slow_pages",
+            "created_at",
+            "ingested_at",
+            "collection",
+        ]
         read_only_fields = fields
         extra_kwargs = {
             "language": {"help_text": "ISO 639-1 code detected at ingest; empty: unknown."},
             "ocr_pages": {"help_text": "Pages (1-based) whose text was read by OCR."},
             "unreadable_pages": {"help_text": "Pages neither a text layer nor OCR could read."},
-            "slow_pages": {"help_text": "Those of the unreadable pages that OCR ran out of "
-                                        "time on."},
+            "slow_pages": {
+                "help_text": "Those of the unreadable pages that OCR ran out of time on."
+            },
         }
 
 
 class DocumentUpdateSerializer(StrictSerializer):
-    title = serializers.CharField(max_length=300, help_text="The document's title; it stays "
-                                  "when the document is ingested again.")
+    title = serializers.CharField(
+        max_length=300,
+        help_text="The document's title; it stays when the document is ingested again.",
+    )
 
 
 class QuestionEstimateSerializer(StrictSerializer):
     question = serializers.CharField(trim_whitespace=False, max_length=100_000)
-    document_ids = serializers.ListField(child=serializers.IntegerField(min_value=1),
-                                         min_length=1, max_length=1000)
+    document_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), min_length=1, max_length=1000
+    )
 
 
 class DocumentUploadSerializer(StrictSerializer):
-    file = serializers.FileField(help_text="PDF (scanned pages read by OCR), DOCX, EPUB, HTML, "
-                                 "Markdown, plain text, or a PNG/JPEG/TIFF image (OCR).")
+    file = serializers.FileField(
+        help_text="PDF (scanned pages read by OCR), DOCX, EPUB, HTML, "
+        "Markdown, plain text, or a PNG/JPEG/TIFF image (OCR)."
+    )
     collection = serializers.IntegerField(
-        required=False, help_text="A collection to upload into (write access needed); "
-        "required for a key scoped to collections.")
+        required=False,
+        help_text="A collection to upload into (write access needed); "
+        "required for a key scoped to collections.",
+    )
 
 
 class DocumentFilterSerializer(StrictSerializer):
     status = serializers.ChoiceField(DocStatus.values, required=False)
-    collection = serializers.CharField(required=False, max_length=20,
-                                       help_text="A collection's id, or “none”.")
+    collection = serializers.CharField(
+        required=False, max_length=20, help_text="A collection's id, or “none”."
+    )
     kind = serializers.CharField(required=False, max_length=20)
-    q = serializers.CharField(required=False, max_length=200,
-                              help_text="Words in the title (case-insensitive).")
+    q = serializers.CharField(
+        required=False, max_length=200, help_text="Words in the title (case-insensitive)."
+    )
     page = serializers.IntegerField(required=False, min_value=1)
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=500)
 
@@ -125,25 +169,40 @@ class BatchCreateSerializer(StrictSerializer):
     kind = serializers.ChoiceField(item_kinds(), help_text="qa, compress or write.")
     name = serializers.CharField(required=False, allow_blank=True, max_length=200)
     items = serializers.ListField(
-        child=serializers.JSONField(), required=False, max_length=100_000,
+        child=serializers.JSONField(),
+        required=False,
+        max_length=100_000,
         help_text="Item inputs. qa: {question, document_ids, strategy?, options?}; compress: "
-                  "{text | document_id, ratio | target_tokens, question?, method?}; write: "
-                  "{instruction, target_words?, style?, document_ids?, collection?} (sources "
-                  "the key may read; a collection's documents are read when the item runs).")
+        "{text | document_id, ratio | target_tokens, question?, method?}; write: "
+        "{instruction, target_words?, style?, document_ids?, collection?} (sources "
+        "the key may read; a collection's documents are read when the item runs).",
+    )
     questions = serializers.ListField(
-        child=serializers.CharField(allow_blank=True, trim_whitespace=False), required=False,
-        max_length=100_000, help_text="qa shorthand: one item per question.")
-    document_ids = serializers.ListField(child=serializers.IntegerField(min_value=1),
-                                         required=False, max_length=1000,
-                                         help_text="qa: documents for items that give none.")
+        child=serializers.CharField(allow_blank=True, trim_whitespace=False),
+        required=False,
+        max_length=100_000,
+        help_text="qa shorthand: one item per question.",
+    )
+    document_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        max_length=1000,
+        help_text="qa: documents for items that give none.",
+    )
     each_document = serializers.BooleanField(
-        required=False, help_text="qa shorthand: one item per question × document.")
+        required=False, help_text="qa shorthand: one item per question × document."
+    )
     strategy = serializers.ChoiceField(STRATEGY_NAMES, required=False)
-    options = serializers.DictField(required=False, child=serializers.JSONField(),
-                                    help_text=options_help())
+    options = serializers.DictField(
+        required=False, child=serializers.JSONField(), help_text=options_help()
+    )
     webhook_url = serializers.URLField(required=False, max_length=500)
-    webhook_secret = serializers.CharField(required=False, min_length=16, max_length=200,
-                                           help_text="HMAC key; made for you when left out.")
+    webhook_secret = serializers.CharField(
+        required=False,
+        min_length=16,
+        max_length=200,
+        help_text="HMAC key; made for you when left out.",
+    )
 
     def to_internal_value(self, data):
         # The item count first, by arithmetic on the raw lists: 10⁵ questions × 10³ documents
@@ -162,13 +221,27 @@ class BatchSerializer(serializers.ModelSerializer):
     done = serializers.IntegerField(read_only=True)
     percent = serializers.SerializerMethodField()
     webhook_secret = serializers.SerializerMethodField(
-        help_text="Only in the response that created the batch.")
+        help_text="Only in the response that created the batch."
+    )
 
     class Meta:
         model = Batch
-        fields = ["id", "kind", "name", "status", "total", "done", "succeeded", "failed",
-                  "cancelled", "percent", "webhook_url", "webhook_secret", "created_at",
-                  "finished_at"]
+        fields = [
+            "id",
+            "kind",
+            "name",
+            "status",
+            "total",
+            "done",
+            "succeeded",
+            "failed",
+            "cancelled",
+            "percent",
+            "webhook_url",
+            "webhook_secret",
+            "created_at",
+            "finished_at",
+        ]
         read_only_fields = fields
 
     def get_percent(self, batch) -> int:
@@ -194,27 +267,56 @@ QA_RESULT_SCHEMA = {
         "(`document_ids` or `collection`), its `text` carries numbered markers [n], "
         "`references` lists what each cites ({n, document_id, title, page, start, end, "
         "quote}: `quote` is the document's text[start:end]) and `documents` the ids of the "
-        "documents it was written from."),
+        "documents it was written from."
+    ),
     "properties": {
-        "answer": {"type": "string", "description": "The answer text, free of prompt markup. "
-                   "When `abstained`, a sentence saying the documents don't appear to answer."},
-        "grounded": {"type": "boolean", "description": "Every statement of the answer is "
-                     "supported by a cited passage (names, numbers, dates found in it)."},
-        "abstained": {"type": "boolean", "description": "The documents don't appear to "
-                      "answer the question: `citations` are the closest passages, not "
-                      "support. grounded and abstained both false: partly supported (the "
-                      "unsupported statements were removed) or not checked: not verified."},
-        "grounding": {"type": "object", "description": "The check: strictness, verdict "
-                      "(supported | partial | unsupported | unchecked), reasons, removed "
-                      "statements."},
-        "strategy": {"type": "string"}, "reason": {"type": "string"},
-        "citations": {"type": "array", "items": {"type": "object", "properties": {
-            "n": {"type": "integer"}, "title": {"type": "string"},
-            "document_id": {"type": "integer"}, "start": {"type": "integer"},
-            "end": {"type": "integer"}, "quote": {"type": "string"},
-            "page": {"type": "integer", "nullable": True}}}},
-        "usage": {"type": "object", "properties": {
-            "prompt_tokens": {"type": "integer"}, "completion_tokens": {"type": "integer"}}},
+        "answer": {
+            "type": "string",
+            "description": "The answer text, free of prompt markup. "
+            "When `abstained`, a sentence saying the documents don't appear to answer.",
+        },
+        "grounded": {
+            "type": "boolean",
+            "description": "Every statement of the answer is "
+            "supported by a cited passage (names, numbers, dates found in it).",
+        },
+        "abstained": {
+            "type": "boolean",
+            "description": "The documents don't appear to "
+            "answer the question: `citations` are the closest passages, not "
+            "support. grounded and abstained both false: partly supported (the "
+            "unsupported statements were removed) or not checked: not verified.",
+        },
+        "grounding": {
+            "type": "object",
+            "description": "The check: strictness, verdict "
+            "(supported | partial | unsupported | unchecked), reasons, removed "
+            "statements.",
+        },
+        "strategy": {"type": "string"},
+        "reason": {"type": "string"},
+        "citations": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "n": {"type": "integer"},
+                    "title": {"type": "string"},
+                    "document_id": {"type": "integer"},
+                    "start": {"type": "integer"},
+                    "end": {"type": "integer"},
+                    "quote": {"type": "string"},
+                    "page": {"type": "integer", "nullable": True},
+                },
+            },
+        },
+        "usage": {
+            "type": "object",
+            "properties": {
+                "prompt_tokens": {"type": "integer"},
+                "completion_tokens": {"type": "integer"},
+            },
+        },
     },
     "additionalProperties": True,
 }
@@ -232,8 +334,17 @@ class BatchItemSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = BatchItem
-        fields = ["index", "kind", "status", "input", "result", "error", "progress",
-                  "started_at", "finished_at"]
+        fields = [
+            "index",
+            "kind",
+            "status",
+            "input",
+            "result",
+            "error",
+            "progress",
+            "started_at",
+            "finished_at",
+        ]
         read_only_fields = fields
 
     @extend_schema_field(ItemProgressSerializer)
@@ -242,7 +353,8 @@ class BatchItemSerializer(serializers.ModelSerializer):
 
 
 class ResultsFilterSerializer(StrictSerializer):
-    status = serializers.ChoiceField(["queued", "running", "succeeded", "failed", "cancelled"],
-                                     required=False)
+    status = serializers.ChoiceField(
+        ["queued", "running", "succeeded", "failed", "cancelled"], required=False
+    )
     page = serializers.IntegerField(required=False, min_value=1)
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=500)
