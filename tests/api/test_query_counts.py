@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.core.paginator import Paginator
 from django.db import connection
+from django.db.models import F
 from django.http import QueryDict
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
@@ -171,3 +172,38 @@ def test_a_distinct_list_is_counted_after_its_duplicates_go(team, write_key, rea
         page = paginator.page(1)
         assert paginator.count == 2 and len(page) == 1 and page.has_next()
     assert len(ctx.captured_queries) == 2  # the count apart, as Django's paginator does
+
+
+@pytest.mark.parametrize("zone", [None, "Europe/Paris"])
+def test_listed_rows_are_what_drf_gives_for_the_same_documents(team, zone):
+    """The list's .values() rows, converted with the fields copied and the times written with
+    the zone read once, give DRF's own output for the documents: in UTC and in a zone a
+    request activated."""
+    import datetime
+
+    from django.utils import timezone
+    from rest_framework import serializers
+
+    ready_document(team, title="Plain")
+    failed = ready_document(team, title="Failed")
+    failed.status, failed.error, failed.error_code = "failed", "Bad PDF", "parse"
+    failed.ocr_pages, failed.unreadable_pages, failed.slow_pages = [1, 2], [3], [3]
+    failed.ingested_at = datetime.datetime(2026, 3, 29, 0, 59, 59, tzinfo=datetime.UTC)
+    failed.save()
+    exact = ready_document(team, title="Exact")
+    exact.ingested_at = datetime.datetime(2026, 10, 25, 1, 30, tzinfo=datetime.UTC)
+    exact.save()
+    fields = s.DocumentSerializer.Meta.fields
+    with timezone.override(zone) if zone else timezone.override(datetime.UTC):
+        rows = list(team.documents.annotate(collection=F("filing__collection")).values(*fields))
+        instances = list(team.documents.annotate(collection=F("filing__collection")))
+        drf = serializers.ListSerializer(child=s.DocumentSerializer(), instance=instances).data
+        assert s.DocumentSerializer(rows, many=True).data == drf
+    names, converted = s.row_converters(s.DocumentSerializer)
+    assert names == tuple(fields)
+    assert [name for name, _ in converted] == ["created_at", "ingested_at"]  # the rest copied
+    times = {d["title"]: d["ingested_at"] for d in drf}
+    assert times["Plain"] is None
+    assert times["Exact"] == (
+        "2026-10-25T01:30:00Z" if zone is None else "2026-10-25T02:30:00+01:00"
+    )
