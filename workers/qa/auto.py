@@ -20,7 +20,6 @@ from .xl3m import DEFAULT_SEGMENT_TOKENS, FAST_PATH_CANDIDATES, FAST_PATH_SEGMEN
 # Until this backend's speed is measured (workers/llm/rates.py): the embedded model on 2
 # cores scored ~1.3 s per 1k-token segment (DESIGN.md).
 SECONDS_PER_SEGMENT = 1.3
-SCORE_BATCH = 8  # segments per scoring call (Run.score)
 
 
 def scan_seconds(backend: LLMBackend, segments: int) -> float:
@@ -28,7 +27,8 @@ def scan_seconds(backend: LLMBackend, segments: int) -> float:
     rates = current_rates(backend)
     if rates is None:
         return segments * SECONDS_PER_SEGMENT
-    return rates.seconds(math.ceil(segments / SCORE_BATCH), segments * DEFAULT_SEGMENT_TOKENS, 0)
+    calls = math.ceil(segments / concurrency(backend))
+    return rates.seconds(calls, segments * DEFAULT_SEGMENT_TOKENS, 0)
 
 
 def _whole_reader(backend: LLMBackend, chunks: int) -> tuple[str, str]:

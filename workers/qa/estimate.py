@@ -20,7 +20,7 @@ from typing import Any
 from workers.llm.base import LLMBackend
 from workers.llm.rates import Rates, current_rates
 
-from .auto import SCORE_BATCH, choose
+from .auto import choose
 from .coa import DEFAULT_CU_TOKENS, EVIDENCE_ROOM
 from .extract import wants_token
 from .mapreduce import DEFAULT_NOTE_TOKENS, MIN_CHUNK_TOKENS, concurrency
@@ -107,7 +107,7 @@ def preview(
     segments = max(1, math.ceil(total / DEFAULT_SEGMENT_TOKENS))
     scored = segments if segments <= FAST_PATH_SEGMENTS else min(segments, FAST_PATH_CANDIDATES)
     question_tokens = backend.count_tokens(question)
-    out.append(made("xl3m", math.ceil(scored / SCORE_BATCH) + 1,
+    out.append(made("xl3m", math.ceil(scored / concurrency(backend)) + 1,
                     scored * (DEFAULT_SEGMENT_TOKENS + question_tokens)
                     + DEFAULT_KEY_SENTENCES * SENTENCE_TOKENS + overhead, answer,
                     f"scores {scored:,} of {segments:,} segments",

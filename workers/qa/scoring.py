@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from workers.config import current
 from workers.documents.embeddings import get_embedder
 from workers.documents.lexical import BM25Index, rrf
+from workers.llm.base import concurrency
 
 from .answer_types import CODE, question_kinds, typed_order
 from .citations import sentence_units
@@ -43,10 +44,14 @@ class ScoredSpan:
     position: int  # order in the input
 
 
-def question_nll(run: Run, question: str, texts: Sequence[str], batch_size: int = 8) -> list[float]:
+def question_nll(
+    run: Run, question: str, texts: Sequence[str], batch_size: int | None = None
+) -> list[float]:
+    """Mean NLL of the question after each text, ``batch_size`` texts a call (default: as
+    many as the backend runs at once)."""
     continuation = scoring_continuation(question)
     pairs = [(text if text.strip() else ".", continuation) for text in texts]
-    return [r.mean_nll for r in run.score(pairs, batch_size=batch_size)]
+    return [r.mean_nll for r in run.score(pairs, batch_size=batch_size or concurrency(run.backend))]
 
 
 def rank_spans(run: Run, question: str, spans: Sequence[Span]) -> list[ScoredSpan]:

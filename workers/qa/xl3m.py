@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from itertools import groupby
 
 from workers.documents.chunking import segments
+from workers.llm.base import concurrency
 
 from .answering import final_answer
 from .budget import content_budget
@@ -55,7 +56,6 @@ DEFAULT_KEEP_SEGMENTS = 2
 DEFAULT_KEY_SENTENCES = 5
 FAST_PATH_SEGMENTS = 48  # more segments than this (~48k tokens): pre-filter first
 FAST_PATH_CANDIDATES = 12
-SCORE_BATCH = 4
 NARROW_CANDIDATES = 24  # sentences of the kept segments scored by the model
 INDEX_KEEP = 2  # segments of the index's best sentences kept besides the likelihood's best
 ANSWER_CONTEXT_TOKENS = 2048  # with compression: the compressed context's size
@@ -121,18 +121,21 @@ def answer_xl3m(
                 to_score, info = prefilter(question, [s.text for s in segs], candidates,
                                            dense=False)
             step.notes.update(info)
-    batches = [to_score[i : i + SCORE_BATCH] for i in range(0, len(to_score), SCORE_BATCH)]
+    # As many segments a call as the backend runs at once (its one concurrency setting):
+    # vLLM's continuous batching sees them together.
+    size = concurrency(run.backend)
+    batches = [to_score[i : i + size] for i in range(0, len(to_score), size)]
     total = len(batches) + 2
     scores: dict[int, float] = {}
-    with run.step("score_segments", scored=len(to_score), batch=SCORE_BATCH) as step:
+    with run.step("score_segments", scored=len(to_score), batch=size) as step:
         for b, batch in enumerate(batches):
             run.check(
                 b,
                 total,
-                f"xl3m: scoring segments {b * SCORE_BATCH + 1}-"
-                f"{b * SCORE_BATCH + len(batch)} of {len(to_score)}",
+                f"xl3m: scoring segments {b * size + 1}-"
+                f"{b * size + len(batch)} of {len(to_score)}",
             )
-            nlls = question_nll(run, question, [segs[i].text for i in batch], SCORE_BATCH)
+            nlls = question_nll(run, question, [segs[i].text for i in batch], size)
             scores.update(zip(batch, nlls, strict=True))
         ranking = sorted(scores, key=lambda i: (scores[i], i))
         kept_set = set(ranking[: max(1, keep_segments)])
