@@ -3,10 +3,17 @@ on the real embedded model over a small document (every chunk mapped concurrentl
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
+import pytest
+
+from tests.llm.llm_fakes import ScriptedServer, chat_payload, sse_event
 from tests.qa.conftest import Spy, assert_citations_exact
+from workers.llm import BackendTimeout
 from workers.llm.embedded import EmbeddedBackend
+from workers.llm.openai_compat import OpenAICompatBackend
 from workers.qa import SourceDocument, answer
 from workers.qa.mapreduce import Note, _collapse, concurrency, group_sizes, parse_note
 from workers.qa.run import Run
@@ -88,11 +95,18 @@ class _Unreadable(Spy):
         self.marker = marker
         self.refused = 0
 
-    def chat(self, messages, **sampling):  # noqa: ANN001, ANN201
+    def _check(self, messages) -> None:  # noqa: ANN001
         if any(self.marker in m["content"] for m in messages):
             self.refused += 1
             raise ConnectionError("server went away")
+
+    def chat(self, messages, **sampling):  # noqa: ANN001, ANN201
+        self._check(messages)
         return super().chat(messages, **sampling)
+
+    def stream(self, messages, **sampling):  # noqa: ANN001, ANN201
+        self._check(messages)
+        return super().stream(messages, **sampling)
 
 
 def test_a_chunk_that_fails_twice_is_reported_and_named_in_the_answer(llm) -> None:
@@ -145,3 +159,44 @@ def test_window_sized_chunks_fit_the_window_with_their_document_s_id_title_and_p
     assert len(maps) == mapped.inputs["chunks"]
     assert all(backend.count_tokens(m) + 32 <= 700 for m in maps)
     assert max(backend.count_tokens(m) for m in maps) > 700 - 32 - 160  # chunks are large
+
+
+def _busy_server_reply(handler: Any, body: dict[str, Any]) -> None:
+    """A busy server's pace: every answer takes ~1.6 s, written a piece at a time."""
+    pieces = ["Answer:", " Alys", " Varden", "\nConfidence:", " 90"]
+    if not body.get("stream"):
+        time.sleep(1.6)
+        handler.send_json(200, chat_payload("".join(pieces)))
+        return
+    handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                        b"Connection: close\r\n\r\n")
+    for piece in pieces:
+        time.sleep(0.32)
+        handler.wfile.write(sse_event(piece))
+        handler.wfile.flush()
+    usage = {"choices": [], "usage": {"prompt_tokens": 50, "completion_tokens": 5}}
+    handler.send_raw(f"data: {json.dumps(usage)}\n\ndata: [DONE]\n\n".encode())
+
+
+def test_map_calls_to_a_busy_server_are_timed_by_its_silence_not_by_their_length(llm) -> None:
+    # The client gives up after 1 s without a byte. A busy server (a long queue of
+    # prefills ahead) takes longer than that to finish a note, but keeps writing it.
+    server = ScriptedServer({"/v1/chat/completions": _busy_server_reply})
+    backend = OpenAICompatBackend(server.url, model="fake-model", context_window=2048,
+                                  timeout=1.0, max_attempts=1, tokenizer=str(llm.folder))
+    try:
+        with pytest.raises(BackendTimeout):  # asked for the whole note at once: lost
+            backend.with_capabilities(streaming=False).chat("Who painted it?", max_tokens=16)
+        backend.with_capabilities(streaming=True)
+        result = answer("Who painted the lighthouse of Penmarch red?", [_document()],
+                        "mapreduce", backend=backend, answer_tokens=16,
+                        options={"chunk_tokens": 200})
+    finally:
+        backend.close()
+        server.stop()
+    steps = {s.name: s for s in result.trace}
+    map_step = steps["map"]
+    assert not map_step.notes["failed"]
+    assert len(map_step.notes["notes"]) == steps["chunk"].notes["chunks"] >= 3
+    assert all(n["answer"] == "Alys Varden" for n in map_step.notes["notes"])
+    assert "Could not be read" not in result.text

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import math
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -134,6 +134,18 @@ class Health:
 def concurrency(backend: Any) -> int:
     """Requests in flight at once: the backend's one setting (1 when it has none)."""
     return max(1, int(getattr(backend, "concurrency", 1) or 1))
+
+
+def collect(events: Iterable[StreamEvent], usage: Usage | None = None) -> ChatResult:
+    """A stream gathered into one result: its deltas, then its final event's usage and
+    finish reason (``usage`` and "length" if the stream ends without one)."""
+    parts: list[str] = []
+    reason = "length"
+    for event in events:
+        parts.append(event.delta or "")
+        if event.usage is not None:
+            usage, reason = event.usage, event.finish_reason or reason
+    return ChatResult("".join(parts), usage or Usage(), reason)
 
 
 def as_messages(prompt: PromptLike) -> list[dict[str, str]]:

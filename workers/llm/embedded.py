@@ -34,6 +34,7 @@ from .base import (
     as_messages,
     check_fits,
     check_sampling,
+    collect,
     continuation_start,
 )
 from .embedded_batch import Decoder, Handle, Request
@@ -341,13 +342,8 @@ class EmbeddedBackend(LLMBackend):
 
     def chat(self, messages: PromptLike, **sampling: Any) -> ChatResult:
         handle, prompt_tokens = self._submit(messages, sampling)
-        parts: list[str] = []
-        usage, reason = Usage(prompt_tokens, 0), "length"
-        for event in self._events(handle, prompt_tokens, _stops(sampling)):
-            parts.append(event.delta or "")
-            if event.usage is not None:
-                usage, reason = event.usage, event.finish_reason or reason
-        return ChatResult("".join(parts), usage, reason)
+        events = self._events(handle, prompt_tokens, _stops(sampling))
+        return collect(events, Usage(prompt_tokens, 0))
 
     def stream(self, messages: PromptLike, **sampling: Any) -> Iterator[StreamEvent]:
         handle, prompt_tokens = self._submit(messages, sampling)

@@ -34,6 +34,7 @@ from .base import (
     as_messages,
     check_fits,
     check_sampling,
+    collect,
 )
 from .errors import (
     XL3M_NEEDS_LOGPROBS,
@@ -92,6 +93,18 @@ def _usage(data: Any) -> Usage:
         return Usage(int(data["prompt_tokens"]), int(data.get("completion_tokens") or 0))
     except (KeyError, TypeError, ValueError) as exc:
         raise BadResponse(f"usage malformed: {data!r:.200}") from exc
+
+
+def _chat_result(data: Any) -> ChatResult:
+    """A whole (non-streamed) chat answer."""
+    try:
+        choice = data["choices"][0]
+        text = choice["message"]["content"]
+        if not isinstance(text, str):
+            raise TypeError("content is not text")
+        return ChatResult(text, _usage(data.get("usage")), choice.get("finish_reason"))
+    except (KeyError, IndexError, TypeError) as exc:
+        raise BadResponse(f"unexpected chat answer: {data!r:.300}") from exc
 
 
 class OpenAICompatBackend(LLMBackend):
@@ -314,15 +327,27 @@ class OpenAICompatBackend(LLMBackend):
         msgs = as_messages(messages)
         await self._ensure_fits(msgs, sampling["max_tokens"])
         body = await self._chat_body(msgs, sampling)
-        data = await self._request("POST", f"{self.api_url}/chat/completions", body)
-        try:
-            choice = data["choices"][0]
-            text = choice["message"]["content"]
-            if not isinstance(text, str):
-                raise TypeError("content is not text")
-            return ChatResult(text, _usage(data.get("usage")), choice.get("finish_reason"))
-        except (KeyError, IndexError, TypeError) as exc:
-            raise BadResponse(f"unexpected chat answer: {data!r:.300}") from exc
+        url = f"{self.api_url}/chat/completions"
+        if not self.capabilities.streaming:
+            return _chat_result(await self._request("POST", url, body))
+        # Streamed and gathered, so that the timeout measures the server's silence, not the
+        # answer's length: on a busy server an answer queued behind others' prefills takes
+        # longer than the timeout while it is being written, and when every request of a
+        # parallel stage timed out and was retried, none finished (mapreduce at 128k on
+        # vLLM-CPU under load: 36 of 36 chunks lost). Nothing has reached the caller before
+        # the whole answer is in, so a failed attempt is retried whole.
+        body.update(stream=True, stream_options={"include_usage": True})
+
+        async def attempt() -> ChatResult:
+            response = await self._open_stream(url, body)
+            try:
+                return collect([event async for event in self._events(response, msgs)])
+            finally:
+                await response.aclose()
+
+        _, sem = self._client_and_sem()
+        async with sem:
+            return await retry_async(attempt, attempts=self.max_attempts)
 
     async def _stream_async(
         self, messages: PromptLike, **sampling: Any
@@ -339,21 +364,39 @@ class OpenAICompatBackend(LLMBackend):
             response = await retry_async(
                 lambda: self._open_stream(url, body), attempts=self.max_attempts
             )
-            usage: Usage | None = None
-            finish: str | None = None
-            pieces = 0
             try:
-                async for event in self._sse(response):
-                    if event.get("usage"):
-                        usage = _usage(event["usage"])
-                    for choice in event.get("choices") or []:
-                        finish = choice.get("finish_reason") or finish
-                        delta = (choice.get("delta") or {}).get("content")
-                        if delta:
-                            pieces += 1
-                            yield StreamEvent(delta=delta)
+                async for event in self._events(response, msgs):
+                    yield event
             finally:
                 await response.aclose()
+
+    async def _events(
+        self, response: httpx.Response, msgs: list[dict[str, str]]
+    ) -> AsyncIterator[StreamEvent]:
+        """A streamed answer's deltas, then one final event with its usage."""
+        if response.headers.get("content-type", "").startswith("application/json"):
+            # A server that ignores "stream" answers whole.
+            try:
+                data = json.loads(await response.aread())
+            except ValueError as exc:
+                raise BadResponse(f"not JSON from {response.url}: {exc}") from exc
+            result = _chat_result(data)
+            if result.text:
+                yield StreamEvent(delta=result.text)
+            yield StreamEvent(usage=result.usage, finish_reason=result.finish_reason)
+            return
+        usage: Usage | None = None
+        finish: str | None = None
+        pieces = 0
+        async for event in self._sse(response):
+            if event.get("usage"):
+                usage = _usage(event["usage"])
+            for choice in event.get("choices") or []:
+                finish = choice.get("finish_reason") or finish
+                delta = (choice.get("delta") or {}).get("content")
+                if delta:
+                    pieces += 1
+                    yield StreamEvent(delta=delta)
         if usage is None:
             # Some servers ignore stream_options; count what we can rather than report 0.
             prompt = await self._count_async(msgs) if self.capabilities.tokenize else 0
