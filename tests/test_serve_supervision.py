@@ -51,14 +51,25 @@ def _wait(test, seconds: float):
 
 def test_a_worker_that_exits_is_started_again_and_the_web_keeps_serving():
     port = _free_port()
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "apps.settings_test",
-           "DATABASE_URL": live_worker.test_database_url(), "REDIS_URL": settings.CELERY_BROKER_URL,
-           "MEDIA_ROOT": str(settings.MEDIA_ROOT), "WORKER_CONCURRENCY": "1",
-           "INTERACTIVE_WORKER_CONCURRENCY": "0", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "manage.py", "serve", "--port", str(port),
-                             "--web-workers", "1"], env=env, cwd=stack.BASE_DIR,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "apps.settings_test",
+        "DATABASE_URL": live_worker.test_database_url(),
+        "REDIS_URL": settings.CELERY_BROKER_URL,
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "WORKER_CONCURRENCY": "1",
+        "INTERACTIVE_WORKER_CONCURRENCY": "0",
+        "PYTHONUNBUFFERED": "1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "serve", "--port", str(port), "--web-workers", "1"],
+        env=env,
+        cwd=stack.BASE_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         serve = psutil.Process(proc.pid)
         _wait(lambda: _up(port), 120)

@@ -36,38 +36,60 @@ class Command(BaseCommand):
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         # Job worker children; each one that answers loads the embedded model (~1 GiB).
-        parser.add_argument("--concurrency", type=int,
-                            default=int(os.environ.get("WORKER_CONCURRENCY", "2")))
-        parser.add_argument("--interactive-concurrency", type=int,
-                            default=int(os.environ.get("INTERACTIVE_WORKER_CONCURRENCY", "1")))
+        parser.add_argument(
+            "--concurrency", type=int, default=int(os.environ.get("WORKER_CONCURRENCY", "2"))
+        )
+        parser.add_argument(
+            "--interactive-concurrency",
+            type=int,
+            default=int(os.environ.get("INTERACTIVE_WORKER_CONCURRENCY", "1")),
+        )
         parser.add_argument("--no-worker", action="store_true")
         # One web process per CPU this process may run on: a request's Python work holds
         # one core (the GIL), so one process per core is what the machine can serve.
-        parser.add_argument("--web-workers", type=int,
-                            default=int(os.environ.get("WEB_WORKERS") or 0)
-                            or len(os.sched_getaffinity(0)))
+        parser.add_argument(
+            "--web-workers",
+            type=int,
+            default=int(os.environ.get("WEB_WORKERS") or 0) or len(os.sched_getaffinity(0)),
+        )
 
     def handle(self, *args, **opts):
         call_command("migrate", interactive=False, verbosity=0)
         call_command("demo_data")
-        env = {**os.environ, "DATABASE_URL": settings.DATABASE_URL,
-               "REDIS_URL": settings.REDIS_URL, "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "DATABASE_URL": settings.DATABASE_URL,
+            "REDIS_URL": settings.REDIS_URL,
+            "PYTHONUNBUFFERED": "1",
+        }
         for name in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
             env.setdefault(name, "0")  # uvicorn below speaks plain http (unless told otherwise)
         commands = [] if opts["no_worker"] else self._worker_commands(opts)
-        workers = [subprocess.Popen(command, env=env, cwd=stack.BASE_DIR)
-                   for command in commands]
+        workers = [subprocess.Popen(command, env=env, cwd=stack.BASE_DIR) for command in commands]
         restarts: list[list[float]] = [[] for _ in commands]
         web = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "apps.asgi:application",
-             "--host", opts["host"], "--port", str(opts["port"]),
-             "--workers", str(opts["web_workers"]), "--no-access-log"],
-            env=env, cwd=stack.BASE_DIR,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "apps.asgi:application",
+                "--host",
+                opts["host"],
+                "--port",
+                str(opts["port"]),
+                "--workers",
+                str(opts["web_workers"]),
+                "--no-access-log",
+            ],
+            env=env,
+            cwd=stack.BASE_DIR,
         )
-        self.stdout.write(self.style.SUCCESS(
-            f"Scriptorium is at http://{opts['host']}:{opts['port']}/  ({opts['web_workers']} "
-            "web processes; Ctrl-C stops it)"
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Scriptorium is at http://{opts['host']}:{opts['port']}/  ({opts['web_workers']} "
+                "web processes; Ctrl-C stops it)"
+            )
+        )
         stopping = False
 
         def stop(signum, frame):
@@ -84,10 +106,13 @@ class Command(BaseCommand):
                         # again, as a supervisor would; its jobs are on their rows.
                         recent = [t for t in restarts[i] if time.monotonic() - t < 60]
                         if len(recent) >= MAX_RESTARTS_A_MINUTE:
-                            raise CommandError(f"a worker exited {len(recent)} times in a "
-                                               f"minute (code {worker.returncode}); stopping")
-                        self.stderr.write(f"A worker exited (code {worker.returncode}); "
-                                          "starting it again.")
+                            raise CommandError(
+                                f"a worker exited {len(recent)} times in a "
+                                f"minute (code {worker.returncode}); stopping"
+                            )
+                        self.stderr.write(
+                            f"A worker exited (code {worker.returncode}); starting it again."
+                        )
                         restarts[i] = [*recent, time.monotonic()]
                         workers[i] = subprocess.Popen(commands[i], env=env, cwd=stack.BASE_DIR)
                 time.sleep(0.5)
@@ -96,17 +121,55 @@ class Command(BaseCommand):
 
     @staticmethod
     def _worker_commands(opts) -> list[list[str]]:
-        celery = [sys.executable, "-m", "celery", "-A", "workers.celery", "worker",
-                  "--loglevel", "INFO"]
+        celery = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "workers.celery",
+            "worker",
+            "--loglevel",
+            "INFO",
+        ]
         commands = [
-            [*celery, "-Q", ",".join(queues.JOB_QUEUES), "--pool", "prefork",
-             "-c", str(opts["concurrency"]), "-n", "jobs@%h"],
-            [*celery, "-Q", queues.CONTROL, "--pool", "solo", "-B",
-             "-s", str(stack.var_dir() / "celerybeat-schedule"), "-n", "control@%h"],
+            [
+                *celery,
+                "-Q",
+                ",".join(queues.JOB_QUEUES),
+                "--pool",
+                "prefork",
+                "-c",
+                str(opts["concurrency"]),
+                "-n",
+                "jobs@%h",
+            ],
+            [
+                *celery,
+                "-Q",
+                queues.CONTROL,
+                "--pool",
+                "solo",
+                "-B",
+                "-s",
+                str(stack.var_dir() / "celerybeat-schedule"),
+                "-n",
+                "control@%h",
+            ],
         ]
         if opts["interactive_concurrency"] > 0:
-            commands.append([*celery, "-Q", queues.INTERACTIVE, "--pool", "prefork",
-                             "-c", str(opts["interactive_concurrency"]), "-n", "interactive@%h"])
+            commands.append(
+                [
+                    *celery,
+                    "-Q",
+                    queues.INTERACTIVE,
+                    "--pool",
+                    "prefork",
+                    "-c",
+                    str(opts["interactive_concurrency"]),
+                    "-n",
+                    "interactive@%h",
+                ]
+            )
         return commands
 
     def _shutdown(self, children: list[subprocess.Popen]) -> None:
