@@ -24,6 +24,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from apps import stack
+from apps.core import webserver
 from workers import queues
 
 MAX_RESTARTS_A_MINUTE = 5  # a worker that keeps dying stops the whole server, loudly
@@ -65,25 +66,25 @@ class Command(BaseCommand):
         for name in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
             env.setdefault(name, "0")  # uvicorn below speaks plain http (unless told otherwise)
         commands = [] if opts["no_worker"] else self._worker_commands(opts)
-        workers = [subprocess.Popen(command, env=env, cwd=stack.BASE_DIR) for command in commands]
-        restarts: list[list[float]] = [[] for _ in commands]
-        web = subprocess.Popen(
+        try:  # refused here if taken: the web processes' SO_REUSEPORT would share it
+            webserver.check_free(opts["host"], opts["port"])
+        except OSError as err:
+            raise CommandError(f"{opts['host']}:{opts['port']}: {err}") from None
+        # One web process per socket of its own (apps/core/webserver.py), supervised with the
+        # workers: an exit of any is started again.
+        commands += [
             [
                 sys.executable,
                 "-m",
-                "uvicorn",
-                "apps.asgi:application",
+                "apps.core.webserver",
                 "--host",
                 opts["host"],
                 "--port",
                 str(opts["port"]),
-                "--workers",
-                str(opts["web_workers"]),
-                "--no-access-log",
-            ],
-            env=env,
-            cwd=stack.BASE_DIR,
-        )
+            ]
+        ] * opts["web_workers"]
+        children = [subprocess.Popen(command, env=env, cwd=stack.BASE_DIR) for command in commands]
+        restarts: list[list[float]] = [[] for _ in commands]
         self.stdout.write(
             self.style.SUCCESS(
                 f"Scriptorium is at http://{opts['host']}:{opts['port']}/  ({opts['web_workers']} "
@@ -99,25 +100,32 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         try:
-            while not stopping and web.poll() is None:
-                for i, worker in enumerate(workers):
-                    if worker.poll() is not None and not stopping:
-                        # A worker can exit on a broker outage (a Redis restart): start it
-                        # again, as a supervisor would; its jobs are on their rows.
+            while not stopping:
+                for i, child in enumerate(children):
+                    if child.poll() is not None and not stopping:
+                        # A worker can exit on a broker outage (a Redis restart), a web
+                        # process on a crash: start it again, as a supervisor would; jobs are
+                        # on their rows.
                         recent = [t for t in restarts[i] if time.monotonic() - t < 60]
                         if len(recent) >= MAX_RESTARTS_A_MINUTE:
                             raise CommandError(
-                                f"a worker exited {len(recent)} times in a "
-                                f"minute (code {worker.returncode}); stopping"
+                                f"{self._name(commands[i])} exited "
+                                f"{len(recent)} times in a minute (code "
+                                f"{child.returncode}); stopping"
                             )
                         self.stderr.write(
-                            f"A worker exited (code {worker.returncode}); starting it again."
+                            f"{self._name(commands[i]).capitalize()} exited "
+                            f"(code {child.returncode}); starting it again."
                         )
                         restarts[i] = [*recent, time.monotonic()]
-                        workers[i] = subprocess.Popen(commands[i], env=env, cwd=stack.BASE_DIR)
+                        children[i] = subprocess.Popen(commands[i], env=env, cwd=stack.BASE_DIR)
                 time.sleep(0.5)
         finally:
-            self._shutdown([*workers, web])
+            self._shutdown(children)
+
+    @staticmethod
+    def _name(command: list[str]) -> str:
+        return "a web process" if "apps.core.webserver" in command else "a worker"
 
     @staticmethod
     def _worker_commands(opts) -> list[list[str]]:
