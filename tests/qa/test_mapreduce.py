@@ -15,8 +15,18 @@ from workers.llm import BackendTimeout
 from workers.llm.embedded import EmbeddedBackend
 from workers.llm.openai_compat import OpenAICompatBackend
 from workers.qa import SourceDocument, answer
-from workers.qa.mapreduce import Note, _collapse, concurrency, group_sizes, parse_note
+from workers.qa.extract import extract_token
+from workers.qa.mapreduce import (
+    Fact,
+    Note,
+    _collapse,
+    concurrency,
+    group_sizes,
+    parse_note,
+    ranked_facts,
+)
 from workers.qa.run import Run
+from workers.qa.scoring import Span
 
 FILLER = [
     "The harbour town grew slowly over three centuries of trade and fishing.",
@@ -121,6 +131,46 @@ def test_a_chunk_that_fails_twice_is_reported_and_named_in_the_answer(llm) -> No
     assert result.text.endswith(
         f"(Could not be read, so not used: part {f['chunk']} (document town, characters "
         f"{f['start']}-{f['end']}).)")
+
+
+def _notes_of(text: str, confidences: list[int]) -> tuple[SourceDocument, list[Note]]:
+    """One note per sentence of ``text`` (its fact), with the given confidences."""
+    doc = SourceDocument("essays", "Essays", text)
+    notes, start = [], 0
+    for i, sentence in enumerate(text.split("\n")):
+        fact = Fact(Span(doc, start, start + len(sentence)), "engine")
+        notes.append(Note(f"chunk {i + 1}", "", confidences[i], [fact]))
+        start += len(sentence) + 1
+    return doc, notes
+
+
+def test_facts_are_ranked_for_the_question_not_only_by_the_notes_confidence() -> None:
+    # As at 128k: the model gave every note confidence 0, so the notes stood in chunk order
+    # and the key's sentence (6th) was behind five others with code-like tokens.
+    text = "\n".join([
+        "Painting changed in the 1950s when the New York school moved abroad.",
+        "A startup founded in 2004 had 12 people and one office.",
+        "The Lisp machines of the 1980s were built by two companies.",
+        "In 1998 the search engines ranked pages by counting links.",
+        "Model XK-200 printers were sold to schools in the 1970s.",
+        "The pass key is 94634. Remember it. 94634 is the pass key.",
+    ])
+    _, notes = _notes_of(text, [0] * 6)
+    question = "What is the pass key?"
+    ranked = ranked_facts(question, notes)
+    assert ranked[0].span.text.startswith("The pass key is 94634")
+    got = extract_token(question, [f.span.text for f in ranked], "The pass key is 94634.")
+    assert got is not None and got.value == "94634"
+    # The old order (the notes' confidence, then chunk order) answered from the first five.
+    old = [f.span.text for n in notes for f in n.facts]
+    assert extract_token(question, old, "The pass key is 94634.").value != "94634"
+
+
+def test_a_confident_note_s_fact_still_leads_where_the_words_do_not_decide() -> None:
+    text = "\n".join(["The harbour was dredged in spring.", "The quay was rebuilt in stone."])
+    _, notes = _notes_of(text, [10, 90])
+    ranked = ranked_facts("Who paid for the works?", notes)
+    assert [f.span.text for f in ranked][0] == "The quay was rebuilt in stone."
 
 
 def test_notes_that_overflow_the_window_are_collapsed_in_a_recorded_tree(llm) -> None:

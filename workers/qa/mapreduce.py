@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workers.documents.chunking import segments
+from workers.documents.lexical import BM25Index, rrf
 from workers.llm.base import concurrency
 
 from .answering import final_answer
@@ -31,7 +32,7 @@ from .citations import locate, quoted, sentence_units
 from .prompts import SYSTEM_PROMPT, document_block, notes_block
 from .questions import wants_whole_document
 from .run import Run
-from .scoring import Span, prefilter_sentences
+from .scoring import Span, prefilter_sentences, typed_ranking
 from .types import Citation, QuestionTooLong, SourceDocument
 
 DEFAULT_NOTE_TOKENS = 160  # what one map or collapse call may write
@@ -221,6 +222,29 @@ def _unique(facts: Sequence[Fact]) -> list[Fact]:
     return out
 
 
+def ranked_facts(question: str, notes: Sequence[Note]) -> list[Fact]:
+    """The notes' facts, best first: their notes' confidence (ties: BM25), BM25's ranking
+    for the question, and the facts holding an answer of the asked kind, fused (RRF).
+
+    Confidence alone is a small model's word: at 128k every map note of a pass-key
+    question had confidence 0, so the facts stood in chunk order, the key's sentence
+    10th, and the answer was taken from the first five ("1950s")."""
+    pool: dict[tuple[object, int, int], tuple[Fact, int]] = {}
+    for n in notes:
+        for f in n.facts:
+            pool.setdefault((f.span.document.id, f.span.start, f.span.end), (f, n.confidence))
+    facts, conf = [f for f, _ in pool.values()], [c for _, c in pool.values()]
+    if len(facts) < 2:
+        return facts
+    texts = [f.span.text for f in facts]
+    lexical = [int(i) for i, _ in BM25Index(texts).search(question, k=len(texts))]
+    place = {i: r for r, i in enumerate(lexical)}
+    by_confidence = sorted(range(len(facts)), key=lambda i: (-conf[i], place.get(i, len(facts))))
+    typed = typed_ranking(question, texts, lexical or list(range(len(facts))))
+    fused = [int(i) for i, _ in rrf([by_confidence, lexical, *([typed] if typed else [])])]
+    return [facts[i] for i in fused]
+
+
 def _collapse(run: Run, question: str, notes: list[Note], note_tokens: int,
               summary: bool, answer_tokens: int) -> list[Note]:
     """Merge notes in window-sized groups until one group holds them all (the tree is
@@ -246,7 +270,7 @@ def _collapse(run: Run, question: str, notes: list[Note], note_tokens: int,
             merged, tree = [], []
             for gi, (group, text) in enumerate(zip(groups, texts, strict=True)):
                 members = sorted((notes[i] for i in group), key=lambda n: -n.confidence)
-                facts = _unique([f for n in members for f in n.facts])[:NOTE_FACTS]
+                facts = ranked_facts(question, members)[:NOTE_FACTS]
                 if text is None:  # the merge failed twice: keep the best member's answer
                     answer, confidence = members[0].answer, members[0].confidence
                 else:
@@ -306,7 +330,7 @@ def answer_mapreduce(
     run.check(1, 1, "mapreduce: reduce")
     with run.step("reduce", notes=len(notes)) as step:
         ranked = sorted(notes, key=lambda n: -n.confidence)
-        evidence = [f.span for n in ranked for f in n.facts]
+        evidence = [f.span for f in ranked_facts(question, ranked)]
         final = final_answer(
             run, question, [notes_block("\n".join(n.render() for n in ranked))], documents,
             history=history, max_tokens=answer_tokens, evidence=evidence or None,
