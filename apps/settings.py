@@ -139,6 +139,9 @@ SSE_MAX_STREAMS_PER_PROCESS = env.int("SSE_MAX_STREAMS_PER_PROCESS", default=200
 # Requests a web process runs at once (apps/core/handler.py); the rest wait on its event loop.
 # 0: no bound (a thread per request, all contending for one GIL and the connection pool).
 WEB_REQUEST_SLOTS = env.int("WEB_REQUEST_SLOTS", default=4)
+# A web process whose event loop has not beaten for this long is killed and started again by
+# `manage.py serve` (apps/core/webserver.py); it beats once a second.
+WEB_HEARTBEAT_TIMEOUT_S = env.float("WEB_HEARTBEAT_TIMEOUT_S", default=30.0)
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_TASK_SERIALIZER = "json"

@@ -1,6 +1,7 @@
 """Run the whole stack in the foreground: embedded Postgres and Redis (unless external URLs
 are set; manage.py starts them before this command, `apps.stack.start_for`), the Celery
-workers and uvicorn with one web process per CPU. Ctrl-C stops everything this command started.
+workers and uvicorn with one web process per CPU (`--web-only`: those alone, as compose runs
+them). Ctrl-C stops everything this command started.
 
 The workers (docs/deployment.md):
 - jobs: every job queue, interactive first (workers/queues.py), prefork children so that
@@ -46,6 +47,9 @@ class Command(BaseCommand):
             default=int(os.environ.get("INTERACTIVE_WORKER_CONCURRENCY", "1")),
         )
         parser.add_argument("--no-worker", action="store_true")
+        # The supervised web processes alone (compose: its own services run the workers and
+        # the migrations; no demo data).
+        parser.add_argument("--web-only", action="store_true")
         # One web process per CPU this process may run on: a request's Python work holds
         # one core (the GIL), so one process per core is what the machine can serve.
         parser.add_argument(
@@ -55,8 +59,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **opts):
-        call_command("migrate", interactive=False, verbosity=0)
-        call_command("demo_data")
+        if not opts["web_only"]:
+            call_command("migrate", interactive=False, verbosity=0)
+            call_command("demo_data")
         env = {
             **os.environ,
             "DATABASE_URL": settings.DATABASE_URL,
@@ -65,13 +70,14 @@ class Command(BaseCommand):
         }
         for name in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
             env.setdefault(name, "0")  # uvicorn below speaks plain http (unless told otherwise)
-        commands = [] if opts["no_worker"] else self._worker_commands(opts)
+        no_worker = opts["no_worker"] or opts["web_only"]
+        commands = [] if no_worker else self._worker_commands(opts)
         try:  # refused here if taken: the web processes' SO_REUSEPORT would share it
             webserver.check_free(opts["host"], opts["port"])
         except OSError as err:
             raise CommandError(f"{opts['host']}:{opts['port']}: {err}") from None
         # One web process per socket of its own (apps/core/webserver.py), supervised with the
-        # workers: an exit of any is started again.
+        # workers: an exit of any is started again, a web process that hangs too.
         commands += [
             [
                 sys.executable,
@@ -83,7 +89,19 @@ class Command(BaseCommand):
                 str(opts["port"]),
             ]
         ] * opts["web_workers"]
-        children = [subprocess.Popen(command, env=env, cwd=stack.BASE_DIR) for command in commands]
+        # A web process beats from its event loop (apps/core/webserver.py); one whose beats
+        # stop is hung and is replaced as an exited one is.
+        beats: list[webserver.Heartbeat | None] = [None] * len(commands)
+
+        def start(i: int) -> subprocess.Popen:
+            if self._name(commands[i]) == "a worker":
+                return subprocess.Popen(commands[i], env=env, cwd=stack.BASE_DIR)
+            if beats[i] is not None:
+                beats[i].close()
+            beats[i] = webserver.Heartbeat()
+            return beats[i].start(commands[i], env=env, cwd=stack.BASE_DIR)
+
+        children = [start(i) for i in range(len(commands))]
         restarts: list[list[float]] = [[] for _ in commands]
         self.stdout.write(
             self.style.SUCCESS(
@@ -99,26 +117,35 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
+        timeout = settings.WEB_HEARTBEAT_TIMEOUT_S
         try:
             while not stopping:
                 for i, child in enumerate(children):
-                    if child.poll() is not None and not stopping:
+                    if stopping:
+                        break
+                    if child.poll() is not None:
                         # A worker can exit on a broker outage (a Redis restart), a web
                         # process on a crash: start it again, as a supervisor would; jobs are
                         # on their rows.
-                        recent = [t for t in restarts[i] if time.monotonic() - t < 60]
-                        if len(recent) >= MAX_RESTARTS_A_MINUTE:
-                            raise CommandError(
-                                f"{self._name(commands[i])} exited "
-                                f"{len(recent)} times in a minute (code "
-                                f"{child.returncode}); stopping"
-                            )
-                        self.stderr.write(
-                            f"{self._name(commands[i]).capitalize()} exited "
-                            f"(code {child.returncode}); starting it again."
+                        why = f"exited (code {child.returncode})"
+                    elif beats[i] and (late := beats[i].overdue(timeout)):
+                        # SIGKILL: a stuck event loop cannot run uvicorn's graceful stop.
+                        child.kill()
+                        child.wait()
+                        why = f"(pid {child.pid}) {late}, its event loop stuck; killed it"
+                    else:
+                        continue
+                    recent = [t for t in restarts[i] if time.monotonic() - t < 60]
+                    if len(recent) >= MAX_RESTARTS_A_MINUTE:
+                        raise CommandError(
+                            f"{self._name(commands[i])} {why}; restarted {len(recent)} "
+                            "times in the last minute already, stopping"
                         )
-                        restarts[i] = [*recent, time.monotonic()]
-                        children[i] = subprocess.Popen(commands[i], env=env, cwd=stack.BASE_DIR)
+                    self.stderr.write(
+                        f"{self._name(commands[i]).capitalize()} {why}; starting it again."
+                    )
+                    restarts[i] = [*recent, time.monotonic()]
+                    children[i] = start(i)
                 time.sleep(0.5)
         finally:
             self._shutdown(children)
