@@ -11,8 +11,9 @@ SERVICES = COMPOSE["services"]
 
 
 def test_services_and_images():
-    assert {"postgres", "redis", "web", "worker-ingest", "worker-llm", "vllm", "beat"} <= \
-        set(SERVICES)
+    assert {"postgres", "redis", "web", "worker-ingest", "worker-llm", "vllm", "beat"} <= set(
+        SERVICES
+    )
     assert SERVICES["postgres"]["image"].startswith("pgvector/pgvector:")
     assert SERVICES["redis"]["image"].startswith("redis:")
     assert SERVICES["vllm"]["image"].startswith("vllm/vllm-openai")
@@ -53,11 +54,27 @@ def test_queues_and_gpu_reservations():
 
 def test_vllm_flags_the_backend_relies_on():
     flags = " ".join(SERVICES["vllm"]["command"])
-    for flag in ("--enable-prefix-caching", "--enable-chunked-prefill", "--served-model-name",
-                 "--max-model-len"):
+    for flag in (
+        "--enable-prefix-caching",
+        "--enable-chunked-prefill",
+        "--served-model-name",
+        "--max-model-len",
+    ):
         assert flag in flags
 
 
 def test_named_volumes():
     assert {"pgdata", "redisdata", "media"} <= set(COMPOSE["volumes"])
     assert "pgdata:/var/lib/postgresql/data" in SERVICES["postgres"]["volumes"]
+
+
+def test_web_runs_the_supervised_web_tier_of_make_run():
+    """Processes each on a socket of their own (manage.py serve), not uvicorn's --workers."""
+    command = SERVICES["web"]["command"][-1]
+    serve = command.split("&&")[-1].split()
+    assert serve[:4] == ["exec", "python", "manage.py", "serve"] and "--web-only" in serve
+    # All interfaces of the container: the published port reaches it there.
+    assert serve[serve.index("--host") + 1] == "0.0.0.0"  # noqa: S104
+    assert serve[serve.index("--port") + 1] == "8000"  # what the health check and ports use
+    assert "uvicorn" not in command and "--workers" not in command
+    assert "migrate --noinput" in command  # --web-only migrates nothing itself
