@@ -17,7 +17,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here may reach a hub
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from workers.llm import LLMSettings, create_backend, get_backend  # noqa: E402
-from workers.llm.base import LLMBackend  # noqa: E402
+from workers.llm.base import LLMBackend, concurrency  # noqa: E402
 from workers.qa import Haystack, SourceDocument, build_haystack  # noqa: E402
 
 SEED = int(os.environ.get("QA_TEST_SEED") or random.randrange(1 << 20))
@@ -64,6 +64,10 @@ class Spy(LLMBackend):
     @property
     def context_window(self) -> int:
         return self.inner.context_window
+
+    @property
+    def concurrency(self) -> int:  # what the engine sizes its batches and pools by
+        return concurrency(self.inner)
 
     @property
     def capabilities(self):  # noqa: ANN201

@@ -139,7 +139,6 @@ class Timed(Spy):
 
     def __init__(self, inner) -> None:  # noqa: ANN001
         super().__init__(inner)
-        self.concurrency = inner.concurrency
         self.spans: list[dict] = []
 
     def stream(self, messages, **sampling):  # noqa: ANN001, ANN201
@@ -168,10 +167,13 @@ def test_a_checklist_ending_is_generated_beside_the_section_not_after_it(llm):
     result = write_section(timed, "A guide for new beekeepers.", plan, 1, max_rounds=1)
     checklist = [s for s in timed.spans if "checklist for a reader" in s["prompt"]]
     body = [s for s in timed.spans if "Now write section 1" in s["prompt"]]
-    assert len(checklist) == 1 and len(body) == 1
+    assert checklist and len(body) == 1
     assert checklist[0]["start"] < body[0]["end"]  # it ran while the section was decoded
     ending = next(c for c in result.checks if c["kind"] == "ending")
-    assert ending["ok"] and ending["tries"] == 1
+    # The checklist made beside the section is the first try; a further one is asked only
+    # if that one fails the check (on a bf16 CPU the model's text depends on its company in
+    # the batch, so whether the first passes is the model's, not the writer's).
+    assert ending["ok"] and ending["tries"] == len(checklist)
     assert result.usage.completion_tokens > 0
 
 
