@@ -14,6 +14,8 @@ class Canned(Spy):
     model can produce and a test cannot provoke on demand (an empty answer, a plan that
     is not one). ``answers`` are used in turn; the last repeats."""
 
+    concurrency = 1  # in turn: asked one at a time, or the turns would race
+
     def __init__(self, inner: LLMBackend, answers: list[str]) -> None:
         super().__init__(inner)
         self.name, self.answers, self.calls = "canned", answers, 0
