@@ -107,13 +107,16 @@ class SyncChainASGIHandler(ASGIHandler):
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in tasks:
             if task.done():
-                try:
-                    task.result()
-                except RequestAborted:
-                    pass
-                except AssertionError:
+                # exception(), not result(): re-raised here, the disconnect's RequestAborted
+                # (sent by the server once the response is complete) would take this frame
+                # into its traceback, and the frame holds the tasks: a cycle keeping the
+                # whole request for the collector.
+                error = task.exception()
+                if isinstance(error, AssertionError):
                     body_file.close()
-                    raise
+                    raise error
+                if error is not None and not isinstance(error, RequestAborted):
+                    raise error
             else:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -125,6 +128,7 @@ class SyncChainASGIHandler(ASGIHandler):
         else:
             if not response.closed:  # streamed: closed once sent
                 await sync_to_async(response.close)()
+            release_request(request, response)
         body_file.close()
 
     def _call_chain(self, request):
@@ -150,3 +154,21 @@ class SyncChainASGIHandler(ASGIHandler):
             self._slots[loop] = asyncio.Semaphore(slots)
         async with self._slots[loop]:
             return await run(request)
+
+
+def release_request(request, response) -> None:
+    """Drop what a served request refers to, once its response is sent and closed.
+
+    Django's request is in reference cycles (its messages storage, htmx details and lazy
+    user point back at it), and DRF adds more (the view and its request point at each
+    other, the response at the view): freed by no reference count, each request's ~230
+    objects (its rows too) waited for the collector, which, promoted past the young
+    passes by the requests in flight, freed them in full passes that paused the process
+    70-200 ms about once a second under load (docs/deployment.md). Emptied here, they are
+    freed at once. Not for a request whose view may still run (a client that left)."""
+    view = (getattr(response, "renderer_context", None) or {}).get("view")  # DRF's
+    for obj in (view, getattr(view, "request", None), request):
+        if obj is not None:
+            vars(obj).clear()
+    if view is not None:
+        response.renderer_context = None
