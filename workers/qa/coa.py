@@ -12,9 +12,11 @@ workers write are verified against their chunk and cited only if found.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from workers.documents.chunking import segments
+from workers.llm.base import concurrency
 
 from .answer_types import question_kinds, typed_key
 from .answering import final_answer
@@ -79,6 +81,37 @@ def _chunks(
     return out, budget
 
 
+class _Evidence:
+    """The evidence a chain carries: the best-scored sentences so far (lowest NLL), the
+    closest to the question so far (the index's, else the embedder's: paraphrases, which
+    the likelihood misses; see xl3m.py) and the closest one holding an answer of the
+    question's kind (``answer_types``)."""
+
+    def __init__(self, kinds) -> None:  # noqa: ANN001 - question_kinds' result
+        self.kinds = kinds
+        self.pool: list[ScoredSpan] = []
+        self.read = 0  # sentences scored so far: positions in reading order
+        self.closest: tuple[float, ScoredSpan] | None = None
+        self.typed_best: tuple[tuple[int, float], ScoredSpan] | None = None
+
+    def take(self, scored: Sequence[ScoredSpan], sims: Sequence[float | None] | None) -> None:
+        """Add a chunk's scored sentences (with their closeness, if known)."""
+        for j, s in enumerate(scored):
+            e = ScoredSpan(s.span, s.score, self.read + s.position)
+            self.pool.append(e)
+            sim = sims[j] if sims is not None else None
+            if sim is not None and (self.closest is None or sim > self.closest[0]):
+                self.closest = (sim, e)
+            key = typed_key(self.kinds, s.span.text, sim)
+            if key is not None and (self.typed_best is None or key < self.typed_best[0]):
+                self.typed_best = (key, e)
+        self.read += len(scored)
+        self.pool = sorted(self.pool, key=lambda e: (e.score, e.position))[:EVIDENCE_KEEP]
+        for extra in (self.closest, self.typed_best):
+            if extra is not None and extra[1] not in self.pool:
+                self.pool.append(extra[1])
+
+
 def _cu_text(notes: str, evidence: Sequence[ScoredSpan]) -> str:
     lines = [notes.strip() or "(no notes)"]
     if evidence:
@@ -123,90 +156,101 @@ def answer_coa(
                 return -float(rank)
         return None
 
+    def candidates(sub: Run, chunk: _Chunk) -> tuple[list[ScoredSpan], list | None, dict]:
+        """The chunk's pre-filtered sentences scored by the question's likelihood, and their
+        closeness: what the evidence pool takes from it. Independent of the chain's notes."""
+        units = [
+            Span(chunk.document, s, e)
+            for s, e in sentence_units(chunk.document.text, chunk.start, chunk.end)
+        ]
+        keep, info = prefilter_sentences(
+            question, units, EVIDENCE_CANDIDATES, dense and not passages, passages
+        )
+        scored = rank_spans(sub, question, [units[k] for k in keep])
+        if passages:
+            sims = [closeness(s.span) for s in scored]
+        elif dense:
+            sims = dense_scores(question, [s.span.text for s in scored])
+        else:
+            sims = None
+        return scored, sims, info
+
+    def scored_beside(chunk: _Chunk) -> tuple[Run, tuple]:
+        sub = run.fork()
+        with sub.step("evidence"):
+            return sub, candidates(sub, chunk)
+
     notes = ""
-    pool: list[ScoredSpan] = []  # best evidence so far, by score
-    counter = 0  # positions of evidence in reading order
+    evidence = _Evidence(kinds)
     quoted_citations: list[Citation] = []
-    closest: tuple[float, ScoredSpan] | None = None  # the closest sentence so far
-    typed_best: tuple[tuple[int, float], ScoredSpan] | None = None  # closest of the kind
     total = len(chunks) + 1
-    for i, chunk in enumerate(chunks):
-        run.check(i, total, f"coa: worker {i + 1} of {len(chunks)}")
-        with run.step(
-            "worker",
-            chunk=i,
-            document_id=chunk.document.id,
-            start=chunk.start,
-            end=chunk.end,
-            tokens=chunk.tokens,
-        ) as step:
-            if use_evidence:
-                units = [
-                    Span(chunk.document, s, e)
-                    for s, e in sentence_units(chunk.document.text, chunk.start, chunk.end)
-                ]
-                keep, info = prefilter_sentences(
-                    question, units, EVIDENCE_CANDIDATES, dense and not passages, passages
-                )
-                scored = rank_spans(run, question, [units[k] for k in keep])
-                if passages:
-                    sims = [closeness(s.span) for s in scored]
-                elif dense:
-                    sims = dense_scores(question, [s.span.text for s in scored])
+    # The next chunk's evidence does not depend on this worker's notes: where the backend
+    # runs requests at once, it is scored while the worker writes (on vLLM the scoring's
+    # prefills share the server's steps with the worker's decoding).
+    beside = ThreadPoolExecutor(1) if use_evidence and concurrency(run.backend) > 1 else None
+    upcoming: Future | None = None  # the next chunk's evidence, being scored beside
+    try:
+        for i, chunk in enumerate(chunks):
+            run.check(i, total, f"coa: worker {i + 1} of {len(chunks)}")
+            with run.step(
+                "worker",
+                chunk=i,
+                document_id=chunk.document.id,
+                start=chunk.start,
+                end=chunk.end,
+                tokens=chunk.tokens,
+            ) as step:
+                if use_evidence:
+                    if upcoming is not None:
+                        sub, (scored, sims, info) = upcoming.result()
+                        run.absorb(sub)
+                        step.notes["evidence_beside"] = True  # scored during the last worker
+                    else:
+                        scored, sims, info = candidates(run, chunk)
+                    upcoming = None
+                    evidence.take(scored, sims)
+                    step.notes["evidence_scores"] = [
+                        {"start": s.span.start, "end": s.span.end, "mean_nll": round(s.score, 4)}
+                        for s in scored
+                    ]
+                    step.notes["prefilter"] = info.get("method")
+                if beside is not None and i + 1 < len(chunks):
+                    upcoming = beside.submit(scored_beside, chunks[i + 1])
+                text = chunk.document.text[chunk.start : chunk.end]
+                if run.compress_ratio:
+                    squeeze = int(budget / run.compress_ratio)
+                    block = compressed_blocks(
+                        run, question, [Span(chunk.document, chunk.start, chunk.end)], squeeze
+                    )[0]
                 else:
-                    sims = None
-                for j, s in enumerate(scored):
-                    e = ScoredSpan(s.span, s.score, counter + s.position)
-                    pool.append(e)
-                    sim = sims[j] if sims is not None else None
-                    if sim is not None and (closest is None or sim > closest[0]):
-                        closest = (sim, e)
-                    key = typed_key(kinds, s.span.text, sim)
-                    if key is not None and (typed_best is None or key < typed_best[0]):
-                        typed_best = (key, e)
-                counter += len(scored)
-                pool = sorted(pool, key=lambda e: (e.score, e.position))[:EVIDENCE_KEEP]
-                # The closest sentence so far (the index's, else the embedder's) rides
-                # along (paraphrases, which the likelihood misses; see xl3m.py), and the
-                # closest one holding an answer of the question's kind (``answer_types``).
-                for extra in (closest, typed_best):
-                    if extra is not None and extra[1] not in pool:
-                        pool.append(extra[1])
-                step.notes["evidence_scores"] = [
-                    {"start": s.span.start, "end": s.span.end, "mean_nll": round(s.score, 4)}
-                    for s in scored
-                ]
-                step.notes["prefilter"] = info.get("method")
-            text = chunk.document.text[chunk.start : chunk.end]
-            if run.compress_ratio:
-                squeeze = int(budget / run.compress_ratio)
-                block = compressed_blocks(
-                    run, question, [Span(chunk.document, chunk.start, chunk.end)], squeeze
-                )[0]
-            else:
-                block = document_block(
-                    chunk.document.id, chunk.document.title, text, part=f"{i + 1} of {len(chunks)}"
+                    block = document_block(chunk.document.id, chunk.document.title, text,
+                                           part=f"{i + 1} of {len(chunks)}")
+                incoming = _cu_text(notes, evidence.pool if use_evidence else [])
+                notes = run.chat(worker_messages(question, incoming, block, summary), cu_tokens)
+                verified, unverified = [], []
+                for q in quoted(notes):
+                    span = locate(q, chunk.document.text, chunk.start, chunk.end)
+                    if span:
+                        verified.append(make_citation(chunk.document, *span))
+                    else:
+                        unverified.append(q)
+                quoted_citations += verified
+                step.notes.update(
+                    {
+                        "cu": notes,
+                        "quotes_verified": len(verified),
+                        "quotes_unverified": unverified,
+                        "evidence_kept": [
+                            {"start": e.span.start, "end": e.span.end} for e in evidence.pool
+                        ],
+                    }
                 )
-            incoming = _cu_text(notes, pool if use_evidence else [])
-            notes = run.chat(worker_messages(question, incoming, block, summary), cu_tokens)
-            verified, unverified = [], []
-            for q in quoted(notes):
-                span = locate(q, chunk.document.text, chunk.start, chunk.end)
-                if span:
-                    verified.append(make_citation(chunk.document, *span))
-                else:
-                    unverified.append(q)
-            quoted_citations += verified
-            step.notes.update(
-                {
-                    "cu": notes,
-                    "quotes_verified": len(verified),
-                    "quotes_unverified": unverified,
-                    "evidence_kept": [{"start": e.span.start, "end": e.span.end} for e in pool],
-                }
-            )
+    finally:
+        if beside is not None:  # a chain stopped early: what is being scored is let finish
+            beside.shutdown(wait=True, cancel_futures=True)
 
     run.check(len(chunks), total, "coa: manager")
+    pool = evidence.pool
     cu = _cu_text(notes, pool)
     with run.step("manager", cu_chars=len(cu)) as step:
         ranked_pool = fuse_with_dense(question, pool) if dense else pool

@@ -83,6 +83,19 @@ class Run:
             self._current.tokens_in += usage.prompt_tokens
             self._current.tokens_out += usage.completion_tokens
 
+    def fork(self) -> Run:
+        """A run for calls made in another thread beside this one's: its own usage and
+        steps, taken back into this run's current step by ``absorb`` (a Run's totals and
+        trace are written from one thread only)."""
+        return Run(self.backend)
+
+    def absorb(self, forked: Run) -> None:
+        """Count a forked run's tokens in the current step, with the arms it lost."""
+        self.add_usage(forked.usage)  # its calls' speeds were recorded as they ran
+        lost = {k: v for s in forked.steps for k, v in s.notes.get("unavailable", {}).items()}
+        if lost and self._current is not None:
+            self._current.notes.setdefault("unavailable", {}).update(lost)
+
     def check(self, current: int, total: int, message: str) -> None:
         """A step boundary: report progress; the callable may raise ``Cancelled``."""
         self.progress(current, total, message)
