@@ -46,6 +46,7 @@ KINDS = {
 }
 STRATEGIES = ["full", "rag", "xl3m", "coa", "mapreduce"]
 COA_OPTIONS = {"cu_tokens": 96}
+MAPREDUCE_OPTIONS: dict[str, Any] = {}  # --mapreduce-chunk-tokens sets chunk_tokens
 XL3M_OPTIONS: dict[str, Any] = {}  # --xl3m-full-scan sets fast_path False
 USE_INDEX_FOR_XL3M = True  # --xl3m-no-index: the fast path pre-filters without the index
 
@@ -69,7 +70,8 @@ class _Index:
 def _run(
     question: str, docs: list[SourceDocument], strategy: str, llm: Any, index: _Index | None = None
 ) -> dict[str, Any]:
-    options = {"coa": COA_OPTIONS, "xl3m": XL3M_OPTIONS}.get(strategy, {})
+    options = {"coa": COA_OPTIONS, "xl3m": XL3M_OPTIONS,
+               "mapreduce": MAPREDUCE_OPTIONS}.get(strategy, {})
     index = index or _Index(docs)
     retrieve = None
     if strategy == "rag" or (strategy == "xl3m" and USE_INDEX_FOR_XL3M):
@@ -466,7 +468,14 @@ def main() -> None:
         help="the XL3M fast path pre-filters with BM25 + the embedder over the "
         "segments instead of the search index (the engine without the app)",
     )
+    parser.add_argument(
+        "--mapreduce-chunk-tokens",
+        type=int,
+        help="tokens each map call reads (default: the engine's choice for the backend)",
+    )
     args = parser.parse_args()
+    if args.mapreduce_chunk_tokens:
+        MAPREDUCE_OPTIONS["chunk_tokens"] = args.mapreduce_chunk_tokens
     if args.xl3m_full_scan:
         XL3M_OPTIONS["fast_path"] = False
     if args.xl3m_no_index:

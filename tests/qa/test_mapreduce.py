@@ -3,6 +3,7 @@ on the real embedded model over a small document (every chunk mapped concurrentl
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from typing import Any
@@ -17,6 +18,7 @@ from workers.llm.openai_compat import OpenAICompatBackend
 from workers.qa import SourceDocument, answer
 from workers.qa.extract import extract_token
 from workers.qa.mapreduce import (
+    SERIAL_CHUNK_TOKENS,
     Fact,
     Note,
     _collapse,
@@ -250,3 +252,28 @@ def test_map_calls_to_a_busy_server_are_timed_by_its_silence_not_by_their_length
     assert len(map_step.notes["notes"]) == steps["chunk"].notes["chunks"] >= 3
     assert all(n["answer"] == "Alys Varden" for n in map_step.notes["notes"])
     assert "Could not be read" not in result.text
+
+
+class _BatchedServer(Spy):
+    """The real model, presented as a server that runs a batch's prompts together."""
+
+    @property
+    def capabilities(self):  # noqa: ANN201
+        return dataclasses.replace(self.inner.capabilities, concurrent_batch=True)
+
+
+def test_the_map_reads_small_chunks_where_prompts_are_read_one_at_a_time(llm, doc) -> None:
+    """A CPU reading one prompt at a time pays attention's square: ~2k-token chunks there; a
+    batched server reads window-sized ones (fewer notes to merge)."""
+    tokens = llm.count_tokens(doc.text)
+    options = {"note_tokens": 24}
+    serial = answer("What is the pass key?", [doc], "mapreduce", backend=llm,
+                    answer_tokens=16, options=options)
+    batched = answer("What is the pass key?", [doc], "mapreduce", backend=_BatchedServer(llm),
+                     answer_tokens=16, options=options)
+    serial_chunk = next(s for s in serial.trace if s.name == "chunk")
+    batched_chunk = next(s for s in batched.trace if s.name == "chunk")
+    assert serial_chunk.inputs["cap"] == SERIAL_CHUNK_TOKENS < tokens < llm.context_window
+    fewest = -(-tokens // SERIAL_CHUNK_TOKENS)  # chunks end at sentences: one more at most
+    assert fewest <= serial_chunk.notes["chunks"] <= fewest + 1
+    assert batched_chunk.inputs["cap"] is None and batched_chunk.notes["chunks"] == 1

@@ -39,6 +39,10 @@ DEFAULT_NOTE_TOKENS = 160  # what one map or collapse call may write
 ENGINE_FACTS = 2  # the chunk's best sentences by BM25, kept in its note
 NOTE_FACTS = 6  # facts a note carries at most (a collapsed one too)
 MIN_CHUNK_TOKENS = 128
+# On a backend that prefills one prompt at a time (the in-process model on a CPU) a chunk's
+# attention grows with its square: a 7.3k-token prompt cost 2.15x per token what a 2k one
+# did (docs/qa.md). Batched servers read window-sized chunks (fewer notes to merge).
+SERIAL_CHUNK_TOKENS = 2048
 JOIN_SLACK_TOKENS = 64  # what counting a prompt's parts apart may miss of the whole
 LONGEST_PART_LABEL = "99999 of 99999"  # a chunk's block says which part it is
 
@@ -300,6 +304,8 @@ def answer_mapreduce(
     summary = wants_whole_document(question)
     run.check(0, 1, "mapreduce: chunking")
     instructions = MAP_SUMMARY_INSTRUCTIONS if summary else MAP_INSTRUCTIONS
+    if chunk_tokens is None and not run.backend.capabilities.concurrent_batch:
+        chunk_tokens = SERIAL_CHUNK_TOKENS
     with run.step("chunk", cap=chunk_tokens) as step:
         chunks = _chunks(run, question, documents, instructions, note_tokens, chunk_tokens)
         step.notes.update({"chunks": len(chunks), "task": "summary" if summary else "qa",

@@ -18,7 +18,7 @@ from typing import Any
 
 from .coa import DEFAULT_CU_TOKENS
 from .compression import check_ratio
-from .mapreduce import DEFAULT_NOTE_TOKENS
+from .mapreduce import DEFAULT_NOTE_TOKENS, SERIAL_CHUNK_TOKENS
 from .rag import DEFAULT_CONTEXT_TOKENS, DEFAULT_TOP_K
 from .types import UnknownStrategy
 from .xl3m import (
@@ -77,8 +77,9 @@ class CoaOptions(StrategyOptions):
 @dataclass(frozen=True)
 class MapReduceOptions(StrategyOptions):
     note_tokens: int = option(DEFAULT_NOTE_TOKENS, "tokens of each chunk's note", low=16)
-    chunk_tokens: int | None = option(None, "tokens each map call reads (the window when "
-                                      "absent)", low=16)
+    chunk_tokens: int | None = option(None, "tokens each map call reads (when absent: the "
+                                      f"window, {SERIAL_CHUNK_TOKENS:,} on a backend that "
+                                      "prefills one prompt at a time)", low=16)
 
 
 @dataclass(frozen=True)
