@@ -156,29 +156,27 @@ def answer_coa(
                 return -float(rank)
         return None
 
-    def candidates(sub: Run, chunk: _Chunk) -> tuple[list[ScoredSpan], list | None, dict]:
-        """The chunk's pre-filtered sentences scored by the question's likelihood, and their
-        closeness: what the evidence pool takes from it. Independent of the chain's notes."""
-        units = [
-            Span(chunk.document, s, e)
-            for s, e in sentence_units(chunk.document.text, chunk.start, chunk.end)
-        ]
-        keep, info = prefilter_sentences(
-            question, units, EVIDENCE_CANDIDATES, dense and not passages, passages
-        )
-        scored = rank_spans(sub, question, [units[k] for k in keep])
-        if passages:
-            sims = [closeness(s.span) for s in scored]
-        elif dense:
-            sims = dense_scores(question, [s.span.text for s in scored])
-        else:
-            sims = None
-        return scored, sims, info
-
-    def scored_beside(chunk: _Chunk) -> tuple[Run, tuple]:
+    def scored(chunk: _Chunk) -> tuple[Run, tuple[list[ScoredSpan], list | None, dict]]:
+        """The chunk's pre-filtered sentences scored by the question's likelihood, with their
+        closeness: what the evidence takes from it. Independent of the chain's notes, so it
+        may run beside the previous worker; in a run of its own (``Run.fork``) either way."""
         sub = run.fork()
         with sub.step("evidence"):
-            return sub, candidates(sub, chunk)
+            units = [
+                Span(chunk.document, s, e)
+                for s, e in sentence_units(chunk.document.text, chunk.start, chunk.end)
+            ]
+            keep, info = prefilter_sentences(
+                question, units, EVIDENCE_CANDIDATES, dense and not passages, passages
+            )
+            ranked = rank_spans(sub, question, [units[k] for k in keep])
+            if passages:
+                sims = [closeness(s.span) for s in ranked]
+            elif dense:
+                sims = dense_scores(question, [s.span.text for s in ranked])
+            else:
+                sims = None
+        return sub, (ranked, sims, info)
 
     notes = ""
     evidence = _Evidence(kinds)
@@ -202,20 +200,18 @@ def answer_coa(
             ) as step:
                 if use_evidence:
                     if upcoming is not None:
-                        sub, (scored, sims, info) = upcoming.result()
-                        run.absorb(sub)
                         step.notes["evidence_beside"] = True  # scored during the last worker
-                    else:
-                        scored, sims, info = candidates(run, chunk)
+                    sub, (ranked, sims, info) = upcoming.result() if upcoming else scored(chunk)
                     upcoming = None
-                    evidence.take(scored, sims)
+                    run.absorb(sub)
+                    evidence.take(ranked, sims)
                     step.notes["evidence_scores"] = [
                         {"start": s.span.start, "end": s.span.end, "mean_nll": round(s.score, 4)}
-                        for s in scored
+                        for s in ranked
                     ]
                     step.notes["prefilter"] = info.get("method")
                 if beside is not None and i + 1 < len(chunks):
-                    upcoming = beside.submit(scored_beside, chunks[i + 1])
+                    upcoming = beside.submit(scored, chunks[i + 1])
                 text = chunk.document.text[chunk.start : chunk.end]
                 if run.compress_ratio:
                     squeeze = int(budget / run.compress_ratio)
