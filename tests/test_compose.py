@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -78,3 +79,17 @@ def test_web_runs_the_supervised_web_tier_of_make_run():
     assert serve[serve.index("--port") + 1] == "8000"  # what the health check and ports use
     assert "uvicorn" not in command and "--workers" not in command
     assert "migrate --noinput" in command  # --web-only migrates nothing itself
+
+
+def _seconds(duration: str) -> float:
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    number, unit = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h)", duration).groups()
+    return float(number) * units[unit]
+
+
+def test_docker_stop_waits_longer_than_serve_drains():
+    # Docker's default (10 s) would SIGKILL `serve` while its children still finish requests.
+    from apps.core.management.commands.serve import STOP_SECONDS
+
+    for name in ("web", "worker-ingest", "worker-llm", "worker-interactive", "beat"):
+        assert _seconds(SERVICES[name]["stop_grace_period"]) > STOP_SECONDS, name

@@ -29,6 +29,9 @@ from apps.core import webserver
 from workers import queues
 
 MAX_RESTARTS_A_MINUTE = 5  # a worker that keeps dying stops the whole server, loudly
+# On SIGTERM or Ctrl-C, children get this long to finish what they are serving before
+# SIGKILL (compose's stop_grace_period must exceed it, or Docker kills mid-drain).
+STOP_SECONDS = 20
 
 
 class Command(BaseCommand):
@@ -212,7 +215,7 @@ class Command(BaseCommand):
         for child in children:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + STOP_SECONDS
         for child in children:
             try:
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
