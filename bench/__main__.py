@@ -22,6 +22,7 @@ BENCHES = {
     "qa": ["bench.qa_bench"],
     "qa_quality": ["bench.qa_quality"],
     "qa_cost": ["bench.qa_cost"],
+    "summary": ["bench.summary_bench"],
     "estimate": ["bench.estimate_bench"],
     "compress": ["bench.compress_bench"],
     "write": ["bench.write_bench"],

@@ -97,6 +97,12 @@ def test_whole_document_questions():
     assert wants_whole_document("Summarise the report")
     assert wants_whole_document("Give me an overview of the whole book")
     assert not wants_whole_document("What is the pass key?")
+    for asked in ("What is this paper about?", "what's this about", "What are these files about?",
+                  "What is the article about?", "What is this contract about?"):
+        assert wants_whole_document(asked), asked
+    for fact in ("What is the storm in week 21 about?", "What is the fee about?",
+                 "What did the paper say about bees?"):
+        assert not wants_whole_document(fact), fact
 
 
 @pytest.mark.parametrize("paraphrase", [False, True])

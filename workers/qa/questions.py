@@ -7,7 +7,9 @@ import re
 _WHOLE = re.compile(
     r"\b(summari[sz]e|summary|summaries|overview|outline|main (points|ideas|themes|arguments)|"
     r"key (points|findings|takeaways)|gist|tl;?dr|whole|entire|overall|throughout|"
-    r"what is (this|the) (document|text|book|report|essay) about|recap)\b",
+    r"what(?:'s| is| are) (?:this|these|the)(?: (?:whole|entire|full|uploaded))? ?"
+    r"(?:(?:document|text|book|report|essay|paper|article|story|file|transcript|contract|"
+    r"chapter|letter|memo|thesis|study|speech|novel|collection)s?)? about|recap)\b",
     re.IGNORECASE,
 )
 
