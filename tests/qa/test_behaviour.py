@@ -66,18 +66,27 @@ class Parallel(Spy):
         return dataclasses.replace(self.inner.capabilities, concurrent_batch=True)
 
 
-def test_auto_scans_a_long_document_for_a_fact_and_chains_for_a_summary(llm, long_doc):
+class OneAtATime(Spy):
+    """A backend that runs one request at a time (the embedded one with LLM_BATCH_SIZE=1)."""
+
+    concurrency = 1
+
+
+def test_auto_scans_a_long_document_for_a_fact_and_reads_every_part_for_a_summary(llm, long_doc):
     fact = choose("What is the pass key?", [long_doc], llm)
     assert fact.strategy == "xl3m"
     assert "fact" in fact.reason and fact.facts["segments"] >= 9
-    # A summary reads every part: one chunk after another on the embedded backend (it
-    # prefills one request at a time), all at once on a server that runs them in parallel.
+    # A summary reads every part: all at once where the backend runs requests together (the
+    # embedded model decodes them in one batch, its chunks at most 2,048 tokens; a serving
+    # engine takes window-sized ones), one chunk after another where it runs one at a time.
     summary = choose("Summarise the main ideas of these essays.", [long_doc], llm)
-    assert summary.strategy == "coa" and "summary" in summary.reason
-    assert "one after another" in summary.reason
+    assert summary.strategy == "mapreduce" and "summary" in summary.reason
+    assert "~5 chunks 5 at a time" in summary.reason  # ~9,500 tokens in 2,048-token chunks
     summary = choose("Summarise the main ideas of these essays.", [long_doc], Parallel(llm))
     assert summary.strategy == "mapreduce" and "summary" in summary.reason
     assert "chunks 2 at a time" in summary.reason  # ~9,500 tokens: two window-sized chunks
+    summary = choose("Summarise the main ideas of these essays.", [long_doc], OneAtATime(llm))
+    assert summary.strategy == "coa" and "one after another" in summary.reason
     # Very long input: a search index is cheaper than a full scan; without one, the fast path.
     huge = choose(
         "Who founded the company?", [long_doc], llm, has_retriever=True, total_tokens=1_000_000

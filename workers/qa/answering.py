@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workers.documents.lexical import BM25Index
-from workers.writing.length import drop_unfinished
+from workers.writing.length import RepetitionGuard, drop_unfinished, sentences
 
 from .citations import dedupe, make_citation, supporting_citations
 from .extract import candidates, extract_token, final_text, wants_token
@@ -24,6 +24,11 @@ from .scoring import Span
 from .types import Citation, SourceDocument
 
 TOKEN_ANSWER_TOKENS = 32  # a key needs few tokens; a short draft is also a faster one
+# A run of 2 to LOOP_PHRASE_WORDS words said LOOP_COPIES times in a row is a small model
+# looping ("of a tamely ramified torus of a tamely ramified torus of …"), not emphasis.
+LOOP_COPIES = 3
+LOOP_PHRASE_WORDS = 8
+_ANSWER_WORD = re.compile(r"[^\W_]+")
 
 
 @dataclass
@@ -58,6 +63,44 @@ def whole_sentences(text: str) -> tuple[str, bool]:
     if kept == text:
         return text, False
     return (kept, True) if kept else (text.rstrip() + "…", True)
+
+
+def _loop_cut(sentence: str) -> int | None:
+    """Where ``sentence`` starts saying a phrase again that it has just said, when it then
+    says it LOOP_COPIES times in a row; None if it does not loop."""
+    found = list(_ANSWER_WORD.finditer(sentence))
+    words = [m.group().lower() for m in found]
+    for i in range(len(words)):
+        for n in range(2, LOOP_PHRASE_WORDS + 1):
+            if i + LOOP_COPIES * n > len(words):
+                break
+            phrase = words[i:i + n]
+            if all(words[i + k * n:i + (k + 1) * n] == phrase for k in range(1, LOOP_COPIES)):
+                return found[i + n].start()
+    return None
+
+
+def without_repeats(text: str) -> tuple[str, int]:
+    """``text`` without the sentences it already said (exactly or nearly, as the writer's
+    ``RepetitionGuard`` judges) and without a looping phrase: the first time it is said is
+    kept, the sentence ends there with an ellipsis and nothing after it is kept (a model in a
+    loop rarely comes back to sense). Returns the text and how many of its sentences were
+    dropped or cut; the text is unchanged when nothing repeats."""
+    parts = sentences(text)
+    guard, kept, intact = RepetitionGuard(), [], 0
+    for sentence in parts:
+        loop = _loop_cut(sentence)
+        if loop is not None:
+            head = sentence[:loop].rstrip().rstrip(",;:-–—").rstrip()
+            if head and guard.accept(head):
+                kept.append(head + "…")
+            break
+        if guard.accept(sentence):
+            kept.append(sentence)
+            intact += 1
+    if intact == len(parts):
+        return text, 0
+    return "".join(kept).strip(), len(parts) - intact
 
 
 def final_answer(
@@ -98,6 +141,9 @@ def final_answer(
         text = run.chat_streamed(messages, max_tokens=max_tokens)
         if run.last_finish == "length":  # out of room mid-sentence: end at the last full one
             text, run.shortened = whole_sentences(text)
+        text, repeats = without_repeats(text)
+        if repeats:
+            notes["repeats_cut"] = repeats
     if evidence:
         citations = cite_spans(text, question, evidence)
     else:
