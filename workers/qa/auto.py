@@ -13,7 +13,7 @@ from workers.llm.rates import current_rates
 
 from .budget import content_budget
 from .extract import wants_token
-from .mapreduce import SERIAL_CHUNK_TOKENS
+from .mapreduce import chunk_cap
 from .questions import wants_whole_document
 from .types import SourceDocument
 from .xl3m import DEFAULT_SEGMENT_TOKENS, FAST_PATH_CANDIDATES, FAST_PATH_SEGMENTS
@@ -42,8 +42,7 @@ def _whole_reader(backend: LLMBackend, total: int, budget: int) -> tuple[str, st
     carries what it found from part to part, one request at a time."""
     at_once = concurrency(backend)
     if at_once > 1:
-        size = budget if backend.capabilities.concurrent_batch else min(budget, SERIAL_CHUNK_TOKENS)
-        chunks = math.ceil(total / size)
+        chunks = math.ceil(total / min(budget, chunk_cap(backend) or budget))
         return "mapreduce", (f"the parallel reader (map-reduce) reads its ~{chunks} chunks "
                              f"{min(at_once, chunks)} at a time and merges their notes")
     return "coa", (f"Chain-of-Agents reads every part in ~{math.ceil(total / budget)} chunks, "

@@ -124,6 +124,12 @@ def group_sizes(sizes: Sequence[int], budget: int) -> list[list[int]]:
     return groups
 
 
+def chunk_cap(backend: Any) -> int | None:
+    """The most tokens a map call reads by default: ``SERIAL_CHUNK_TOKENS`` where the backend
+    prefills one prompt at a time, else None (window-sized chunks)."""
+    return None if backend.capabilities.concurrent_batch else SERIAL_CHUNK_TOKENS
+
+
 def _messages(instructions: str, body: str, question: str) -> list[dict[str, str]]:
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
@@ -304,8 +310,8 @@ def answer_mapreduce(
     summary = wants_whole_document(question)
     run.check(0, 1, "mapreduce: chunking")
     instructions = MAP_SUMMARY_INSTRUCTIONS if summary else MAP_INSTRUCTIONS
-    if chunk_tokens is None and not run.backend.capabilities.concurrent_batch:
-        chunk_tokens = SERIAL_CHUNK_TOKENS
+    if chunk_tokens is None:
+        chunk_tokens = chunk_cap(run.backend)
     with run.step("chunk", cap=chunk_tokens) as step:
         chunks = _chunks(run, question, documents, instructions, note_tokens, chunk_tokens)
         step.notes.update({"chunks": len(chunks), "task": "summary" if summary else "qa",
