@@ -14,7 +14,13 @@ reading of the instruction):
   ending in every section, each item in each section it is due in, a table in the section
   about its subject, the spelling variety, the separator between every two sections);
 - cross-section repetition: share of a section's content 4-grams found in the other
-  sections, beside the same measure between two unrelated texts of this run (reference);
+  sections, beside two references: the same measure between two unrelated texts of this
+  run, and within human-written text (Paul Graham essays cut into as many sections of the
+  same length, when DATA/pg_essays is there) — text on one subject shares its names and
+  terms, so the human level is the one a coherent text can be held to;
+- restated sentences: share of sentences saying again what another section says (most of
+  their content 4-grams in one sentence there, or a paraphrase by all-MiniLM-L6-v2 cosine
+  ≥ 0.85), beside the same between unrelated texts and within the human text;
 - distinct 4-grams, length score (LongBench-Write S_l), and words/minute of the whole job
   (plan, write, checks and fixes) against the raw decode measured before and after it.
 
@@ -54,7 +60,7 @@ from workers.writing import (  # noqa: E402
 )
 from workers.writing.checks import check_one  # noqa: E402
 from workers.writing.instruction import Constraint
-from workers.writing.overlap import unrelated_repetition  # noqa: E402
+from workers.writing.overlap import restated_share, unrelated_repetition  # noqa: E402
 from workers.writing.vocabulary import keywords, mentions  # noqa: E402
 
 GUIDES = [
@@ -221,13 +227,52 @@ def run_one(llm, item: dict[str, Any], target: int) -> dict[str, Any]:
     }
 
 
-def references(rows: list[dict[str, Any]]) -> None:
-    """Each row's reference repetition: its sections against unrelated texts of this run
-    (another kind's text), the mean over those."""
+def _embed(texts: list[str]):  # noqa: ANN202 - the project's sentence embedder, loaded once
+    from workers.documents.embeddings import get_embedder
+
+    return get_embedder().embed(texts)
+
+
+def human_sections(data: Path, count: int, words: int, essays: int = 3) -> list[list[str]]:
+    """Human-written texts of ``count`` sections of ``words`` words: the longest Paul Graham
+    essays, each cut in order (fewer sections when an essay is shorter; at least 2)."""
+    folder = data / "pg_essays" / "PaulGrahamEssays"
+    if not folder.is_dir() or count < 2 or words < 1:
+        return []
+    texts = sorted((p.read_text(errors="replace") for p in folder.glob("*.txt")),
+                   key=len, reverse=True)[:essays]
+    cut = []
+    for text in texts:
+        ws = text.split()
+        n = min(count, len(ws) // words)
+        if n >= 2:
+            cut.append([" ".join(ws[k * words:(k + 1) * words]) for k in range(n)])
+    return cut
+
+
+def references(rows: list[dict[str, Any]], data: Path | None = None) -> None:
+    """Each row's reference levels: its sections against unrelated texts of this run
+    (another kind's text), the mean over those; with ``data``, human-written text of as many
+    sections of the same length, and the restated-sentence shares (which embed sentences)."""
     for row in rows:
         others = [r for r in rows if r["kind"] != row["kind"] and r["sections_text"]]
         levels = [unrelated_repetition(row["sections_text"], o["sections_text"]) for o in others]
         row["repetition_unrelated"] = round(sum(levels) / len(levels), 4) if levels else None
+        if data is None or not row["sections_text"]:
+            continue
+        mine = row["sections_text"]
+        if "restated" not in row:
+            row["restated"] = round(restated_share(mine, embed=_embed), 4)
+        shares = [restated_share(mine, [o["sections_text"]] * len(mine), embed=_embed)
+                  for o in others]
+        row["restated_unrelated"] = round(sum(shares) / len(shares), 4) if shares else None
+        if "repetition_human" not in row:
+            words = max(1, row["words"] // len(mine))
+            human = human_sections(data, len(mine), words)
+            row["repetition_human"] = round(sum(cross_section_repetition(h) for h in human)
+                                            / len(human), 4) if human else None
+            row["restated_human"] = round(sum(restated_share(h, embed=_embed) for h in human)
+                                          / len(human), 4) if human else None
 
 
 def items_for(args) -> list[dict[str, Any]]:
@@ -253,25 +298,34 @@ def _mean(rows, key):
     return sum(values) / len(values) if values else None
 
 
+def _level(row: dict[str, Any], key: str) -> str:
+    """A measure with its references: "0.030 (0.003 / 0.021)"."""
+    def fmt(value: Any) -> str:
+        return "–" if value is None else f"{value:.3f}"
+    return (f"{fmt(row.get(key))} ({fmt(row.get(key + '_unrelated'))} / "
+            f"{fmt(row.get(key + '_human'))})")
+
+
 def write_markdown(out: Path, results: dict[str, Any]) -> None:
     rows = results["rows"]
     lines = ["# Writing quality benchmark (AgentWrite, embedded model)", "",
              f"Model: {results['model']}. Command: `{results['command']}`.", "",
              *machine_lines(results),
              "| set | kind | target | words | length score | plan | sections | plan coverage | "
-             "constraints met | repetition (unrelated) | distinct 4-grams | fixes | "
-             "repeats dropped | s | words/min | raw words/min | vs raw |",
-             "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "constraints met | repetition (unrelated / human) | restated sentences "
+             "(unrelated / human) | distinct 4-grams | fixes | repeats dropped | s | words/min | "
+             "raw words/min | vs raw |",
+             "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+             "---:|"]
     for r in rows:
         cov = "–" if r["plan_coverage"] is None else f"{100 * r['plan_coverage']:.0f} %"
         share = 100 * (r["constraint_satisfaction"] or 0)
         sat = "–" if not r["constraints_total"] else \
             f"{r['constraints_met']}/{r['constraints_total']} ({share:.0f} %)"
-        ref = r.get("repetition_unrelated")
         lines.append(
             f"| {r['set']} | {r['kind']} | {r['target']:,} | {r['words']:,} | "
             f"{r['length_score']} | {r['plan_source']} | {r['sections']} | {cov} | {sat} | "
-            f"{r['repetition']:.3f} ({'–' if ref is None else f'{ref:.3f}'}) | "
+            f"{_level(r, 'repetition')} | {_level(r, 'restated')} | "
             f"{r['distinct_4gram']} | {r['fix_generations']} | {r['dropped_paragraphs']} | "
             f"{r['seconds']} | {r['words_per_min']} | {r.get('raw_words_per_min', '–')} | "
             f"{r.get('vs_raw', '–')} |")
@@ -285,7 +339,11 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
                   f"- constraint satisfaction (generated): {met}/{total}"
                   + (f" = {100 * met / total:.1f} %" if total else ""),
                   f"- cross-section repetition: {_mean(rows, 'repetition') or 0:.4f} mean, "
-                  f"unrelated texts {_mean(rows, 'repetition_unrelated') or 0:.4f} mean",
+                  f"unrelated texts {_mean(rows, 'repetition_unrelated') or 0:.4f} mean, "
+                  f"human text {_mean(rows, 'repetition_human') or 0:.4f} mean",
+                  f"- restated sentences: {_mean(rows, 'restated') or 0:.4f} mean, "
+                  f"unrelated texts {_mean(rows, 'restated_unrelated') or 0:.4f} mean, "
+                  f"human text {_mean(rows, 'restated_human') or 0:.4f} mean",
                   f"- length score: {_mean(rows, 'length_score') or 0:.1f} mean, "
                   f"min {min(r['length_score'] for r in rows)}",
                   f"- vs raw decode: {_mean(rows, 'vs_raw') or 0:.2f} mean, "
@@ -316,6 +374,8 @@ def plot(out: Path, results: dict[str, Any]) -> None:
     axes[1].bar(labels, [r["repetition"] for r in rows], color="#c0392b", label="within text")
     axes[1].plot(labels, [r.get("repetition_unrelated") or 0 for r in rows], "ko--",
                  label="unrelated texts")
+    axes[1].plot(labels, [r.get("repetition_human") or 0 for r in rows], "g^:",
+                 label="human text, same sections")
     axes[1].set_title("Cross-section 4-gram repetition")
     axes[1].legend(fontsize=7)
     bar_panel(axes[2], labels, [r["length_score"] for r in rows], "Length score (goal ≥ 90)",
@@ -345,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if args.report_only:
         results = json.loads((out / "results.json").read_text())
-        references(results["rows"])
+        references(results["rows"], Path(args.data))
         write_markdown(out, results)
         plot(out, results)
         print((out / "results.md").read_text())
@@ -365,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         row = run_one(llm, item, item["target"])
         against_raw(llm, row, results["raw_decodes"], "words_per_min")
         results["rows"].append(row)
-        references(results["rows"])
+        references(results["rows"], Path(args.data))
         print(json.dumps({k: v for k, v in row.items() if k not in ("sample", "sections_text")}),
               flush=True)
         (out / "results.json").write_text(json.dumps(results, indent=2))

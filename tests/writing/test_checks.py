@@ -3,6 +3,8 @@ controlled), spelling varieties, and repetition across sections measured and dro
 
 from __future__ import annotations
 
+import pytest
+
 from concurrent.futures import Future
 
 from tests.writing.conftest import Canned
@@ -117,6 +119,27 @@ def test_repetition_across_sections_and_the_unrelated_reference():
     trains = ["Steam locomotives burned coal to boil water in a large iron boiler.",
               "Diesel engines replaced them on most railways after the second world war."]
     assert unrelated_repetition(bees, trains) == 0.0
+
+
+def test_restated_sentences_count_sayings_again_not_shared_names():
+    from workers.documents.embeddings import get_embedder
+    from workers.writing.overlap import restated_share
+
+    # Two sections naming the same boat and harbour, each saying something new: no
+    # sentence restates the other, though the names are shared 4-grams.
+    trip = ["In week three the old Sea Swallow left Falmouth harbour at dawn under a grey sky.",
+            "By week four the old Sea Swallow limped home again with a torn jib and no radio."]
+    assert cross_section_repetition(trip) > 0.0
+    assert restated_share(trip) == 0.0
+    # A sentence said again in other words: found by its embedding, not its 4-grams.
+    again = trip + ["At first light in the third week, our old boat Sea Swallow departed from "
+                    "the harbour of Falmouth beneath grey skies."]
+    embed = get_embedder().embed
+    assert restated_share(again) == 0.0
+    assert restated_share(again, embed=embed) == pytest.approx(2 / 3)
+    # Against an unrelated text (``others``) nothing is restated.
+    trains = ["Steam locomotives burned coal to boil water in a large iron boiler."]
+    assert restated_share(trip, [trains, trains], embed=embed) == 0.0
 
 
 def test_a_paragraph_restating_an_earlier_section_is_dropped():

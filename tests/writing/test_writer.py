@@ -3,6 +3,7 @@ section and never writes one twice; an empty section is retried, then marked."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -184,3 +185,91 @@ def test_the_sources_to_restate_are_asked_together(llm):
     restate_sources(timed, passages, "The harbour")
     first, second = timed.spans
     assert second["start"] < first["end"]  # both in flight at once: decoded together
+
+
+class Overlapping(Spy):
+    """The real model, with the streams in flight at once counted (at their first token)."""
+
+    def __init__(self, inner, width: int) -> None:  # noqa: ANN001
+        super().__init__(inner)
+        self.width, self.open, self.peak = width, 0, 0
+        self.lock = threading.Lock()
+
+    @property
+    def concurrency(self) -> int:
+        return self.width
+
+    def stream(self, messages, **sampling):  # noqa: ANN001, ANN201
+        self.sent.append(messages)
+        with self.lock:
+            self.open += 1
+            self.peak = max(self.peak, self.open)
+        try:
+            yield from self.inner.stream(messages, **sampling)
+        finally:
+            with self.lock:
+                self.open -= 1
+
+
+FOUR = Plan([PlanSection(1, "Why lighthouses were built", 40),
+             PlanSection(2, "How the lamp and lens work", 40),
+             PlanSection(3, "A keeper's day", 40),
+             PlanSection(4, "Lighthouses today", 40)], "fallback")
+
+
+def _first_prompts(spy: Spy) -> dict[int, str]:
+    """Each section's first-round prompt (the one that holds the plan), by section."""
+    found: dict[int, str] = {}
+    for messages in spy.sent:
+        text = messages[-1]["content"]
+        for index in range(1, 5):
+            if f"Now write section {index} of 4" in text:
+                found.setdefault(index, text)
+    return found
+
+
+def test_a_batching_backend_writes_neighbouring_sections_together(llm):
+    spy = Overlapping(llm, width=8)
+    saved, started, streamed = [], [], []
+    result = write_document(INSTRUCTION, FOUR, backend=spy, done_sections={},
+                            save_section=lambda i, r: saved.append((i, r.text)),
+                            on_section_start=started.append, on_token=streamed.append)
+    # Two sections in flight at once, saved in order, the pair's first one streamed.
+    assert spy.peak >= 2
+    assert [i for i, _ in saved] == [1, 2, 3, 4] and started == [2, 1, 4, 3]
+    assert all(text for _, text in saved) and result.words > 100
+    prompts = _first_prompts(spy)
+    texts = dict(saved)
+    # Section 2 is written beside section 1, so it cannot read it; section 3 reads both.
+    first_sentence = texts[1].split(".")[0]
+    assert first_sentence not in prompts[2]
+    assert first_sentence in prompts[3] and texts[2].split(".")[0] in prompts[3]
+    assert "".join(streamed).split(".")[0] == first_sentence
+
+
+def test_one_request_at_a_time_writes_each_section_after_the_last(llm):
+    spy = Overlapping(llm, width=1)
+    saved, started = [], []
+    write_document(INSTRUCTION, FOUR, backend=spy, done_sections={},
+                   save_section=lambda i, r: saved.append((i, r.text)),
+                   on_section_start=started.append)
+    assert spy.peak == 1 and started == [1, 2, 3, 4]
+    texts, prompts = dict(saved), _first_prompts(spy)
+    assert texts[1].split(".")[0] in prompts[2]
+
+
+def test_a_paragraph_restating_the_section_written_beside_it_is_dropped(llm):
+    said = ("The keeper climbed the spiral stairs every evening to light the great lamp, "
+            "trimming the wick and polishing the brass until the lens shone over the sea.")
+    waited: list[bool] = []
+
+    def earlier() -> list[str]:
+        waited.append(True)
+        return [said]
+
+    echo = Canned(llm, [said + "\n\nStorms kept supply boats away for weeks, so the "
+                        "family stored flour, salt fish and lamp oil through the winter."])
+    result = write_section(echo, INSTRUCTION, FOUR, 3, earlier=earlier, max_rounds=1)
+    assert waited == [True]
+    assert result.dropped_paragraphs == 1 and "spiral stairs" not in result.text
+    assert "supply boats" in result.text

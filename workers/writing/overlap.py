@@ -9,7 +9,9 @@ a new section that mostly restate what is written already.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
 
 _WORD = re.compile(r"[^\W_]{1,40}")
 _FUNCTION_WORDS = """a an the and or but of to in on at for with by from as is are was were be
@@ -85,3 +87,48 @@ def repeated_paragraphs(text: str, earlier: Iterable[str], threshold: float = PA
         kept.append(paragraph)
         seen |= mine
     return "\n\n".join(p for p in kept if p.strip()), dropped
+
+
+# A sentence restates another when it shares this share of its content 4-grams with it, or
+# when their embeddings are this close (a paraphrase: all-MiniLM-L6-v2 puts sentences on
+# one subject saying different things at 0.5-0.75).
+RESTATED_GRAMS = 0.5
+RESTATED_COSINE = 0.85
+RESTATED_MIN_WORDS = 6  # shorter bits ("It was cold.") say too little to restate anything
+
+Embed = Callable[[list[str]], "np.ndarray"]
+
+
+def _sentences(text: str) -> list[str]:
+    parts = re.split(r"(?<=[.!?])\s+|\n+", text)
+    return [p.strip() for p in parts if len(words(p)) >= RESTATED_MIN_WORDS]
+
+
+def restated_share(sections: Sequence[str], others: Sequence[Sequence[str]] | None = None,
+                   embed: Embed | None = None) -> float:
+    """Share of the sentences of ``sections`` that restate a sentence of another section
+    (``others[k]``: what section k is compared with; default the other sections of the same
+    text): most of its content 4-grams in one sentence there, or with ``embed`` (texts →
+    unit vectors) a paraphrase of one. Unlike the 4-gram share, names and terms a text
+    rightly repeats do not count unless a whole sentence is said again."""
+    texts = [t for t in sections if t.strip()]
+    if others is None:
+        others = [[t for j, t in enumerate(texts) if j != k] for k in range(len(texts))]
+    mine = [_sentences(t) for t in texts]
+    theirs = [[s for t in group for s in _sentences(t)] for group in others]
+    vectors: dict[str, np.ndarray] = {}
+    if embed is not None:
+        unique = list(dict.fromkeys(s for group in mine + theirs for s in group))
+        vectors = dict(zip(unique, embed(unique), strict=True)) if unique else {}
+    restated = total = 0
+    for own, compared in zip(mine, theirs, strict=True):
+        their_grams = [grams(s) for s in compared]
+        matrix = np.array([vectors[s] for s in compared]) if vectors and compared else None
+        for sentence in own:
+            total += 1
+            g = grams(sentence)
+            near = bool(g) and any(len(g & t) >= RESTATED_GRAMS * len(g) for t in their_grams)
+            if not near and matrix is not None:
+                near = float((matrix @ vectors[sentence]).max()) >= RESTATED_COSINE
+            restated += near
+    return restated / total if total else 0.0

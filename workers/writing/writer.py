@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +71,12 @@ BRIEF_WORDS = 40
 # in every prompt is prefilled 52 times for nothing).
 OUTLINE_SECTIONS = 12
 OUTLINE_AROUND = 3
+# Sections written at once where the backend decodes requests together (Skeleton-of-
+# Thought's parallel expansion, kept to neighbours): on a batching decoder two rows a step
+# cost ~1.15x one, so a pair is written in little more than one section's time. The second
+# of a pair reads the text up to the section before the first (and the whole plan); its
+# paragraphs restating the first are dropped once the first is done.
+PARALLEL_SECTIONS = 2
 # Generations per missed constraint of a section (checks.enforce).
 FIX_TRIES = 2
 # A mild repetition penalty (CTRL's 1.2 is the usual value; 1.1 keeps the words plain):
@@ -279,7 +285,8 @@ def write_section(backend: LLMBackend, instruction: str, plan: Plan, index: int,
                   style: str | None = None, on_token: Callable[[str], None] | None = None,
                   max_attempts: int = 2, max_rounds: int | None = None,
                   sampling: Mapping[str, Any] | None = None,
-                  constraints: list[Constraint] | None = None, earlier: list[str] | None = None,
+                  constraints: list[Constraint] | None = None,
+                  earlier: list[str] | Callable[[], list[str]] | None = None,
                   fix_tries: int = FIX_TRIES, library: Any = None,
                   sources: bool = False) -> SectionResult:
     """Write section ``index`` (1-based) of ``plan`` to its word count.
@@ -288,7 +295,9 @@ def write_section(backend: LLMBackend, instruction: str, plan: Plan, index: int,
     prompt, and are checked after writing; a missed one is fixed with a short targeted
     generation, at most ``fix_tries`` per constraint (checks.enforce), and the result's
     ``checks`` say what is met. Paragraphs restating ``earlier`` sections (default: the
-    ``previous`` text) are dropped, and the section refilled once when that left it short.
+    ``previous`` text) are dropped, and the section refilled once when that left it short;
+    ``earlier`` may be a function, called once the body is written (a section written
+    beside this one is waited for there).
     An empty answer is retried (sampling hotter) up to ``max_attempts``; after that the
     result has status "empty" and no text, and the caller marks the section.
 
@@ -352,7 +361,8 @@ def write_section(backend: LLMBackend, instruction: str, plan: Plan, index: int,
             trace.append({"attempt": attempt, "rounds": result.trace})
             if result.words > 0:
                 written = f"{opening}\n\n{result.text}" if opening else result.text
-                text, dropped = repeated_paragraphs(written, earlier if earlier is not None
+                before = earlier() if callable(earlier) else earlier
+                text, dropped = repeated_paragraphs(written, before if before is not None
                                                     else [previous])
                 rounds = result.rounds
                 if dropped and count_words(text) < body_words * 0.85:
@@ -400,7 +410,11 @@ def write_document(instruction: str, plan: Plan, *, backend: LLMBackend,
                    style: str | None = None,
                    on_section_start: Callable[[int], None] | None = None,
                    library: Any = None, **options: Any) -> DocumentResult:
-    """Write every section of ``plan`` not in ``done_sections`` ({index: text}), in order.
+    """Write every section of ``plan`` not in ``done_sections`` ({index: text}), in order:
+    ``PARALLEL_SECTIONS`` at once where the backend decodes requests together (without a
+    library or references), each wave saved in order once written.
+    ``on_section_start(index)`` is called for each section of a wave as it starts, the
+    first (whose tokens go to ``on_token``) last.
 
     ``save_section(index, result)`` is called as soon as a section is written (persist it
     there: that is what makes the job resumable). ``references(point)`` returns passages
@@ -420,29 +434,66 @@ def write_document(instruction: str, plan: Plan, *, backend: LLMBackend,
     constraints = section_constraints(plan.requirements, plan.sections)
     written: list[SectionResult] = []
     usage = Usage()
-    for section in plan.sections:
-        if section.index in done_sections:
-            continue
+    pending = [s for s in plan.sections if s.index not in done_sections]
+    # A library's passages and citations read the database: from the job's thread only.
+    width = 1 if library is not None or references is not None \
+        else max(1, min(PARALLEL_SECTIONS, concurrency(backend)))
+    for start in range(0, len(pending), width):
+        wave = pending[start:start + width]
+        first, last = wave[0].index, wave[-1].index
         progress(len(done_sections) + len(written), total,
-                 f"Writing section {section.index} of {total}")
-        if on_section_start:
-            on_section_start(section.index)
-        before = {i: t for i, t in texts.items() if i < section.index}
-        previous = join_sections(before)
-        summary = running_summary([(i, points[i], before[i]) for i in sorted(before)])
-        passages = references(section.point) if references and library is None else None
-        result = write_section(backend, instruction, plan, section.index, previous=previous,
-                               summary=summary, references=passages, style=style,
-                               on_token=on_token, constraints=constraints[section.index],
-                               earlier=[before[i] for i in sorted(before)], library=library,
-                               **options)
-        save_section(section.index, result)
-        written.append(result)
-        usage = usage + result.usage
-        if result.text:
-            texts[section.index] = library.plain(result.text) if library is not None \
-                else result.text
+                 f"Writing section {first} of {total}" if first == last
+                 else f"Writing sections {first}–{last} of {total}")
+        if on_section_start:  # the one streaming to on_token last
+            for section in reversed(wave):
+                on_section_start(section.index)
+        results = _write_wave(backend, instruction, plan, wave, texts, points,
+                              constraints, on_token=on_token, references=references,
+                              library=library, style=style, **options)
+        for section, result in zip(wave, results, strict=True):
+            save_section(section.index, result)
+            written.append(result)
+            usage = usage + result.usage
+            if result.text:
+                texts[section.index] = library.plain(result.text) if library is not None \
+                    else result.text
     text = join_sections(texts, plan.requirements.separator)
     progress(total, total, "Done")
     return DocumentResult(text, count_words(text), written, skipped, usage,
                           time.perf_counter() - started)
+
+
+def _write_wave(backend: LLMBackend, instruction: str, plan: Plan, wave: list[PlanSection],
+                texts: Mapping[int, str], points: Mapping[int, str],
+                constraints: Mapping[int, list[Constraint]], *,
+                on_token: Callable[[str], None] | None, references: Any, library: Any,
+                style: str | None, **options: Any) -> list[SectionResult]:
+    """The sections of ``wave`` written at once, each reading the text before the first;
+    the first streams to ``on_token`` and is written in this thread (its tokens and saves
+    go to the caller's connections), the others beside it."""
+    before = {i: t for i, t in texts.items() if i < wave[0].index}
+    previous = join_sections(before)
+    summary = running_summary([(i, points[i], before[i]) for i in sorted(before)])
+    earlier = [before[i] for i in sorted(before)]
+    bodies: list[Future[str]] = [Future() for _ in wave]
+
+    def write(k: int, section: PlanSection) -> SectionResult:
+        passages = references(section.point) if references and library is None else None
+        # A later section of the wave checks its paragraphs against the earlier ones too,
+        # once they are written.
+        beside = (lambda: earlier + [b.result() for b in bodies[:k]]) if k else earlier
+        try:
+            result = write_section(
+                backend, instruction, plan, section.index, previous=previous, summary=summary,
+                references=passages, style=style, on_token=on_token if k == 0 else None,
+                constraints=constraints[section.index], earlier=beside, library=library,
+                **options)
+        except BaseException as exc:
+            bodies[k].set_exception(exc)  # a section waiting on this one fails too
+            raise
+        bodies[k].set_result(result.text)
+        return result
+
+    with ThreadPoolExecutor(max_workers=max(1, len(wave) - 1)) as pool:
+        others = [pool.submit(write, k, s) for k, s in enumerate(wave) if k]
+        return [write(0, wave[0])] + [f.result() for f in others]
