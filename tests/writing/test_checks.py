@@ -3,9 +3,9 @@ controlled), spelling varieties, and repetition across sections measured and dro
 
 from __future__ import annotations
 
-import pytest
-
 from concurrent.futures import Future
+
+import pytest
 
 from tests.writing.conftest import Canned
 from workers.llm.base import Usage
