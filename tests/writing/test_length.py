@@ -172,3 +172,41 @@ def test_write_to_length_stops_after_empty_rounds(llm):
 def test_write_to_length_rejects_a_bad_target(llm):
     with pytest.raises(ValueError):
         write_to_length(llm, [{"role": "user", "content": "x"}], 0)
+
+
+def test_a_sentence_restating_one_said_before_is_dropped_when_asked():
+    from workers.writing.overlap import SentenceIndex
+    from workers.writing.writer import sentence_vectors
+
+    said = ["In a small village by the sea there stood an old stone lighthouse with a red door."]
+    # Half its content 4-grams from one earlier sentence: below the plain guard's 75 %.
+    echo = "In a small village by the sea there stood an old stone mill with a blue roof."
+    # The same said in other words: too few 4-grams in common, found by its embedding.
+    paraphrase = ("There was an old stone lighthouse with a red door in a little village near "
+                  "the sea.")
+    new = "The keeper rowed to the mainland every Friday for bread, oil and letters."
+    plain = RepetitionGuard(said)
+    assert plain.accept(echo) and plain.accept(paraphrase)
+    grams_only = RepetitionGuard(said, restated=SentenceIndex(said))
+    assert not grams_only.accept(echo) and grams_only.accept(paraphrase)
+    both = RepetitionGuard(said, restated=SentenceIndex(said, sentence_vectors))
+    assert not both.accept(echo) and not both.accept(paraphrase) and both.accept(new)
+    # What it accepts counts as said: the same again is dropped.
+    assert not both.accept("The keeper rowed to the mainland each Friday for bread and oil.")
+
+
+def test_write_to_length_drops_restatements_of_the_earlier_sections(llm):
+    earlier = "There was an old stone lighthouse with a red door in a little village near the sea."
+    canned = Canned(llm, ["In a small village by the sea there stood an old stone lighthouse "
+                          "with a red door. The keeper rowed to the mainland every Friday "
+                          "for bread, oil and letters."])
+    from workers.writing.writer import sentence_vectors
+
+    kept = write_to_length(canned, [{"role": "user", "content": "Go on."}], 20, max_rounds=1,
+                           seen=[earlier], restated=sentence_vectors)
+    assert "lighthouse" not in kept.text and "mainland" in kept.text
+    assert kept.dropped_sentences == 1
+    again = Canned(llm, canned.answers)
+    plain = write_to_length(again, [{"role": "user", "content": "Go on."}], 20, max_rounds=1,
+                            seen=[earlier])
+    assert "lighthouse" in plain.text

@@ -258,18 +258,26 @@ def test_one_request_at_a_time_writes_each_section_after_the_last(llm):
     assert texts[1].split(".")[0] in prompts[2]
 
 
-def test_a_paragraph_restating_the_section_written_beside_it_is_dropped(llm):
+def test_what_restates_the_section_written_beside_it_is_dropped(llm):
     said = ("The keeper climbed the spiral stairs every evening to light the great lamp, "
-            "trimming the wick and polishing the brass until the lens shone over the sea.")
+            "trimming the wick and polishing the brass until the lens shone over the sea. "
+            "Ships far out could see the beam for twenty miles on a clear night.")
     waited: list[bool] = []
 
-    def earlier() -> list[str]:
+    def beside() -> list[str]:
         waited.append(True)
         return [said]
 
-    echo = Canned(llm, [said + "\n\nStorms kept supply boats away for weeks, so the "
-                        "family stored flour, salt fish and lamp oil through the winter."])
-    result = write_section(echo, INSTRUCTION, FOUR, 3, earlier=earlier, max_rounds=1)
+    # A paragraph restating it, and a sentence of it said again in other words inside a
+    # paragraph that is otherwise new.
+    first = said.split(". ")[0] + "."
+    echo = Canned(llm, [first + "\n\nStorms kept supply boats away for weeks, so the family "
+                        "stored flour, salt fish and lamp oil through the winter. On a clear "
+                        "night ships far out at sea could see the beam for twenty miles."])
+    plan = Plan([PlanSection(1, "A keeper's day", 150)], "fallback")
+    result = write_section(echo, INSTRUCTION, plan, 1, earlier=[], beside=beside,
+                           max_rounds=1)
     assert waited == [True]
     assert result.dropped_paragraphs == 1 and "spiral stairs" not in result.text
-    assert "supply boats" in result.text
+    assert "supply boats" in result.text and "twenty" not in result.text
+    assert {"restating_beside": 1} in result.trace

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workers.llm.base import LLMBackend, Usage
+from workers.writing.overlap import Embed, SentenceIndex
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
 # A CJK character counts as a word (LongBench-Write counts Chinese by characters);
@@ -140,7 +141,11 @@ class RepetitionGuard:
     their word 4-grams seen before), and says when the model is looping, so the stream can
     be stopped instead of decoding the loop to max_tokens."""
 
-    def __init__(self, seen: Iterable[str] = (), max_repeats: int = 3, overlap: float = 0.75):
+    def __init__(self, seen: Iterable[str] = (), max_repeats: int = 3, overlap: float = 0.75,
+                 restated: SentenceIndex | None = None):
+        # ``restated``: also drop a sentence restating one sentence said before (half its
+        # content 4-grams, or a paraphrase), as the writing benchmark counts restatements.
+        self.restated = restated
         self.seen: set[str] = set()
         self.grams: set[tuple[str, ...]] = set()
         self.max_repeats, self.overlap = max_repeats, overlap
@@ -162,12 +167,15 @@ class RepetitionGuard:
             return bool(key) or sentence.strip() == "" or sentence == "\n"
         grams = _grams(words)
         near = len(words) >= 8 and sum(g in self.grams for g in grams) >= self.overlap * len(grams)
-        if key in self.seen or near:
+        if key in self.seen or near or (self.restated is not None
+                                        and self.restated.restates(sentence)):
             self.repeats += 1
             self.dropped += 1
             return False
         self.repeats = 0
         self._remember(key)
+        if self.restated is not None:
+            self.restated.add([sentence])
         return True
 
     @property
@@ -350,6 +358,7 @@ def write_to_length(
     tolerance: float = 0.05,
     angles: Sequence[str] | None = None,
     needs: Needs | None = None,
+    restated: Embed | bool = False,
     **sampling: Any,
 ) -> LengthResult:
     """Ask ``messages``, then count, continue while short and trim when long.
@@ -368,6 +377,8 @@ def write_to_length(
     asking for it): a round stops that many words early while it lacks it, and the next
     round asks for it, so a missing item is written in the flow of the text instead of
     added afterwards in place of words already decoded (``checks.needs``).
+    ``restated``: also drop sentences restating one sentence said before (overlap's
+    ``SentenceIndex``; given an embedder, paraphrases too).
     ``sampling`` goes to the backend (temperature, top_p, seed, repetition_penalty). Stops
     when on target, after ``max_rounds`` (default from the target), or after 4 rounds
     adding nothing.
@@ -377,7 +388,9 @@ def write_to_length(
     sampling.pop("max_tokens", None)
     max_rounds = max_rounds or default_rounds(target_words)
     started = time.perf_counter()
-    guard = RepetitionGuard(seen)
+    seen = list(seen)
+    guard = RepetitionGuard(seen, restated=None if restated is False else SentenceIndex(
+        seen, None if restated is True else restated))
     text, usage, trace = "", Usage(), []
     ratio = TOKENS_PER_WORD
     window = backend.context_window

@@ -97,6 +97,9 @@ RESTATED_COSINE = 0.85
 RESTATED_MIN_WORDS = 6  # shorter bits ("It was cold.") say too little to restate anything
 
 Embed = Callable[[list[str]], "np.ndarray"]
+# Sentence vectors already computed (the earlier sections are shown to every later one).
+_VECTORS: dict[str, np.ndarray] = {}
+_VECTORS_KEPT = 8192
 
 
 def _sentences(text: str) -> list[str]:
@@ -104,31 +107,67 @@ def _sentences(text: str) -> list[str]:
     return [p.strip() for p in parts if len(words(p)) >= RESTATED_MIN_WORDS]
 
 
+def _vectors(embed: Embed, texts: list[str]) -> list[np.ndarray]:
+    missing = [t for t in dict.fromkeys(texts) if t not in _VECTORS]
+    if missing:
+        if len(_VECTORS) + len(missing) > _VECTORS_KEPT:
+            _VECTORS.clear()
+        _VECTORS.update(zip(missing, embed(missing), strict=True))
+    return [_VECTORS[t] for t in texts]
+
+
+class SentenceIndex:
+    """Sentences said so far, to tell whether a new one restates one of them: half or more
+    of its content 4-grams in that one sentence, or with ``embed`` (texts → unit vectors) a
+    paraphrase of it (``RESTATED_COSINE``). Sentences under ``RESTATED_MIN_WORDS`` words
+    neither restate nor are restated."""
+
+    def __init__(self, texts: Iterable[str] = (), embed: Embed | None = None) -> None:
+        self.embed = embed
+        self.by_gram: dict[tuple[str, ...], set[int]] = {}
+        self.count = 0
+        self.matrix: np.ndarray | None = None
+        self.add(texts)
+
+    def add(self, texts: Iterable[str]) -> None:
+        said = [s for t in texts for s in _sentences(t)]
+        for sentence in said:
+            for gram in grams(sentence):
+                self.by_gram.setdefault(gram, set()).add(self.count)
+            self.count += 1
+        if self.embed is not None and said:
+            new = np.array(_vectors(self.embed, said))
+            self.matrix = new if self.matrix is None else np.vstack([self.matrix, new])
+
+    def restates(self, sentence: str) -> bool:
+        if len(words(sentence)) < RESTATED_MIN_WORDS:
+            return False
+        mine = grams(sentence)
+        shared: dict[int, int] = {}
+        for gram in mine:
+            for k in self.by_gram.get(gram, ()):
+                shared[k] = shared.get(k, 0) + 1
+        if mine and shared and max(shared.values()) >= RESTATED_GRAMS * len(mine):
+            return True
+        if self.embed is None or self.matrix is None:
+            return False
+        vector = _vectors(self.embed, [" ".join(sentence.split())])[0]
+        return float((self.matrix @ vector).max()) >= RESTATED_COSINE
+
+
 def restated_share(sections: Sequence[str], others: Sequence[Sequence[str]] | None = None,
                    embed: Embed | None = None) -> float:
     """Share of the sentences of ``sections`` that restate a sentence of another section
     (``others[k]``: what section k is compared with; default the other sections of the same
-    text): most of its content 4-grams in one sentence there, or with ``embed`` (texts →
-    unit vectors) a paraphrase of one. Unlike the 4-gram share, names and terms a text
-    rightly repeats do not count unless a whole sentence is said again."""
+    text): see ``SentenceIndex``. Unlike the 4-gram share, names and terms a text rightly
+    repeats do not count unless a whole sentence is said again."""
     texts = [t for t in sections if t.strip()]
     if others is None:
         others = [[t for j, t in enumerate(texts) if j != k] for k in range(len(texts))]
-    mine = [_sentences(t) for t in texts]
-    theirs = [[s for t in group for s in _sentences(t)] for group in others]
-    vectors: dict[str, np.ndarray] = {}
-    if embed is not None:
-        unique = list(dict.fromkeys(s for group in mine + theirs for s in group))
-        vectors = dict(zip(unique, embed(unique), strict=True)) if unique else {}
     restated = total = 0
-    for own, compared in zip(mine, theirs, strict=True):
-        their_grams = [grams(s) for s in compared]
-        matrix = np.array([vectors[s] for s in compared]) if vectors and compared else None
-        for sentence in own:
+    for text, compared in zip(texts, others, strict=True):
+        index = SentenceIndex(compared, embed)
+        for sentence in _sentences(text):
             total += 1
-            g = grams(sentence)
-            near = bool(g) and any(len(g & t) >= RESTATED_GRAMS * len(g) for t in their_grams)
-            if not near and matrix is not None:
-                near = float((matrix @ vectors[sentence]).max()) >= RESTATED_COSINE
-            restated += near
+            restated += index.restates(sentence)
     return restated / total if total else 0.0

@@ -9,6 +9,7 @@ unwritten one.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,7 +30,7 @@ from workers.writing.length import (
     sentences,
     write_to_length,
 )
-from workers.writing.overlap import repeated_paragraphs
+from workers.writing.overlap import SentenceIndex, repeated_paragraphs
 from workers.writing.plan import Plan, PlanSection, strip_length_request
 from workers.writing.summary import running_summary
 
@@ -128,6 +129,27 @@ class DocumentResult:
     skipped: list[int]  # indexes already done before this run
     usage: Usage
     seconds: float
+
+
+def sentence_vectors(texts: list[str]) -> Any:
+    """The project's sentence embedder (all-MiniLM-L6-v2, loaded on first use): a section's
+    sentences that paraphrase one already written are dropped as they stream."""
+    from workers.documents.embeddings import get_embedder
+
+    return get_embedder().embed(texts)
+
+
+def without_restated(text: str, others: list[str]) -> tuple[str, int]:
+    """``text`` without its sentences that restate one of ``others`` (overlap's
+    ``SentenceIndex``, paraphrases included), and how many were dropped."""
+    index = SentenceIndex(others, sentence_vectors)
+    kept, dropped = [], 0
+    for paragraph in re.split(r"\n\s*\n", text):
+        parts = [p for p in sentences(paragraph) if not index.restates(p.strip())]
+        dropped += len(sentences(paragraph)) - len(parts)
+        if "".join(parts).strip():
+            kept.append("".join(parts).strip())
+    return "\n\n".join(kept), dropped
 
 
 def must(constraints: list[Constraint] | None) -> str:
@@ -286,7 +308,8 @@ def write_section(backend: LLMBackend, instruction: str, plan: Plan, index: int,
                   max_attempts: int = 2, max_rounds: int | None = None,
                   sampling: Mapping[str, Any] | None = None,
                   constraints: list[Constraint] | None = None,
-                  earlier: list[str] | Callable[[], list[str]] | None = None,
+                  earlier: list[str] | None = None,
+                  beside: Callable[[], list[str]] | None = None,
                   fix_tries: int = FIX_TRIES, library: Any = None,
                   sources: bool = False) -> SectionResult:
     """Write section ``index`` (1-based) of ``plan`` to its word count.
@@ -296,8 +319,9 @@ def write_section(backend: LLMBackend, instruction: str, plan: Plan, index: int,
     generation, at most ``fix_tries`` per constraint (checks.enforce), and the result's
     ``checks`` say what is met. Paragraphs restating ``earlier`` sections (default: the
     ``previous`` text) are dropped, and the section refilled once when that left it short;
-    ``earlier`` may be a function, called once the body is written (a section written
-    beside this one is waited for there).
+    ``beside``: the sections written at the same time, called once the body is written (it
+    waits for them); its paragraphs and sentences restating them are dropped too (the
+    sentences of earlier sections were already dropped as they streamed).
     An empty answer is retried (sampling hotter) up to ``max_attempts``; after that the
     result has status "empty" and no text, and the caller marks the section.
 
@@ -314,7 +338,8 @@ def write_section(backend: LLMBackend, instruction: str, plan: Plan, index: int,
                                summary=summary, references=references, style=style,
                                on_token=on_token, max_attempts=max_attempts,
                                max_rounds=max_rounds, sampling=sampling,
-                               constraints=constraints, earlier=earlier, fix_tries=fix_tries,
+                               constraints=constraints, earlier=earlier, beside=beside,
+                               fix_tries=fix_tries,
                                sources=True)
         if result.text:
             cited = library.cite(result.text, passages, section.words)
@@ -356,21 +381,26 @@ def write_section(backend: LLMBackend, instruction: str, plan: Plan, index: int,
         for attempt in range(1, max_attempts + 1):
             result = write_to_length(backend, messages, body_words, on_token=on_token,
                                      max_rounds=max_rounds, seen=seen, brief=brief,
-                                     angles=angles, needs=lacking, **options)
+                                     angles=angles, needs=lacking,
+                                     restated=sentence_vectors, **options)
             usage = usage + result.usage
             trace.append({"attempt": attempt, "rounds": result.trace})
             if result.words > 0:
                 written = f"{opening}\n\n{result.text}" if opening else result.text
-                before = earlier() if callable(earlier) else earlier
-                text, dropped = repeated_paragraphs(written, before if before is not None
-                                                    else [previous])
+                partners = beside() if beside else []
+                text, dropped = repeated_paragraphs(
+                    written, (earlier if earlier is not None else [previous]) + partners)
+                if partners:
+                    text, restated = without_restated(text, partners)
+                    trace.append({"restating_beside": restated})
                 rounds = result.rounds
                 if dropped and count_words(text) < body_words * 0.85:
                     more = write_to_length(backend, [{"role": "system", "content": SYSTEM},
                                                      {"role": "user", "content": brief}],
                                            body_words - count_words(text), on_token=on_token,
                                            seen=seen + sentences(result.text), brief=brief,
-                                           max_rounds=4, **{**options, "seed": index * 7 + 1})
+                                           max_rounds=4, restated=sentence_vectors,
+                                           **{**options, "seed": index * 7 + 1})
                     usage, rounds = usage + more.usage, rounds + more.rounds
                     text = (text + "\n\n" + more.text).strip()
                     trace.append({"refill": {"dropped_paragraphs": len(dropped),
@@ -479,14 +509,14 @@ def _write_wave(backend: LLMBackend, instruction: str, plan: Plan, wave: list[Pl
 
     def write(k: int, section: PlanSection) -> SectionResult:
         passages = references(section.point) if references and library is None else None
-        # A later section of the wave checks its paragraphs against the earlier ones too,
-        # once they are written.
-        beside = (lambda: earlier + [b.result() for b in bodies[:k]]) if k else earlier
+        # A later section of the wave is checked against the earlier ones once written.
+        partners = (lambda: [b.result() for b in bodies[:k]]) if k else None
         try:
             result = write_section(
                 backend, instruction, plan, section.index, previous=previous, summary=summary,
                 references=passages, style=style, on_token=on_token if k == 0 else None,
-                constraints=constraints[section.index], earlier=beside, library=library,
+                constraints=constraints[section.index], earlier=earlier, beside=partners,
+                library=library,
                 **options)
         except BaseException as exc:
             bodies[k].set_exception(exc)  # a section waiting on this one fails too
