@@ -280,4 +280,4 @@ def test_what_restates_the_section_written_beside_it_is_dropped(llm):
     assert waited == [True]
     assert result.dropped_paragraphs == 1 and "spiral stairs" not in result.text
     assert "supply boats" in result.text and "twenty" not in result.text
-    assert {"restating_beside": 1} in result.trace
+    assert {"restated": 1} in result.trace

@@ -130,6 +130,7 @@ class Embedder:
         """L2-normalised embeddings, truncated at the pipeline's ``max_seq_length``."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        _share_cores()
         vectors = self.model.encode(
             texts,
             batch_size=batch_size,
@@ -219,6 +220,7 @@ class Embedder:
         the pipeline's pooling: (token embeddings, L2-normalised text vectors)."""
         import torch
 
+        _share_cores()
         pad = self.tokenizer.pad_token_id or 0
         width = max(len(s) for s in batch)
         ids = torch.full((len(batch), width), pad, dtype=torch.long)
@@ -259,6 +261,15 @@ class Embedder:
             position_ids=positions,
             token_type_ids=torch.zeros_like(ids),
         ).last_hidden_state
+
+
+def _share_cores() -> None:
+    """In a process that decodes with the embedded LLM, embed with the threads its decoder
+    leaves (``workers.llm.embedded.side_threads``: more made its decoding twice as slow)."""
+    if current().llm.backend == "embedded":
+        from workers.llm.embedded import use_side_threads
+
+        use_side_threads()
 
 
 _EMBEDDERS: dict[tuple[str, str], Embedder] = {}

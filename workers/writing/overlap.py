@@ -104,7 +104,7 @@ _VECTORS_KEPT = 8192
 
 def _sentences(text: str) -> list[str]:
     parts = re.split(r"(?<=[.!?])\s+|\n+", text)
-    return [p.strip() for p in parts if len(words(p)) >= RESTATED_MIN_WORDS]
+    return [" ".join(p.split()) for p in parts if len(words(p)) >= RESTATED_MIN_WORDS]
 
 
 def _vectors(embed: Embed, texts: list[str]) -> list[np.ndarray]:
@@ -139,6 +139,11 @@ class SentenceIndex:
             new = np.array(_vectors(self.embed, said))
             self.matrix = new if self.matrix is None else np.vstack([self.matrix, new])
 
+    def embed_first(self, texts: Iterable[str]) -> None:
+        """Embed the sentences of ``texts`` in one batch (``restates`` then finds them)."""
+        if self.embed is not None:
+            _vectors(self.embed, [s for t in texts for s in _sentences(t)])
+
     def restates(self, sentence: str) -> bool:
         if len(words(sentence)) < RESTATED_MIN_WORDS:
             return False
@@ -167,6 +172,7 @@ def restated_share(sections: Sequence[str], others: Sequence[Sequence[str]] | No
     restated = total = 0
     for text, compared in zip(texts, others, strict=True):
         index = SentenceIndex(compared, embed)
+        index.embed_first([text])
         for sentence in _sentences(text):
             total += 1
             restated += index.restates(sentence)
