@@ -62,6 +62,7 @@ from workers.writing.checks import check_one  # noqa: E402
 from workers.writing.instruction import Constraint
 from workers.writing.overlap import restated_share, unrelated_repetition  # noqa: E402
 from workers.writing.vocabulary import keywords, mentions  # noqa: E402
+from workers.writing.writer import sentence_vectors  # noqa: E402
 
 GUIDES = [
     ("new beekeepers", ["equipment", "the first inspection", "swarm control",
@@ -227,12 +228,6 @@ def run_one(llm, item: dict[str, Any], target: int) -> dict[str, Any]:
     }
 
 
-def _embed(texts: list[str]):  # noqa: ANN202 - the project's sentence embedder, loaded once
-    from workers.documents.embeddings import get_embedder
-
-    return get_embedder().embed(texts)
-
-
 def human_sections(data: Path, count: int, words: int, essays: int = 3) -> list[list[str]]:
     """Human-written texts of ``count`` sections of ``words`` words: the longest Paul Graham
     essays, each cut in order (fewer sections when an essay is shorter; at least 2)."""
@@ -262,8 +257,8 @@ def references(rows: list[dict[str, Any]], data: Path | None = None) -> None:
             continue
         mine = row["sections_text"]
         if "restated" not in row:
-            row["restated"] = round(restated_share(mine, embed=_embed), 4)
-        shares = [restated_share(mine, [o["sections_text"]] * len(mine), embed=_embed)
+            row["restated"] = round(restated_share(mine, embed=sentence_vectors), 4)
+        shares = [restated_share(mine, [o["sections_text"]] * len(mine), embed=sentence_vectors)
                   for o in others]
         row["restated_unrelated"] = round(sum(shares) / len(shares), 4) if shares else None
         if "repetition_human" not in row:
@@ -271,8 +266,8 @@ def references(rows: list[dict[str, Any]], data: Path | None = None) -> None:
             human = human_sections(data, len(mine), words)
             row["repetition_human"] = round(sum(cross_section_repetition(h) for h in human)
                                             / len(human), 4) if human else None
-            row["restated_human"] = round(sum(restated_share(h, embed=_embed) for h in human)
-                                          / len(human), 4) if human else None
+            shares = [restated_share(h, embed=sentence_vectors) for h in human]
+            row["restated_human"] = round(sum(shares) / len(shares), 4) if shares else None
 
 
 def items_for(args) -> list[dict[str, Any]]:

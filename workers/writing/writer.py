@@ -76,7 +76,7 @@ OUTLINE_AROUND = 3
 # Thought's parallel expansion, kept to neighbours): on a batching decoder two rows a step
 # cost ~1.15x one, so a pair is written in little more than one section's time. The second
 # of a pair reads the text up to the section before the first (and the whole plan); its
-# paragraphs restating the first are dropped once the first is done.
+# paragraphs and sentences restating the first are dropped once the first is done.
 PARALLEL_SECTIONS = 2
 # Generations per missed constraint of a section (checks.enforce).
 FIX_TRIES = 2
@@ -132,8 +132,8 @@ class DocumentResult:
 
 
 def sentence_vectors(texts: list[str]) -> Any:
-    """The project's sentence embedder (all-MiniLM-L6-v2, loaded on first use): a section's
-    sentences that paraphrase one already written are dropped as they stream."""
+    """The project's sentence embedder (all-MiniLM-L6-v2, loaded on first use), for the
+    paraphrase half of the restatement test (``without_restated``, the benchmark)."""
     from workers.documents.embeddings import get_embedder
 
     return get_embedder().embed(texts)
@@ -149,8 +149,9 @@ def without_restated(text: str, others: list[str]) -> tuple[str, int]:
     index.embed_first([text])
     kept, dropped = [], 0
     for paragraph in re.split(r"\n\s*\n", text):
-        parts = [p for p in sentences(paragraph) if not index.restates(p.strip())]
-        dropped += len(sentences(paragraph)) - len(parts)
+        said = sentences(paragraph)
+        parts = [p for p in said if not index.restates(p.strip())]
+        dropped += len(said) - len(parts)
         if "".join(parts).strip():
             kept.append("".join(parts).strip())
     return "\n\n".join(kept), dropped
